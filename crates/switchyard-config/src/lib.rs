@@ -1,0 +1,57 @@
+//! `gateway.yaml` text → validated [`Config`]. The only user of serde_yaml.
+//!
+//! Pipeline: YAML text → `serde_yaml::Value` → `${ENV}` expansion over every string
+//! (`env`) → each section typed with unknown keys denied (`raw`) → defaults, units and
+//! cross-references resolved (`resolve`) → [`Config`] (`resolved`). Every problem is
+//! collected with its YAML path; [`parse`] is pure, [`load`] reads the file.
+
+mod env;
+mod error;
+mod raw;
+mod resolve;
+mod resolved;
+mod secret;
+
+pub use env::expand;
+pub use error::{ConfigError, ConfigErrors};
+pub use resolve::parse_duration;
+pub use resolved::*;
+pub use secret::Secret;
+
+use std::path::Path;
+
+/// Parses config text with an injected environment lookup.
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the one place config YAML is parsed"
+    )]
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text)
+        .map_err(|e| ConfigErrors::single("", format!("not valid YAML: {e}")))?;
+    if value.is_null() {
+        value = serde_yaml::Value::Mapping(Default::default());
+    }
+    let mut errors = Vec::new();
+    env::expand_tree(&mut value, "", env, &mut errors);
+    let top: raw::Top = match resolve::typed(value, "") {
+        Ok(top) => top,
+        Err(e) => {
+            errors.push(e);
+            return Err(ConfigErrors(errors));
+        }
+    };
+    match resolve::resolve(top, &mut errors) {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Reads and parses a config file against the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::single("", format!("cannot read {}: {e}", path.display())))?;
+    parse(&text, &|name| std::env::var(name).ok())
+}
+
+#[cfg(test)]
+mod tests;

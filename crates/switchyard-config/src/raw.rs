@@ -1,0 +1,110 @@
+//! Serde structs exactly as written in `gateway.yaml`. Every struct denies unknown keys
+//! so typos are errors, not silently ignored settings. Validation and defaults that
+//! depend on other fields happen in `resolve`.
+
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// The document root. Sections stay untyped here so each one (and each list entry) is
+/// typed on its own and every broken entry is reported, not just the first.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Top {
+    #[serde(default)]
+    pub server: Option<Value>,
+    #[serde(default)]
+    pub catalogue: Option<Value>,
+    #[serde(default)]
+    pub routing: Option<Value>,
+    #[serde(default)]
+    pub upstreams: Vec<Value>,
+    #[serde(default)]
+    pub routes: Vec<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSpec {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub max_concurrent_streams: Option<u32>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CatalogueSpec {
+    pub ttl: Option<Value>,
+    pub fetch_timeout: Option<Value>,
+    pub hide: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutingSpec {
+    pub max_attempts: Option<u32>,
+    pub cooldown: Option<Value>,
+    pub failures_before_cooldown: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamSpec {
+    pub name: String,
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub dialect: Option<String>,
+    #[serde(default)]
+    pub auth: Option<AuthSpec>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub connect_timeout: Option<Value>,
+    pub first_byte_timeout: Option<Value>,
+    pub idle_timeout: Option<Value>,
+    pub weight: Option<u32>,
+    pub models: Option<Vec<String>>,
+    pub fetch_models: Option<bool>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum AuthSpec {
+    None,
+    Passthrough,
+    Bearer {
+        key: String,
+    },
+    Header {
+        name: String,
+        #[serde(default)]
+        prefix: Option<String>,
+        key: String,
+    },
+    Query {
+        name: String,
+        key: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteSpec {
+    pub model: String,
+    pub targets: Vec<TargetSpec>,
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TargetSpec {
+    pub upstream: String,
+    pub model: Option<String>,
+    pub weight: Option<u32>,
+}

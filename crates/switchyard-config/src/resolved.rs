@@ -1,0 +1,243 @@
+//! Runtime config types. They can only be built by `resolve`, so a `Config` in hand is
+//! valid: URLs have a scheme, durations are positive, every route target names an
+//! upstream that exists.
+
+use crate::secret::Secret;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_dialects::Dialect;
+
+/// A complete, validated gateway config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data-plane listener and limits.
+    pub server: Server,
+    /// Model catalogue behaviour.
+    pub catalogue: Catalogue,
+    /// Retry and cool-down policy.
+    pub routing: Routing,
+    /// Upstream APIs, in config order.
+    pub upstreams: Vec<Upstream>,
+    /// Explicit routes (models and aliases), in config order.
+    pub routes: Vec<Route>,
+}
+
+/// Data-plane listener settings.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Address to bind (default `0.0.0.0:8080`).
+    pub listen: SocketAddr,
+    /// Largest accepted request body (default 10 MiB).
+    pub max_body_bytes: u64,
+    /// Most streams open at once; more get 503 (default 10 000).
+    pub max_concurrent_streams: u32,
+    /// `text` (default) or `json` logs.
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Model catalogue settings.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// How long a fetched model list counts as fresh (default 5 minutes).
+    pub ttl: Duration,
+    /// Bound on one `/models` fetch; a slower upstream is served stale (default 3 s).
+    pub fetch_timeout: Duration,
+    /// Model kinds left out of `/v1/models` (they stay routable).
+    pub hide: Vec<ModelKind>,
+}
+
+/// Kinds of non-chat models recognised by their ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// `text-embedding-3-small`, `nomic-embed-text`…
+    Embedding,
+    /// `tts-1`, `gpt-4o-mini-tts`…
+    Tts,
+    /// `whisper-1`, `gpt-4o-transcribe`…
+    Speech,
+    /// `dall-e-3`, `gpt-image-1`…
+    Image,
+    /// `omni-moderation-latest`…
+    Moderation,
+}
+
+impl ModelKind {
+    /// Every kind with its YAML name.
+    pub const ALL: [(ModelKind, &'static str); 5] = [
+        (Self::Embedding, "embedding"),
+        (Self::Tts, "tts"),
+        (Self::Speech, "speech"),
+        (Self::Image, "image"),
+        (Self::Moderation, "moderation"),
+    ];
+
+    /// Whether a model id looks like this kind.
+    pub fn matches(self, id: &str) -> bool {
+        let id = id.to_ascii_lowercase();
+        let any = |needles: &[&str]| needles.iter().any(|n| id.contains(n));
+        match self {
+            Self::Embedding => any(&["embed"]),
+            Self::Tts => any(&["tts"]),
+            Self::Speech => any(&["whisper", "transcribe", "speech"]),
+            Self::Image => any(&["dall-e", "gpt-image", "imagen", "stable-diffusion", "flux"]),
+            Self::Moderation => any(&["moderation", "guard"]),
+        }
+    }
+}
+
+/// Retry, failover and cool-down policy.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// Most upstream attempts per request, fallbacks included (default 4).
+    pub max_attempts: u32,
+    /// How long a failing target sits out (default 30 s).
+    pub cooldown: Duration,
+    /// Consecutive failures that send a target into cool-down (default 3).
+    pub failures_before_cooldown: u32,
+}
+
+/// One upstream API.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Unique name; also the `upstream/` prefix of its models and `owned_by`.
+    pub name: Arc<str>,
+    /// Base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Wire format.
+    pub dialect: Dialect,
+    /// How the gateway authenticates to it.
+    pub auth: Auth,
+    /// Extra static headers (validated names).
+    pub headers: Vec<(String, Secret)>,
+    /// TCP + TLS connect bound.
+    pub connect_timeout: Duration,
+    /// Bound from sending the request to the response headers.
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two body chunks.
+    pub idle_timeout: Duration,
+    /// Share of traffic under the `weighted` strategy.
+    pub weight: u32,
+    /// Static model list, when given.
+    pub models: Option<Vec<String>>,
+    /// Whether to fetch `{base_url}/models`.
+    pub fetch_models: bool,
+    /// Only models matching one of these globs (empty: all).
+    pub include: Vec<Glob>,
+    /// Models matching any of these globs are dropped.
+    pub exclude: Vec<Glob>,
+}
+
+impl Upstream {
+    /// Whether the include/exclude filters keep a model id.
+    pub fn keeps(&self, id: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|g| g.matches(id)))
+            && !self.exclude.iter().any(|g| g.matches(id))
+    }
+}
+
+/// Upstream authentication.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// Forward the client's own `Authorization` header (bring your own key).
+    Passthrough,
+    /// `Authorization: Bearer <key>`.
+    Bearer(Secret),
+    /// `<name>: <prefix><key>`, e.g. `x-api-key`, `api-key`, `Authorization: Token …`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Text before the key (`"Token "`), may be empty.
+        prefix: String,
+        /// The key.
+        key: Secret,
+    },
+    /// `?<name>=<key>` on every request URL.
+    Query {
+        /// Query parameter name.
+        name: String,
+        /// The key.
+        key: Secret,
+    },
+}
+
+/// A model or alias and where it goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The name clients send as `model`.
+    pub model: String,
+    /// Where it can be served.
+    pub targets: Vec<Target>,
+    /// How a target is picked.
+    pub strategy: Strategy,
+    /// Models tried, in order, after every target failed.
+    pub fallbacks: Vec<String>,
+}
+
+/// One place a route can be served.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Model name sent upstream.
+    pub model: String,
+    /// Share under `weighted`.
+    pub weight: u32,
+}
+
+/// Target selection strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Each target in turn.
+    RoundRobin,
+    /// In proportion to weights (smooth weighted round-robin).
+    Weighted,
+}
+
+/// A `*`-wildcard pattern over model ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob(String);
+
+impl Glob {
+    /// Builds a glob; `*` matches any run of characters.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self(pattern.into())
+    }
+
+    /// Whether `text` matches the whole pattern.
+    pub fn matches(&self, text: &str) -> bool {
+        glob_match(self.0.as_bytes(), text.as_bytes())
+    }
+}
+
+fn glob_match(pat: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pat.len() && pat[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pat.len() && pat[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pat[p..].iter().all(|&c| c == b'*')
+}

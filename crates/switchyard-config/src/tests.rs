@@ -1,0 +1,183 @@
+use super::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Secrets are set; everything else falls back to its default.
+fn any_env(name: &str) -> Option<String> {
+    ["KEY", "TOKEN"]
+        .iter()
+        .any(|s| name.contains(s))
+        .then(|| "test-value".into())
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn errors(yaml: &str) -> Vec<ConfigError> {
+    parse(yaml, &no_env).unwrap_err().0
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_root_gateway_yaml_parses_with_no_environment() {
+    let text = std::fs::read_to_string(repo_root().join("gateway.yaml")).unwrap();
+    let config = parse(&text, &no_env).unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.upstreams[0].dialect, switchyard_dialects::Dialect::Mock);
+}
+
+#[test]
+fn every_example_in_config_dir_parses() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo_root().join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = parse(&text, &any_env) {
+                panic!("{} does not parse:\n{e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "expected example configs, found {seen}");
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse("upstreams: [{name: a, base_url: 'http://x/v1/'}]", &no_env).unwrap();
+    let up = &c.upstreams[0];
+    assert_eq!(up.base_url, "http://x/v1");
+    assert_eq!(up.connect_timeout, Duration::from_secs(5));
+    assert!(up.fetch_models);
+    assert!(matches!(up.auth, Auth::None));
+    assert_eq!(c.routing.max_attempts, 4);
+    assert_eq!(c.catalogue.hide.len(), 5);
+    assert_eq!(c.server.max_body_bytes, 10 * 1024 * 1024);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_path() {
+    let e = errors("upstreams: [{name: a, base_url: 'http://x', timeout: 5s}]");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].path, "upstreams[0].timeout");
+    assert!(e[0].message.contains("unknown field `timeout`"), "{}", e[0]);
+
+    let e = errors("servr: {}\nupstreams: [{name: a, dialect: mock}]");
+    assert!(e[0].message.contains("unknown field `servr`"), "{}", e[0]);
+}
+
+#[test]
+fn every_broken_entry_is_reported_not_just_the_first() {
+    let e = errors(
+        "upstreams:\n  - {name: a, base_url: 'ftp://x'}\n  - {name: b, base_url: 'http://y', dialect: nope}\n  - {name: c, base_url: 'http://z', connect_timeout: soon}\nrouting: {cooldown: 0s}\n",
+    );
+    let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "routing.cooldown",
+            "upstreams[0].base_url",
+            "upstreams[1].dialect",
+            "upstreams[2].connect_timeout"
+        ]
+    );
+}
+
+#[test]
+fn unset_variable_is_an_error_naming_variable_and_path() {
+    let e = errors("upstreams: [{name: a, base_url: 'http://x', auth: {type: bearer, key: '${OPENAI_API_KEY}'}}]");
+    assert_eq!(e[0].path, "upstreams[0].auth.key");
+    assert!(e[0].message.contains("OPENAI_API_KEY"));
+}
+
+#[test]
+fn secrets_from_env_never_print() {
+    let c = parse(
+        "upstreams: [{name: a, base_url: 'http://x', auth: {type: bearer, key: '${K}'}, headers: {X-T: '${K}'}}]",
+        &|_| Some("sk-very-secret".into()),
+    )
+    .unwrap();
+    let dump = format!("{c:?}");
+    assert!(!dump.contains("sk-very-secret"), "{dump}");
+    let Auth::Bearer(key) = &c.upstreams[0].auth else {
+        panic!("bearer expected")
+    };
+    assert_eq!(key.expose(), "sk-very-secret");
+}
+
+#[test]
+fn auth_types_parse() {
+    let c = parse(
+        r#"upstreams:
+  - {name: h, base_url: 'http://x', auth: {type: header, name: api-key, key: k}}
+  - {name: t, base_url: 'http://x', auth: {type: header, name: Authorization, prefix: 'Token ', key: k}}
+  - {name: q, base_url: 'http://x', auth: {type: query, name: key, key: k}}
+  - {name: p, base_url: 'http://x', auth: {type: passthrough}}
+"#,
+        &no_env,
+    )
+    .unwrap();
+    assert!(matches!(&c.upstreams[1].auth, Auth::Header { prefix, .. } if prefix == "Token "));
+    assert!(matches!(&c.upstreams[2].auth, Auth::Query { name, .. } if name == "key"));
+    assert!(matches!(c.upstreams[3].auth, Auth::Passthrough));
+    let e = errors("upstreams: [{name: a, base_url: 'http://x', auth: {type: magic}}]");
+    assert_eq!(e[0].path, "upstreams[0].auth.type");
+}
+
+#[test]
+fn routes_must_name_existing_upstreams() {
+    let e = errors("upstreams: [{name: a, dialect: mock}]\nroutes: [{model: m, targets: [{upstream: b}]}]");
+    assert_eq!(e[0].path, "routes[0].targets[0].upstream");
+    assert!(e[0].message.contains("`b`"));
+}
+
+#[test]
+fn duplicate_upstream_names_and_routes_are_rejected() {
+    let e = errors("upstreams: [{name: a, dialect: mock}, {name: a, dialect: mock}]\nroutes: [{model: m, targets: [{upstream: a}]}, {model: m, targets: [{upstream: a}]}]");
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].path, "upstreams[1].name");
+    assert_eq!(e[1].path, "routes[1].model");
+}
+
+#[test]
+fn route_targets_default_model_and_weight() {
+    let c = parse(
+        "upstreams: [{name: a, base_url: 'http://x', weight: 5}]\nroutes: [{model: m, strategy: weighted, targets: [{upstream: a}], fallbacks: [z]}]",
+        &no_env,
+    )
+    .unwrap();
+    let t = &c.routes[0].targets[0];
+    assert_eq!((t.model.as_str(), t.weight), ("m", 5));
+    assert_eq!(c.routes[0].strategy, Strategy::Weighted);
+}
+
+#[test]
+fn durations_accept_units_and_bare_seconds() {
+    let d = |s: &str| parse_duration(&serde_yaml::Value::String(s.into()));
+    assert_eq!(d("250ms").unwrap(), Duration::from_millis(250));
+    assert_eq!(d("1m").unwrap(), Duration::from_secs(60));
+    assert_eq!(d("1.5s").unwrap(), Duration::from_millis(1500));
+    assert_eq!(parse_duration(&serde_yaml::Value::from(7)).unwrap(), Duration::from_secs(7));
+    assert!(d("5 parsecs").is_err());
+}
+
+#[test]
+fn globs_and_model_kinds_filter() {
+    let g = Glob::new("gpt-*-mini");
+    assert!(g.matches("gpt-4o-mini"));
+    assert!(!g.matches("gpt-4o"));
+    assert!(ModelKind::Embedding.matches("text-embedding-3-small"));
+    assert!(ModelKind::Tts.matches("gpt-4o-mini-tts"));
+    assert!(!ModelKind::Image.matches("gpt-4o"));
+}
+
+#[test]
+fn not_yaml_is_one_clear_error() {
+    let e = errors("upstreams: [");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].message.starts_with("not valid YAML"));
+}

@@ -1,0 +1,164 @@
+//! Pure translation between the OpenAI wire format and each upstream dialect.
+//!
+//! Owns: reading the few request fields the gateway needs ([`peek`]), rewriting the
+//! `model` value in place without re-serialising the body ([`rewrite_model`]), SSE
+//! framing ([`sse`]), OpenAI-shaped error bodies ([`error_body`]) and the built-in
+//! `mock` dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
+
+pub mod mock;
+pub mod sse;
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::fmt;
+use std::str::FromStr;
+
+/// The wire format an upstream speaks. This is the only place a dialect is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI's HTTP API and everything compatible with it (Groq, Mistral, vLLM, LM Studio,
+    /// Ollama's `/v1`, GitHub Models…): bodies pass through unchanged.
+    OpenAi,
+    /// In-process echo model for demos and smoke tests; no network.
+    Mock,
+}
+
+impl Dialect {
+    /// Every accepted spelling, for error messages.
+    pub const NAMES: &'static [&'static str] = &["openai", "mock"];
+
+    /// Canonical name, as written in `gateway.yaml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Mock => "mock",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "openai" => Ok(Self::OpenAi),
+            "mock" => Ok(Self::Mock),
+            other => Err(format!(
+                "unknown dialect `{other}` (expected one of: {})",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// The request fields the gateway reads, borrowed from the body. Everything else is
+/// skipped by the parser and forwarded untouched.
+#[derive(Debug)]
+pub struct Peek<'a> {
+    /// The `model` value, unescaped.
+    pub model: String,
+    /// Byte range of the `model` JSON string (quotes included) inside the body.
+    pub model_span: std::ops::Range<usize>,
+    /// `"stream": true`.
+    pub stream: bool,
+    /// The whole body the fields were read from.
+    pub raw: &'a [u8],
+}
+
+/// Why a body could not be peeked; the message is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeekError {
+    /// Not JSON, or not an object.
+    Malformed(String),
+    /// No `model`, or not a string.
+    MissingModel,
+    /// `stream` present but not a boolean.
+    BadStream,
+}
+
+impl fmt::Display for PeekError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "request body is not valid JSON: {e}"),
+            Self::MissingModel => f.write_str("you must provide a model parameter"),
+            Self::BadStream => f.write_str("`stream` must be a boolean"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PeekFields<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
+}
+
+/// Reads `model` and `stream` from a JSON request body without building a tree.
+pub fn peek(body: &[u8]) -> Result<Peek<'_>, PeekError> {
+    let fields: PeekFields<'_> =
+        serde_json::from_slice(body).map_err(|e| PeekError::Malformed(e.to_string()))?;
+    let raw_model = fields.model.ok_or(PeekError::MissingModel)?;
+    let model: String =
+        serde_json::from_str(raw_model.get()).map_err(|_| PeekError::MissingModel)?;
+    if model.is_empty() {
+        return Err(PeekError::MissingModel);
+    }
+    let model_span = span_of(body, raw_model.get().as_bytes());
+    let stream = match fields.stream.map(RawValue::get) {
+        None | Some("null") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(PeekError::BadStream),
+    };
+    Ok(Peek {
+        model,
+        model_span,
+        stream,
+        raw: body,
+    })
+}
+
+/// Where `inner` (a sub-slice borrowed from `outer`) sits inside `outer`.
+fn span_of(outer: &[u8], inner: &[u8]) -> std::ops::Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
+}
+
+/// Replaces the `model` value of a peeked body with `new_model`, copying the rest of the
+/// bytes as they are (no re-serialisation, key order and formatting kept).
+pub fn rewrite_model(peek: &Peek<'_>, new_model: &str) -> Bytes {
+    let quoted = serde_json::Value::String(new_model.to_owned()).to_string();
+    let body = peek.raw;
+    let mut out = BytesMut::with_capacity(body.len() + quoted.len());
+    out.extend_from_slice(&body[..peek.model_span.start]);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(&body[peek.model_span.end..]);
+    out.freeze()
+}
+
+/// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}`.
+pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Bytes {
+    let value = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": param, "code": code }
+    });
+    Bytes::from(value.to_string())
+}
+
+/// The same error as one SSE event, for a stream that breaks after bytes were sent.
+pub fn error_event(message: &str, kind: &str, code: Option<&str>) -> Bytes {
+    let body = error_body(message, kind, None, code);
+    let mut out = BytesMut::with_capacity(body.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&body);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests;

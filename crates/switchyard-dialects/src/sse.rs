@@ -1,0 +1,172 @@
+//! Server-sent-events framing: cutting a byte stream at event boundaries, and reading
+//! the `data` of each event. Accepts every legal framing (LF, CRLF or CR line ends,
+//! `data:` with or without a space, comments, keep-alives). Knows nothing of sockets.
+
+use bytes::{Bytes, BytesMut};
+
+/// Re-cuts an arbitrary chunking of an SSE byte stream so that every piece it hands
+/// out ends exactly at an event boundary. When upstream chunks are already aligned (the
+/// usual case) the bytes pass through without a copy.
+#[derive(Debug, Default)]
+pub struct EventAligner {
+    partial: BytesMut,
+}
+
+impl EventAligner {
+    /// Feeds one upstream chunk; returns the complete events it finishes, if any.
+    pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
+        if self.partial.is_empty() {
+            let end = last_event_end(&chunk)?;
+            if end == chunk.len() {
+                return Some(chunk);
+            }
+            let mut chunk = chunk;
+            let done = chunk.split_to(end);
+            self.partial.extend_from_slice(&chunk);
+            return Some(done);
+        }
+        self.partial.extend_from_slice(&chunk);
+        let end = last_event_end(&self.partial)?;
+        Some(self.partial.split_to(end).freeze())
+    }
+
+    /// Bytes of an event that was started but never finished.
+    pub fn pending(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Takes whatever unfinished event remains (at the end of the stream).
+    pub fn take_rest(&mut self) -> Bytes {
+        self.partial.split().freeze()
+    }
+}
+
+/// Index just past the last blank line (event terminator) in `buf`.
+pub fn last_event_end(buf: &[u8]) -> Option<usize> {
+    let mut last = None;
+    let mut at_line_start = true; // the stream starts at a line start
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if b == b'\r' || b == b'\n' {
+            let len = if b == b'\r' && buf.get(i + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            if at_line_start && i > 0 {
+                last = Some(i + len);
+            }
+            at_line_start = true;
+            i += len;
+        } else {
+            at_line_start = false;
+            i += 1;
+        }
+    }
+    last
+}
+
+/// The `data` payloads of the complete events in `buf`, in order (multi-line data
+/// joined with `\n`). Comments and events without data are skipped.
+pub fn data_payloads(buf: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(buf);
+    let mut out = Vec::new();
+    let mut data: Option<String> = None;
+    for line in split_lines(&text) {
+        if line.is_empty() {
+            if let Some(d) = data.take() {
+                out.push(d);
+            }
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match line.find(':') {
+            Some(at) => {
+                let v = &line[at + 1..];
+                (&line[..at], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (line, ""),
+        };
+        if field == "data" {
+            match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            }
+        }
+    }
+    out
+}
+
+fn split_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        let line = &rest[..end];
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            usize::from(end < rest.len())
+        };
+        rest = &rest[end + skip..];
+        Some(line)
+    })
+}
+
+/// Frames one `data:` event.
+pub fn data_event(payload: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_chunks_pass_through_whole() {
+        let mut a = EventAligner::default();
+        let chunk = Bytes::from_static(b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        assert_eq!(a.push(chunk.clone()).unwrap(), chunk);
+        assert_eq!(a.pending(), 0);
+    }
+
+    #[test]
+    fn split_event_is_held_until_finished() {
+        let mut a = EventAligner::default();
+        assert_eq!(
+            a.push(Bytes::from_static(b"data: 1\n\ndata: 2")).unwrap(),
+            &b"data: 1\n\n"[..]
+        );
+        assert_eq!(a.push(Bytes::from_static(b"2\n")), None);
+        assert_eq!(
+            a.push(Bytes::from_static(b"\n")).unwrap(),
+            &b"data: 22\n\n"[..]
+        );
+        assert_eq!(a.pending(), 0);
+    }
+
+    #[test]
+    fn crlf_and_cr_framings_are_recognised() {
+        assert_eq!(last_event_end(b"data: x\r\n\r\nda"), Some(11));
+        assert_eq!(last_event_end(b"data: x\r\rda"), Some(9));
+        assert_eq!(last_event_end(b"data: x\r\n"), None);
+    }
+
+    #[test]
+    fn payloads_accept_every_legal_spelling() {
+        let got = data_payloads(b": keep-alive\n\ndata:{\"a\":1}\r\n\r\ndata: x\ndata: y\n\nevent: ping\n\n");
+        assert_eq!(got, vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]);
+    }
+}
