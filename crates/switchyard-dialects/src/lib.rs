@@ -102,6 +102,9 @@ struct PeekFields<'a> {
 
 /// Reads `model` and `stream` from a JSON request body without building a tree.
 pub fn peek(body: &[u8]) -> Result<Peek<'_>, PeekError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(PeekError::Malformed("expected a JSON object".to_owned()));
+    }
     let fields: PeekFields<'_> =
         serde_json::from_slice(body).map_err(|e| PeekError::Malformed(e.to_string()))?;
     let raw_model = fields.model.ok_or(PeekError::MissingModel)?;
