@@ -1,0 +1,316 @@
+//! The model catalogue: which upstream serves which model id, and the `/v1/models`
+//! listing. Static lists are known at once; fetched lists come from each upstream's
+//! `/models`, are cached in moka for `catalogue.ttl` (concurrent fetches coalesce), and
+//! are refreshed in the background. A failed or slow fetch (bounded by
+//! `fetch_timeout`) keeps the last known list — stale beats empty — and is retried
+//! after a short back-off. Readers see an immutable [`Index`] swapped in whole.
+
+use crate::upstream::balance::Balancer;
+use crate::upstream::UpstreamRt;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+use switchyard_config::{Config, ModelKind, Route};
+use tokio::time::Instant;
+
+/// Largest `/models` body accepted from an upstream.
+const MAX_MODELS_BODY: usize = 8 * 1024 * 1024;
+/// Longest wait before retrying a failed fetch.
+const MAX_FAILED_BACKOFF: Duration = Duration::from_secs(10);
+
+/// One row of `/v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Model id as clients send it.
+    pub id: String,
+    /// Upstream name(s) serving it.
+    pub owned_by: String,
+}
+
+/// Upstreams serving one bare model id, with their own rotation.
+#[derive(Debug)]
+pub struct ModelTargets {
+    /// Indices into the snapshot's upstreams, config order.
+    pub upstreams: Vec<usize>,
+    /// Rotation over `upstreams`, weighted by upstream weight.
+    pub balancer: Balancer,
+}
+
+/// An immutable view of the catalogue.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Bare model id → upstreams serving it.
+    pub models: HashMap<String, ModelTargets>,
+    /// `/v1/models` rows, hidden kinds already left out.
+    pub listing: Vec<Listed>,
+    /// Per upstream: the set of ids it serves (for `upstream/model`).
+    pub per_upstream: Vec<Arc<Vec<String>>>,
+}
+
+/// The live catalogue of one config generation.
+#[derive(Debug)]
+pub struct Catalog {
+    fetch_timeout: Duration,
+    ttl: Duration,
+    hide: Vec<ModelKind>,
+    routes: Vec<Route>,
+    weights: Vec<u32>,
+    names: Vec<Arc<str>>,
+    statics: Vec<Vec<String>>,
+    fresh: moka::future::Cache<usize, Arc<Vec<String>>>,
+    fetched: Vec<ArcSwapOption<Vec<String>>>,
+    retry_at: Vec<Mutex<Option<Instant>>>,
+    index: ArcSwap<Index>,
+}
+
+impl Catalog {
+    /// A catalogue seeded with the static lists; fetched lists arrive on refresh.
+    pub fn new(config: &Config) -> Self {
+        let ups = &config.upstreams;
+        let statics = ups
+            .iter()
+            .map(|u| {
+                u.models
+                    .iter()
+                    .flatten()
+                    .filter(|m| u.keeps(m))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let catalog = Self {
+            fetch_timeout: config.catalogue.fetch_timeout,
+            ttl: config.catalogue.ttl,
+            hide: config.catalogue.hide.clone(),
+            routes: config.routes.clone(),
+            weights: ups.iter().map(|u| u.weight).collect(),
+            names: ups.iter().map(|u| u.name.clone()).collect(),
+            statics,
+            fresh: moka::future::Cache::builder()
+                .time_to_live(config.catalogue.ttl)
+                .build(),
+            fetched: ups.iter().map(|_| ArcSwapOption::empty()).collect(),
+            retry_at: ups.iter().map(|_| Mutex::new(None)).collect(),
+            index: ArcSwap::default(),
+        };
+        catalog.rebuild();
+        catalog
+    }
+
+    /// The current view.
+    pub fn index(&self) -> Arc<Index> {
+        self.index.load_full()
+    }
+
+    /// How often the background task refreshes.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Fetches every list that is not fresh, concurrently, each bounded by
+    /// `fetch_timeout`; rebuilds the index if anything changed.
+    /// With `force`, fresh lists are fetched again too (the background refresh, so
+    /// readers rarely find an expired entry).
+    pub async fn refresh(&self, upstreams: &[UpstreamRt], force: bool) {
+        let fetches = upstreams
+            .iter()
+            .enumerate()
+            .filter(|(_, up)| up.config.fetch_models)
+            .map(|(i, up)| self.refresh_one(i, up, force));
+        let changed = join_all(fetches).await;
+        if changed.into_iter().any(|c| c) {
+            self.rebuild();
+        }
+    }
+
+    async fn refresh_one(&self, i: usize, up: &UpstreamRt, force: bool) -> bool {
+        if force {
+            self.fresh.invalidate(&i).await;
+        } else if self.fresh.contains_key(&i) {
+            return false;
+        }
+        let now = Instant::now();
+        if self.retry_at[i]
+            .lock()
+            .is_ok_and(|at| at.is_some_and(|t| now < t))
+        {
+            return false;
+        }
+        let timeout = self.fetch_timeout;
+        let fetched = self
+            .fresh
+            .try_get_with(i, async move {
+                match tokio::time::timeout(timeout, fetch_models(up)).await {
+                    Ok(result) => result.map(Arc::new),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                }
+            })
+            .await;
+        match fetched {
+            Ok(list) => {
+                let old = self.fetched[i].swap(Some(list.clone()));
+                old.is_none_or(|o| *o != *list)
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %up.name, error = %e, "model list fetch failed; serving the last known list");
+                if let Ok(mut at) = self.retry_at[i].lock() {
+                    *at = Some(now + self.ttl.min(MAX_FAILED_BACKOFF));
+                }
+                false
+            }
+        }
+    }
+
+    fn rebuild(&self) {
+        let per_upstream: Vec<Arc<Vec<String>>> = (0..self.names.len())
+            .map(|i| {
+                let mut ids = self.statics[i].clone();
+                if let Some(f) = self.fetched[i].load_full() {
+                    for id in f.iter() {
+                        if !ids.contains(id) {
+                            ids.push(id.clone());
+                        }
+                    }
+                }
+                Arc::new(ids)
+            })
+            .collect();
+        let mut order: Vec<&str> = Vec::new();
+        let mut served: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, ids) in per_upstream.iter().enumerate() {
+            for id in ids.iter() {
+                let entry = served.entry(id.as_str()).or_default();
+                if entry.is_empty() {
+                    order.push(id);
+                }
+                entry.push(i);
+            }
+        }
+        let visible = |id: &str| !self.hide.iter().any(|k| k.matches(id));
+        let mut listing = Vec::new();
+        for route in &self.routes {
+            let mut owners: Vec<&str> = Vec::new();
+            for t in &route.targets {
+                let name = &*self.names[t.upstream];
+                if !owners.contains(&name) {
+                    owners.push(name);
+                }
+            }
+            listing.push(Listed {
+                id: route.model.clone(),
+                owned_by: owners.join(","),
+            });
+        }
+        for id in &order {
+            let ups = &served[id];
+            if !visible(id) {
+                continue;
+            }
+            if !self.routes.iter().any(|r| r.model == *id) {
+                let owners: Vec<&str> = ups.iter().map(|&u| &*self.names[u]).collect();
+                listing.push(Listed {
+                    id: (*id).to_owned(),
+                    owned_by: owners.join(","),
+                });
+            }
+            if ups.len() > 1 {
+                for &u in ups {
+                    listing.push(Listed {
+                        id: format!("{}/{id}", self.names[u]),
+                        owned_by: self.names[u].to_string(),
+                    });
+                }
+            }
+        }
+        let models = served
+            .into_iter()
+            .map(|(id, ups)| {
+                let weights: Vec<u32> = ups.iter().map(|&u| self.weights[u]).collect();
+                let targets = ModelTargets {
+                    balancer: Balancer::new(&weights),
+                    upstreams: ups,
+                };
+                (id.to_owned(), targets)
+            })
+            .collect();
+        self.index.store(Arc::new(Index {
+            models,
+            listing,
+            per_upstream,
+        }));
+    }
+}
+
+/// GET `{base_url}/models` with the upstream's auth; the ids it lists, filtered.
+async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
+    let client = up.client.as_ref().ok_or("no HTTP client")?;
+    let mut req = Request::builder()
+        .method(Method::GET)
+        .uri(up.uri("models"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    req.headers_mut().extend(up.headers.clone());
+    let resp = client.request(req).await.map_err(|e| {
+        format!("request failed: {}", crate::upstream::describe_client_error(&e))
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("answered {status}"));
+    }
+    let body = Limited::new(resp.into_body(), MAX_MODELS_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    let ids = parse_model_ids(&body)?;
+    Ok(ids.into_iter().filter(|id| up.config.keeps(id)).collect())
+}
+
+/// Ids from an OpenAI list (`{"data":[{"id":…}]}`) or a bare array.
+pub fn parse_model_ids(body: &[u8]) -> Result<Vec<String>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let items = value
+        .get("data")
+        .or(Some(&value))
+        .and_then(|v| v.as_array())
+        .ok_or("no `data` array")?;
+    Ok(items
+        .iter()
+        .filter_map(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .collect())
+}
+
+/// Runs futures concurrently on the current task; results in input order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (fut, slot) in pending.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(out) => *slot = Some(out),
+                    Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests;

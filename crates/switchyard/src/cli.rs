@@ -1,0 +1,202 @@
+//! The command line: `serve`, `check`, `models`. Parses arguments, loads the config,
+//! and maps every failure to a one-line message and an exit code (64 for a bad config
+//! or usage, 1 for runtime failures). Printing to stdout is this module's job.
+
+use crate::{build_snapshot, Gateway};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchyard_config::{Config, LogFormat};
+
+/// `EX_USAGE`: bad arguments or config.
+const EXIT_CONFIG: u8 = 64;
+
+/// Switchyard — an OpenAI-compatible gateway for many LLM upstreams.
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about,
+    after_help = "Examples:\n  \
+      switchyard serve                         # gateway.yaml in the current directory\n  \
+      switchyard serve -c /etc/switchyard.yaml --listen 127.0.0.1:9000\n  \
+      SWITCHYARD_CONFIG=prod.yaml switchyard check\n  \
+      switchyard models --json | jq '.[].id'"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file.
+        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// Listen address, overriding `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
+    Check {
+        /// Config file.
+        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Print the aggregated model catalogue (fetches each upstream's list).
+    Models {
+        /// Config file.
+        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config, listen } => {
+            let Some(config) = load_one_line(&config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            init_logging(config.server.log_format);
+            run_async(serve(config, listen))
+        }
+        Command::Models { config, json } => {
+            let Some(config) = load_one_line(&config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            run_async(models(config, json))
+        }
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads a config; on failure prints one line (all problems joined) to stderr.
+fn load_one_line(path: &std::path::Path) -> Option<Config> {
+    match switchyard_config::load(path) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            let all: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            eprintln!("error: invalid config {}: {}", path.display(), all.join("; "));
+            None
+        }
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "check reports to the operator on stdout")]
+fn check(path: &std::path::Path) -> ExitCode {
+    match switchyard_config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: OK ({} upstreams, {} routes)",
+                path.display(),
+                config.upstreams.len(),
+                config.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
+    let gateway = match Gateway::bind(config, listen).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = gateway.local_addr() {
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "switchyard listening");
+    }
+    gateway.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+#[expect(clippy::print_stdout, reason = "models prints the catalogue on stdout")]
+async fn models(config: Config, json: bool) -> ExitCode {
+    let snap = match build_snapshot(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    snap.catalog.refresh(&snap.upstreams, true).await;
+    let index = snap.catalog.index();
+    if json {
+        let rows: Vec<_> = index
+            .listing
+            .iter()
+            .map(|m| serde_json::json!({"id": m.id, "object": "model", "owned_by": m.owned_by}))
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        let width = index.listing.iter().map(|m| m.id.len()).max().unwrap_or(2).max(2);
+        println!("{:<width$}  OWNED_BY", "ID");
+        for m in &index.listing {
+            println!("{:<width$}  {}", m.id, m.owned_by);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

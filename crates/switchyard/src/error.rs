@@ -1,0 +1,147 @@
+//! `GatewayError`: every way a request can fail before a response starts, mapped to an
+//! OpenAI-shaped JSON error and a status in one place ([`GatewayError::into_response`]).
+//! Upstream 4xx replies are not errors here: they are relayed as they came.
+
+use crate::body::ResponseBody;
+use http::{header, HeaderValue, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_dialects::error_body;
+
+/// Why every attempt at the upstreams failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Every attempt timed out (connect, first byte).
+    Timeout,
+    /// Nothing could be tried.
+    Unavailable,
+    /// Connection errors, 5xx, garbage.
+    BadGateway,
+}
+
+/// A request that failed before its response started.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Body is not JSON, not an object, or lacks what the endpoint needs.
+    #[error("{message}")]
+    BadRequest {
+        /// Shown to the client.
+        message: String,
+        /// The offending parameter, if one.
+        param: Option<&'static str>,
+    },
+    /// Body larger than `server.max_body_bytes`.
+    #[error("request body is larger than the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// No route and no upstream serves this model.
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    UnknownModel(String),
+    /// No such endpoint.
+    #[error("Unknown request URL: {method} {path}")]
+    NoSuchEndpoint {
+        /// Request method.
+        method: String,
+        /// Request path (no query).
+        path: String,
+    },
+    /// Every upstream that was tried answered 429.
+    #[error("all upstreams are rate limited (tried: {})", tried.join(", "))]
+    RateLimited {
+        /// Upstream names, in attempt order.
+        tried: Vec<Arc<str>>,
+        /// Smallest `Retry-After` any of them sent.
+        retry_after: Option<Duration>,
+    },
+    /// Every attempt failed.
+    #[error("{} (tried: {})", match kind {
+        FailureKind::Timeout => "upstreams timed out",
+        FailureKind::Unavailable => "no upstream is available",
+        FailureKind::BadGateway => "upstreams failed",
+    }, if tried.is_empty() { "none".to_owned() } else { tried.join(", ") })]
+    UpstreamsFailed {
+        /// What went wrong, overall.
+        kind: FailureKind,
+        /// Upstream names, in attempt order.
+        tried: Vec<Arc<str>>,
+    },
+    /// Too many open streams.
+    #[error("the gateway is at its limit of {0} concurrent streams; retry shortly")]
+    Overloaded(u32),
+}
+
+impl GatewayError {
+    /// Shorthand for a 400 about one parameter.
+    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            param,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamsFailed { kind, .. } => match kind {
+                FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                FailureKind::BadGateway => StatusCode::BAD_GATEWAY,
+            },
+            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// OpenAI `type`, `param` and `code`.
+    fn parts(&self) -> (&'static str, Option<&'static str>, &'static str) {
+        match self {
+            Self::BadRequest { param, .. } => ("invalid_request_error", *param, "invalid_request"),
+            Self::BodyTooLarge { .. } => ("invalid_request_error", None, "request_too_large"),
+            Self::UnknownModel(_) => ("invalid_request_error", Some("model"), "model_not_found"),
+            Self::NoSuchEndpoint { .. } => ("invalid_request_error", None, "unknown_url"),
+            Self::RateLimited { .. } => ("rate_limit_error", None, "rate_limit_exceeded"),
+            Self::UpstreamsFailed { kind, .. } => (
+                "server_error",
+                None,
+                match kind {
+                    FailureKind::Timeout => "upstream_timeout",
+                    FailureKind::Unavailable => "upstream_unavailable",
+                    FailureKind::BadGateway => "upstream_error",
+                },
+            ),
+            Self::Overloaded(_) => ("server_error", None, "overloaded"),
+        }
+    }
+
+    /// Low-cardinality label for logs and, later, metrics.
+    pub fn code(&self) -> &'static str {
+        self.parts().2
+    }
+
+    /// The OpenAI-shaped error response.
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let (kind, param, code) = self.parts();
+        let body = error_body(&self.to_string(), kind, param, Some(code));
+        let mut resp = Response::new(ResponseBody::full(body));
+        *resp.status_mut() = self.status();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Self::RateLimited {
+            retry_after: Some(after),
+            ..
+        } = &self
+        {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        resp
+    }
+}

@@ -1,0 +1,160 @@
+//! `Snapshot`: everything built from one `Config` — upstream clients and headers,
+//! route balancers, the catalogue — behind one `ArcSwap` (`Live`). A request loads it
+//! once and sees one config generation from start to end; a reload builds a new one
+//! completely before swapping it in. Pools live outside, so connections survive.
+
+use crate::catalog::Catalog;
+use crate::upstream::balance::Balancer;
+use crate::upstream::pool::Pools;
+use crate::upstream::UpstreamRt;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Weak};
+use switchyard_config::{Config, Route, Strategy};
+use switchyard_dialects::Dialect;
+use tokio::time::Instant;
+
+/// The swappable current snapshot.
+pub type Live = ArcSwap<Snapshot>;
+
+/// One target to try: an upstream and the model name it knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Index into [`Snapshot::upstreams`].
+    pub upstream: usize,
+    /// Model name sent upstream.
+    pub model: String,
+}
+
+/// An explicit route with its rotation.
+#[derive(Debug)]
+pub struct RouteRt {
+    /// As configured.
+    pub route: Route,
+    /// Rotation over its targets.
+    pub balancer: Balancer,
+}
+
+/// Everything derived from one config.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config it was built from.
+    pub config: Config,
+    /// Upstreams, config order.
+    pub upstreams: Vec<UpstreamRt>,
+    /// Explicit routes by model name.
+    pub routes: HashMap<String, RouteRt>,
+    /// Model catalogue.
+    pub catalog: Catalog,
+    /// Open streams (shared across generations).
+    pub streams: Arc<AtomicU32>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot; fails only on what config validation cannot see (TLS setup).
+    pub fn build(config: Config, pools: &Pools, streams: Arc<AtomicU32>) -> Result<Self, String> {
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for up in &config.upstreams {
+            let client = match up.dialect {
+                Dialect::Mock => None,
+                Dialect::OpenAi => Some(pools.client(up.connect_timeout)?),
+            };
+            upstreams.push(UpstreamRt::new(up.clone(), client)?);
+        }
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let weights: Vec<u32> = match r.strategy {
+                    Strategy::RoundRobin => r.targets.iter().map(|_| 1).collect(),
+                    Strategy::Weighted => r.targets.iter().map(|t| t.weight).collect(),
+                };
+                let rt = RouteRt {
+                    route: r.clone(),
+                    balancer: Balancer::new(&weights),
+                };
+                (r.model.clone(), rt)
+            })
+            .collect();
+        Ok(Self {
+            catalog: Catalog::new(&config),
+            config,
+            upstreams,
+            routes,
+            streams,
+        })
+    }
+
+    /// Targets for a model, in the order to try them: the route's (or the catalogue's)
+    /// pick first, the other targets next, then each fallback model's targets.
+    pub fn plan(&self, model: &str) -> Option<Vec<Attempt>> {
+        let mut plan = Vec::new();
+        let route = self.routes.get(model);
+        if !self.targets_for(model, &mut plan) {
+            return None;
+        }
+        if let Some(rt) = route {
+            for fallback in &rt.route.fallbacks {
+                self.targets_for(fallback, &mut plan);
+            }
+        }
+        Some(plan)
+    }
+
+    /// Appends the targets serving `model` (no fallbacks); false if none does.
+    fn targets_for(&self, model: &str, plan: &mut Vec<Attempt>) -> bool {
+        let mut push = |upstream: usize, model: &str| {
+            if !plan.iter().any(|a| a.upstream == upstream && a.model == model) {
+                plan.push(Attempt {
+                    upstream,
+                    model: model.to_owned(),
+                });
+            }
+        };
+        if let Some(rt) = self.routes.get(model) {
+            for i in rt.balancer.order() {
+                let t = &rt.route.targets[i];
+                push(t.upstream, &t.model);
+            }
+            return true;
+        }
+        let index = self.catalog.index();
+        if let Some(served) = index.models.get(model) {
+            for i in served.balancer.order() {
+                push(served.upstreams[i], model);
+            }
+            return true;
+        }
+        if let Some((prefix, rest)) = model.split_once('/') {
+            if let Some(u) = self.upstreams.iter().position(|u| &*u.name == prefix) {
+                if index.per_upstream[u].iter().any(|m| m == rest) {
+                    push(u, rest);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Ready: at least one upstream is out of cool-down.
+    pub fn is_ready(&self) -> bool {
+        let now = Instant::now();
+        self.upstreams.iter().any(|u| u.health.is_available(now))
+    }
+}
+
+/// Keeps the catalogue of one snapshot fresh until the snapshot is dropped.
+pub fn spawn_catalog_refresh(snap: &Arc<Snapshot>) {
+    let weak: Weak<Snapshot> = Arc::downgrade(snap);
+    let ttl = snap.catalog.ttl();
+    tokio::spawn(async move {
+        loop {
+            let Some(snap) = weak.upgrade() else { return };
+            snap.catalog.refresh(&snap.upstreams, true).await;
+            drop(snap);
+            // Refresh a little before entries expire so readers rarely wait.
+            tokio::time::sleep(ttl.mul_f64(0.9).max(std::time::Duration::from_millis(100))).await;
+        }
+    });
+}

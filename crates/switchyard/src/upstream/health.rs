@@ -1,0 +1,76 @@
+//! Passive health: a target that fails `failures_before_cooldown` times in a row sits
+//! out for `cooldown`, then comes back on its own. Knows nothing of HTTP; the send loop
+//! reports each outcome. Time is `tokio::time`, so tests pause it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Health of one upstream.
+#[derive(Debug, Default)]
+pub struct Health {
+    consecutive_failures: AtomicU32,
+    cooldown_until: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    /// Whether the target may be tried now.
+    pub fn is_available(&self, now: Instant) -> bool {
+        match self.cooldown_until.lock() {
+            Ok(until) => until.is_none_or(|t| now >= t),
+            Err(_) => true,
+        }
+    }
+
+    /// A success clears the failure count and any cool-down.
+    pub fn record_success(&self) {
+        if self.consecutive_failures.swap(0, Ordering::Relaxed) != 0 {
+            if let Ok(mut until) = self.cooldown_until.lock() {
+                *until = None;
+            }
+        }
+    }
+
+    /// A failure; returns true when it sent the target into cool-down.
+    pub fn record_failure(&self, threshold: u32, cooldown: Duration, now: Instant) -> bool {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < threshold {
+            return false;
+        }
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        if let Ok(mut until) = self.cooldown_until.lock() {
+            *until = Some(now + cooldown);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn goes_into_cooldown_after_threshold_and_comes_back() {
+        let h = Health::default();
+        let cd = Duration::from_secs(30);
+        assert!(!h.record_failure(2, cd, Instant::now()));
+        assert!(h.is_available(Instant::now()));
+        assert!(h.record_failure(2, cd, Instant::now()));
+        assert!(!h.is_available(Instant::now()));
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(!h.is_available(Instant::now()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(h.is_available(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn success_resets_the_failure_count() {
+        let h = Health::default();
+        let cd = Duration::from_secs(5);
+        h.record_failure(2, cd, Instant::now());
+        h.record_success();
+        assert!(!h.record_failure(2, cd, Instant::now()));
+        assert!(h.is_available(Instant::now()));
+    }
+}

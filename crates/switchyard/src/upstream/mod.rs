@@ -1,0 +1,477 @@
+//! Sending a request upstream: one attempt per target in the plan, bounded by
+//! `routing.max_attempts`; connect errors, first-byte timeouts, 429 and 5xx move on to
+//! the next target (nothing has reached the client yet), every outcome is reported to
+//! the target's [`Health`]. A response that starts is relayed as it arrives.
+
+pub mod balance;
+pub mod health;
+pub mod pool;
+
+use crate::body::{Relay, ResponseBody, StreamGuard};
+use crate::error::{FailureKind, GatewayError};
+use crate::snapshot::{Attempt, Snapshot};
+use bytes::Bytes;
+use health::Health;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use pool::HttpClient;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_config::{Auth, Upstream};
+use switchyard_dialects::mock::{other_reply, MockReply};
+use switchyard_dialects::{rewrite_model, Dialect, Peek};
+use tokio::time::Instant;
+
+/// The proxied endpoints, by path under the base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/chat/completions`
+    Chat,
+    /// `/completions`
+    Completions,
+    /// `/embeddings`
+    Embeddings,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "chat/completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// One upstream, ready to use: client, precomputed headers and URLs, health.
+#[derive(Debug)]
+pub struct UpstreamRt {
+    /// Config name.
+    pub name: Arc<str>,
+    /// Its resolved config.
+    pub config: Upstream,
+    /// `None` for the in-process mock dialect.
+    pub client: Option<HttpClient>,
+    /// Auth and extra headers, sent on every request.
+    pub headers: HeaderMap,
+    /// Passive health.
+    pub health: Health,
+    uris: [Uri; 4],
+}
+
+impl UpstreamRt {
+    /// Builds the runtime form of an upstream.
+    pub fn new(config: Upstream, client: Option<HttpClient>) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        let mut query = None;
+        let secret_value = |v: &str| {
+            HeaderValue::from_str(v)
+                .map(|mut h| {
+                    h.set_sensitive(true);
+                    h
+                })
+                .map_err(|_| format!("upstream {}: a header value is not valid", config.name))
+        };
+        let header_name = |n: &str| {
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("upstream {}: `{n}` is not a header name", config.name))
+        };
+        for (name, value) in &config.headers {
+            if !value.expose().is_empty() {
+                headers.insert(header_name(name)?, secret_value(value.expose())?);
+            }
+        }
+        match &config.auth {
+            Auth::None | Auth::Passthrough => {}
+            Auth::Bearer(key) => {
+                headers.insert(
+                    header::AUTHORIZATION,
+                    secret_value(&format!("Bearer {}", key.expose()))?,
+                );
+            }
+            Auth::Header { name, prefix, key } => {
+                headers.insert(
+                    header_name(name)?,
+                    secret_value(&format!("{prefix}{}", key.expose()))?,
+                );
+            }
+            Auth::Query { name, key } => {
+                query = Some(format!(
+                    "{}={}",
+                    percent_encode(name),
+                    percent_encode(key.expose())
+                ));
+            }
+        }
+        let uri = |path: &str| -> Result<Uri, String> {
+            let mut s = format!("{}/{path}", config.base_url);
+            if let Some(q) = &query {
+                s.push(if s.contains('?') { '&' } else { '?' });
+                s.push_str(q);
+            }
+            if config.dialect == Dialect::Mock {
+                s = format!("http://mock.invalid/{path}");
+            }
+            s.parse()
+                .map_err(|_| format!("upstream {}: base_url is not a valid URL", config.name))
+        };
+        let uris = [
+            uri(Endpoint::Chat.path())?,
+            uri(Endpoint::Completions.path())?,
+            uri(Endpoint::Embeddings.path())?,
+            uri("models")?,
+        ];
+        Ok(Self {
+            name: config.name.clone(),
+            config,
+            client,
+            headers,
+            health: Health::default(),
+            uris,
+        })
+    }
+
+    /// The full URL (auth query included) for a path under the base URL.
+    pub fn uri(&self, path: &str) -> Uri {
+        let i = match path {
+            "chat/completions" => 0,
+            "completions" => 1,
+            "embeddings" => 2,
+            _ => 3,
+        };
+        self.uris[i].clone()
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A request as it will be sent to each target.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The peeked body (model, stream, raw bytes).
+    pub peek: &'a Peek<'a>,
+    /// The original body, forwarded as is when the model name does not change.
+    pub body: &'a Bytes,
+    /// The client's `Authorization`, for `passthrough` upstreams.
+    pub client_auth: Option<&'a HeaderValue>,
+    /// Propagated as `x-request-id`.
+    pub request_id: &'a HeaderValue,
+}
+
+/// What the failed attempts add up to.
+#[derive(Debug, Default)]
+struct Failures {
+    tried: Vec<Arc<str>>,
+    timeouts: usize,
+    rate_limited: usize,
+    retry_after: Option<Duration>,
+}
+
+impl Failures {
+    fn into_error(self) -> GatewayError {
+        let n = self.tried.len();
+        if n > 0 && self.rate_limited == n {
+            return GatewayError::RateLimited {
+                tried: self.tried,
+                retry_after: self.retry_after,
+            };
+        }
+        let kind = if n == 0 {
+            FailureKind::Unavailable
+        } else if self.timeouts == n {
+            FailureKind::Timeout
+        } else {
+            FailureKind::BadGateway
+        };
+        GatewayError::UpstreamsFailed {
+            kind,
+            tried: self.tried,
+        }
+    }
+}
+
+/// Tries the plan's targets in order until one answers with something to relay.
+pub async fn send(
+    snap: &Snapshot,
+    plan: &[Attempt],
+    out: &Outgoing<'_>,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let routing = &snap.config.routing;
+    let guard = if out.peek.stream {
+        let limit = snap.config.server.max_concurrent_streams;
+        Some(StreamGuard::acquire(&snap.streams, limit).ok_or(GatewayError::Overloaded(limit))?)
+    } else {
+        None
+    };
+    let mut guard = guard;
+    let mut failures = Failures::default();
+    let now = Instant::now();
+    // Targets in cool-down are skipped, unless every one is (then all are tried).
+    let any_available = plan
+        .iter()
+        .any(|a| snap.upstreams[a.upstream].health.is_available(now));
+    for attempt in plan {
+        if failures.tried.len() >= routing.max_attempts as usize {
+            break;
+        }
+        let up = &snap.upstreams[attempt.upstream];
+        if any_available && !up.health.is_available(now) {
+            continue;
+        }
+        failures.tried.push(up.name.clone());
+        let Some(client) = &up.client else {
+            return Ok(mock_response(out, &attempt.model));
+        };
+        let body = if attempt.model == out.peek.model {
+            out.body.clone()
+        } else {
+            rewrite_model(out.peek, &attempt.model)
+        };
+        let req = build_request(up, out, body)?;
+        let failure = match tokio::time::timeout(up.config.first_byte_timeout, client.request(req)).await
+        {
+            Err(_) => {
+                failures.timeouts += 1;
+                format!("no response within {:?}", up.config.first_byte_timeout)
+            }
+            Ok(Err(e)) => {
+                if is_timeout(&e) {
+                    failures.timeouts += 1;
+                }
+                describe_client_error(&e)
+            }
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    failures.rate_limited += 1;
+                    if let Some(after) = retry_after(resp.headers()) {
+                        failures.retry_after = Some(failures.retry_after.map_or(after, |m| m.min(after)));
+                    }
+                    format!("answered {status}")
+                } else if status.is_server_error() {
+                    format!("answered {status}")
+                } else {
+                    up.health.record_success();
+                    return Ok(relay(resp, up, guard.take()));
+                }
+            }
+        };
+        let cooled = up.health.record_failure(
+            routing.failures_before_cooldown,
+            routing.cooldown,
+            Instant::now(),
+        );
+        tracing::warn!(
+            request_id = ?out.request_id,
+            upstream = %up.name,
+            model = %attempt.model,
+            reason = %failure,
+            cooldown = cooled,
+            "upstream attempt failed"
+        );
+    }
+    Err(failures.into_error())
+}
+
+fn build_request(
+    up: &UpstreamRt,
+    out: &Outgoing<'_>,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, GatewayError> {
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = up.uri(out.endpoint.path());
+    let headers = req.headers_mut();
+    headers.reserve(up.headers.len() + 4);
+    headers.extend(up.headers.clone());
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static(if out.peek.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    headers.insert("x-request-id", out.request_id.clone());
+    if matches!(up.config.auth, Auth::Passthrough) {
+        if let Some(auth) = out.client_auth {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+    }
+    Ok(req)
+}
+
+/// Hop-by-hop headers are not relayed.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te" | "trailer"
+    )
+}
+
+fn relay(
+    resp: Response<hyper::body::Incoming>,
+    up: &UpstreamRt,
+    guard: Option<StreamGuard>,
+) -> Response<ResponseBody> {
+    let (parts, incoming) = resp.into_parts();
+    let sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
+    for (name, value) in &parts.headers {
+        if !is_hop_by_hop(name) && !(sse && name == header::CONTENT_LENGTH) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let body = Relay::new(incoming, sse, up.config.idle_timeout, up.name.clone(), guard.filter(|_| sse));
+    let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = headers;
+    out
+}
+
+fn mock_response(out: &Outgoing<'_>, model: &str) -> Response<ResponseBody> {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let id = format!(
+        "chatcmpl-{}",
+        out.request_id.to_str().unwrap_or("mock")
+    );
+    let (body, content_type) = match out.endpoint {
+        Endpoint::Chat => {
+            let reply = MockReply::for_chat(out.body, model, id, created);
+            if out.peek.stream {
+                (
+                    ResponseBody::Frames(reply.to_events().into()),
+                    "text/event-stream",
+                )
+            } else {
+                (ResponseBody::full(reply.to_json()), "application/json")
+            }
+        }
+        Endpoint::Completions => (
+            ResponseBody::full(other_reply("completions", out.body, model, created)),
+            "application/json",
+        ),
+        Endpoint::Embeddings => (
+            ResponseBody::full(other_reply("embeddings", out.body, model, created)),
+            "application/json",
+        ),
+    };
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// `Retry-After` (seconds) or OpenAI's `retry-after-ms`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let secs = text("retry-after")?.trim().parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if err.to_string().contains("timed out") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// A short description of a client error that never includes the URL.
+pub fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut innermost = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        innermost = err.to_string();
+        source = err.source();
+    }
+    let what = if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    if innermost.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {innermost}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn all_rate_limited_becomes_429_with_smallest_retry_after() {
+        let f = Failures {
+            tried: vec!["a".into(), "b".into()],
+            rate_limited: 2,
+            retry_after: Some(Duration::from_secs(3)),
+            ..Failures::default()
+        };
+        assert_eq!(f.into_error().status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn mixed_failures_become_502_and_all_timeouts_504() {
+        let mixed = Failures {
+            tried: vec!["a".into(), "b".into()],
+            timeouts: 1,
+            rate_limited: 1,
+            ..Failures::default()
+        };
+        assert_eq!(mixed.into_error().status(), StatusCode::BAD_GATEWAY);
+        let slow = Failures {
+            tried: vec!["a".into()],
+            timeouts: 1,
+            ..Failures::default()
+        };
+        assert_eq!(slow.into_error().status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    #[test]
+    fn query_auth_is_percent_encoded() {
+        assert_eq!(percent_encode("a b&c"), "a%20b%26c");
+    }
+}

@@ -1,0 +1,59 @@
+//! Pooled HTTP clients for upstreams: hyper-util's client over rustls (bundled webpki
+//! roots, so a bare container works), HTTP/1.1 and HTTP/2 by ALPN, `TCP_NODELAY`, keep-
+//! alive. One client per connect timeout, shared by every upstream that uses it.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The client type used for every upstream.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Clients keyed by connect timeout; lives as long as the process.
+#[derive(Debug, Default)]
+pub struct Pools {
+    clients: Mutex<HashMap<Duration, HttpClient>>,
+}
+
+impl Pools {
+    /// The client for a connect timeout, built on first use.
+    pub fn client(&self, connect_timeout: Duration) -> Result<HttpClient, String> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| "client pool lock poisoned".to_owned())?;
+        if let Some(c) = clients.get(&connect_timeout) {
+            return Ok(c.clone());
+        }
+        let client = build(connect_timeout)?;
+        clients.insert(connect_timeout, client.clone());
+        Ok(client)
+    }
+}
+
+fn build(connect_timeout: Duration) -> Result<HttpClient, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https))
+}
