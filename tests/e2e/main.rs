@@ -1,1 +1,14 @@
-//! placeholder
+//! End-to-end tests: the real `switchyard` binary, started on port 0 against in-process
+//! mock upstreams on 127.0.0.1:0 that speak OpenAI JSON and SSE and are scripted per
+//! test. One test binary; each file covers one area.
+
+#![expect(unreachable_pub, reason = "support items are shared across this test binary's modules")]
+
+mod support;
+
+mod catalogue;
+mod chat;
+mod cli;
+mod failover;
+mod python_sdk;
+mod streaming;

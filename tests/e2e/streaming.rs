@@ -1,0 +1,147 @@
+//! SSE streaming: events reach the client as they arrive, a client that goes away
+//! takes the upstream request with it, and a stream that breaks or stalls after bytes
+//! were sent ends with an OpenAI-shaped error event — never a silent cut.
+
+use crate::support::*;
+use std::time::Duration;
+use switchyard_dialects::sse::data_payloads;
+
+fn pieces(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("p{i} ")).collect()
+}
+
+/// Safety net only: a broken gateway must fail the test, not hang it.
+async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("timed out waiting for the gateway")
+}
+
+#[tokio::test]
+async fn first_chunk_arrives_while_upstream_still_holds_the_rest() {
+    let up = MockUpstream::with_script(vec![Reply::StreamHold(pieces(3), 1)]).await;
+    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    // The upstream has sent only piece 0 and is waiting for release().
+    let first = within(next_data(&mut body)).await.unwrap().unwrap();
+    let first = data_payloads(&first);
+    assert!(first[0].contains("p0 "), "{first:?}");
+    up.release();
+    let rest = within(read_all(&mut body)).await.unwrap();
+    let events = data_payloads(&rest);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    assert!(events.iter().any(|e| e.contains("p2 ")));
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_closes_the_upstream_connection() {
+    let up = MockUpstream::with_script(vec![Reply::StreamHold(pieces(3), 1)]).await;
+    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .await;
+    let mut body = resp.into_body();
+    within(next_data(&mut body)).await.unwrap().unwrap();
+    assert_eq!(up.closed_connections(), 0);
+    drop(body); // the client goes away mid-stream
+    up.wait_closed(1).await;
+}
+
+#[tokio::test]
+async fn client_disconnect_before_the_answer_closes_the_upstream_connection() {
+    let up = MockUpstream::with_script(vec![Reply::Hang]).await;
+    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let http = gw.http();
+    let send = http.send("POST", "/v1/chat/completions", &[], chat("m", "x", false).to_string());
+    // Give up on the request once the upstream has it.
+    tokio::select! {
+        _ = send => panic!("a hanging upstream cannot answer"),
+        () = async { while up.completions().is_empty() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
+    }
+    up.wait_closed(1).await;
+}
+
+#[tokio::test]
+async fn upstream_drop_mid_stream_ends_with_an_error_event() {
+    let up = MockUpstream::with_script(vec![Reply::StreamDrop(pieces(4), 2)]).await;
+    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .await;
+    assert_eq!(resp.status(), 200);
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    let events = data_payloads(&all);
+    // p0 and p1 went out whole; the half of p2 never did.
+    assert!(events[0].contains("p0 ") && events[1].contains("p1 "), "{events:?}");
+    for e in &events {
+        serde_json::from_str::<serde_json::Value>(e).unwrap_or_else(|_| panic!("partial event forwarded: {e}"));
+    }
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "server_error", "{last}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("upstream: a"));
+    assert!(!events.iter().any(|e| e == "[DONE]"));
+}
+
+#[tokio::test]
+async fn stalled_stream_ends_with_an_error_event_after_the_idle_timeout() {
+    let up = MockUpstream::with_script(vec![Reply::StreamHold(pieces(3), 1)]).await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: a, base_url: '{}', models: [m], idle_timeout: 300ms}}\n",
+        up.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let resp = gw
+        .http()
+        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .await;
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    let events = data_payloads(&all);
+    assert!(events[0].contains("p0 "));
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_stream_error", "{last}");
+    up.wait_closed(1).await;
+}
+
+#[tokio::test]
+async fn mock_dialect_streams_the_echo_word_by_word() {
+    let yaml = std::fs::read_to_string(repo_root().join("gateway.yaml")).unwrap();
+    let gw = TestGateway::start(&yaml).await;
+    let resp = gw
+        .http()
+        .send("POST", "/v1/chat/completions", &[], chat("mock-echo", "one two three", true).to_string())
+        .await;
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    let events = data_payloads(&all);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "one two three");
+}
+
+#[tokio::test]
+async fn every_upstream_event_reaches_the_client_in_order() {
+    let up = MockUpstream::with_script(vec![Reply::Stream(pieces(20))]).await;
+    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .await;
+    assert!(resp.headers().get("content-length").is_none());
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    let events = data_payloads(&all);
+    assert_eq!(events.len(), 22, "20 pieces, the finish chunk and [DONE]");
+    for (i, e) in events[..20].iter().enumerate() {
+        assert!(e.contains(&format!("p{i} ")), "{e}");
+    }
+}

@@ -1,0 +1,134 @@
+//! `TestGateway`: the real `switchyard` binary with a config written for the test,
+//! listening on a port the OS picked. Its stderr is kept so tests can check the logs
+//! (no secrets). Killed on drop.
+
+use super::Http;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_switchyard")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Writes `text` to a fresh temp file and returns its path.
+pub fn temp_file(name: &str, text: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running gateway process.
+#[derive(Debug)]
+pub struct TestGateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    logs: Arc<Mutex<String>>,
+}
+
+impl TestGateway {
+    /// Starts the binary with this config (its `server.listen` is overridden).
+    pub async fn start(yaml: &str) -> Self {
+        Self::start_with_env(yaml, &[]).await
+    }
+
+    /// Starts with extra environment variables.
+    pub async fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Self {
+        let config = temp_file("gateway.yaml", yaml);
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "-c"])
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start switchyard");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("switchyard listening") {
+                    if let Some(tx) = tx.take() {
+                        let addr = line
+                            .split("addr=")
+                            .nth(1)
+                            .and_then(|s| s.split_whitespace().next())
+                            .map(str::to_owned);
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap();
+        let addr = match addr {
+            Ok(Some(a)) => a,
+            other => panic!(
+                "gateway did not start ({other:?}); logs:\n{}",
+                logs.lock().unwrap()
+            ),
+        };
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+        }
+    }
+
+    /// A client for this gateway.
+    pub fn http(&self) -> Http {
+        Http::new(self.base.clone())
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config with one `openai` upstream per `(name, base_url)` and static models.
+pub fn config_for(upstreams: &[(&str, &str, &[&str])], extra: &str) -> String {
+    let mut y = String::from("upstreams:\n");
+    for (name, url, models) in upstreams {
+        y.push_str(&format!(
+            "  - {{name: {name}, base_url: '{url}', models: [{}]}}\n",
+            models.join(", ")
+        ));
+    }
+    y.push_str(extra);
+    y
+}
