@@ -11,7 +11,12 @@ fn ids(v: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["id"].as_str().unwrap().to_owned(), m["owned_by"].as_str().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["owned_by"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -41,7 +46,11 @@ async fn lists_the_union_of_fetched_and_static_models() {
     .map(|(i, o)| (i.to_string(), o.to_string()))
     .collect();
     assert_eq!(got, want);
-    let fetch = a.requests().into_iter().find(|s| s.uri.ends_with("/models")).unwrap();
+    let fetch = a
+        .requests()
+        .into_iter()
+        .find(|s| s.uri.ends_with("/models"))
+        .unwrap();
     assert_eq!(fetch.headers["authorization"], "Bearer sk-a");
     for m in r.json()["data"].as_array().unwrap() {
         assert_eq!(m["object"], "model");
@@ -53,12 +62,19 @@ async fn lists_the_union_of_fetched_and_static_models() {
 async fn hidden_kinds_stay_routable() {
     let a = MockUpstream::start().await;
     a.set_models(&["gpt-4o", "text-embedding-3-small"]);
-    let gw = TestGateway::start(&format!("upstreams:\n  - {{name: a, base_url: '{}'}}\n", a.base_url())).await;
+    let gw = TestGateway::start(&format!(
+        "upstreams:\n  - {{name: a, base_url: '{}'}}\n",
+        a.base_url()
+    ))
+    .await;
     let got = ids(&gw.http().get("/v1/models").await.json());
     assert_eq!(got, vec![("gpt-4o".to_owned(), "a".to_owned())]);
     let r = gw
         .http()
-        .post("/v1/embeddings", &serde_json::json!({"model": "text-embedding-3-small", "input": "x"}))
+        .post(
+            "/v1/embeddings",
+            &serde_json::json!({"model": "text-embedding-3-small", "input": "x"}),
+        )
         .await;
     assert_eq!(r.status, 200);
 }
@@ -83,14 +99,21 @@ async fn include_exclude_filters_apply_to_fetched_lists() {
 async fn retrieves_one_model_including_upstream_prefixed_ids() {
     let a = MockUpstream::start().await;
     let b = MockUpstream::start().await;
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])], "")).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
+        "",
+    ))
+    .await;
     let r = gw.http().get("/v1/models/b/m").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["id"], "b/m");
     assert_eq!(r.json()["owned_by"], "b");
     let r = gw.http().get("/v1/models/b%2Fm").await;
     assert_eq!(r.json()["id"], "b/m");
-    gw.http().get("/v1/models/nope").await.assert_error(404, "model_not_found");
+    gw.http()
+        .get("/v1/models/nope")
+        .await
+        .assert_error(404, "model_not_found");
 }
 
 #[tokio::test]
@@ -102,7 +125,10 @@ async fn a_down_upstream_keeps_its_last_known_list() {
         a.base_url()
     );
     let gw = TestGateway::start(&yaml).await;
-    assert_eq!(ids(&gw.http().get("/v1/models").await.json())[0].0, "kept-model");
+    assert_eq!(
+        ids(&gw.http().get("/v1/models").await.json())[0].0,
+        "kept-model"
+    );
     a.models_mode(ModelsMode::Hang);
     tokio::time::sleep(Duration::from_millis(500)).await; // the fresh entry expires
     let r = tokio::time::timeout(Duration::from_secs(10), gw.http().get("/v1/models"))
@@ -111,8 +137,14 @@ async fn a_down_upstream_keeps_its_last_known_list() {
     assert_eq!(ids(&r.json())[0].0, "kept-model");
     a.models_mode(ModelsMode::Fail);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(ids(&gw.http().get("/v1/models").await.json())[0].0, "kept-model");
-    let r = gw.http().post("/v1/chat/completions", &chat("kept-model", "x", false)).await;
+    assert_eq!(
+        ids(&gw.http().get("/v1/models").await.json())[0].0,
+        "kept-model"
+    );
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("kept-model", "x", false))
+        .await;
     assert_eq!(r.status, 200, "a stale model stays routable");
 }
 
@@ -133,11 +165,17 @@ async fn unreachable_upstream_does_not_hide_the_others() {
 async fn new_upstream_models_appear_after_the_ttl() {
     let a = MockUpstream::start().await;
     a.set_models(&["old"]);
-    let yaml = format!("catalogue: {{ttl: 200ms}}\nupstreams:\n  - {{name: a, base_url: '{}'}}\n", a.base_url());
+    let yaml = format!(
+        "catalogue: {{ttl: 200ms}}\nupstreams:\n  - {{name: a, base_url: '{}'}}\n",
+        a.base_url()
+    );
     let gw = TestGateway::start(&yaml).await;
     assert_eq!(ids(&gw.http().get("/v1/models").await.json()).len(), 1);
     a.set_models(&["old", "new"]);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("new", "x", false)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("new", "x", false))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }

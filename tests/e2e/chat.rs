@@ -9,7 +9,10 @@ use serde_json::json;
 async fn default_gateway_yaml_answers_with_the_mock_echo_model() {
     let yaml = std::fs::read_to_string(repo_root().join("gateway.yaml")).unwrap();
     let gw = TestGateway::start(&yaml).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("demo", "hello there", false)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("demo", "hello there", false))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["choices"][0]["message"]["content"], "hello there");
     assert_eq!(r.json()["object"], "chat.completion");
@@ -22,7 +25,12 @@ async fn body_is_forwarded_byte_for_byte_when_nothing_changes() {
     let body = r#"{ "messages":[{"role":"user","content":"x"}], "model":"m",  "temperature":0.25, "tools":[], "x_custom":{"k":[1,2]} }"#;
     let r = gw
         .http()
-        .call("POST", "/v1/chat/completions", &[("content-type", "application/json")], body)
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            &[("content-type", "application/json")],
+            body,
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(&up.completions()[0].body[..], body.as_bytes());
@@ -32,7 +40,11 @@ async fn body_is_forwarded_byte_for_byte_when_nothing_changes() {
 async fn alias_rewrites_only_the_model_name() {
     let up = MockUpstream::start().await;
     let extra = "routes:\n  - {model: fast, targets: [{upstream: a, model: real-model}]}\n";
-    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["real-model"])], extra)).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &up.base_url(), &["real-model"])],
+        extra,
+    ))
+    .await;
     let body = r#"{"model":"fast","messages":[{"role":"user","content":"x"}],"n":1}"#;
     let r = gw
         .http()
@@ -79,15 +91,33 @@ async fn each_auth_type_reaches_the_upstream_as_configured() {
             .get(name)
             .map(|v| v.to_str().unwrap().to_owned())
     };
-    assert_eq!(h(0, "authorization").as_deref(), Some("Bearer sk-secret-123"));
+    assert_eq!(
+        h(0, "authorization").as_deref(),
+        Some("Bearer sk-secret-123")
+    );
     assert_eq!(h(0, "x-extra").as_deref(), Some("one"));
     assert_eq!(h(1, "x-api-key").as_deref(), Some("sk-secret-123"));
     assert_eq!(h(1, "authorization"), None);
-    assert_eq!(h(2, "authorization").as_deref(), Some("Token sk-secret-123"));
-    assert!(seen[3].uri.ends_with("/v1/chat/completions?key=sk-secret-123"), "{}", seen[3].uri);
-    assert_eq!(h(4, "authorization").as_deref(), Some("Bearer client-own-key"));
+    assert_eq!(
+        h(2, "authorization").as_deref(),
+        Some("Token sk-secret-123")
+    );
+    assert!(
+        seen[3]
+            .uri
+            .ends_with("/v1/chat/completions?key=sk-secret-123"),
+        "{}",
+        seen[3].uri
+    );
+    assert_eq!(
+        h(4, "authorization").as_deref(),
+        Some("Bearer client-own-key")
+    );
     assert_eq!(h(5, "authorization"), None);
-    assert!(!gw.logs().contains("sk-secret-123"), "a key leaked into the logs");
+    assert!(
+        !gw.logs().contains("sk-secret-123"),
+        "a key leaked into the logs"
+    );
 }
 
 #[tokio::test]
@@ -98,11 +128,24 @@ async fn embeddings_and_completions_are_routed_and_passed_through() {
         vec![],
     )])
     .await;
-    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["emb", "text-davinci"])], "")).await;
-    let r = gw.http().post("/v1/embeddings", &json!({"model": "emb", "input": "hi"})).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &up.base_url(), &["emb", "text-davinci"])],
+        "",
+    ))
+    .await;
+    let r = gw
+        .http()
+        .post("/v1/embeddings", &json!({"model": "emb", "input": "hi"}))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["data"][0]["embedding"][0], 0.1);
-    let r = gw.http().post("/v1/completions", &json!({"model": "text-davinci", "prompt": "p"})).await;
+    let r = gw
+        .http()
+        .post(
+            "/v1/completions",
+            &json!({"model": "text-davinci", "prompt": "p"}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let uris: Vec<_> = up.completions().iter().map(|s| s.uri.clone()).collect();
     assert!(uris[0].ends_with("/v1/embeddings"));
@@ -115,7 +158,12 @@ async fn request_id_is_echoed_or_generated_and_forwarded() {
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
     let r = gw
         .http()
-        .call("POST", "/v1/chat/completions", &[("x-request-id", "abc-123")], chat("m", "x", false).to_string())
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            &[("x-request-id", "abc-123")],
+            chat("m", "x", false).to_string(),
+        )
         .await;
     assert_eq!(r.headers["x-request-id"], "abc-123");
     assert_eq!(up.completions()[0].headers["x-request-id"], "abc-123");
@@ -136,16 +184,23 @@ async fn client_errors_are_openai_shaped() {
     http.post("/v1/chat/completions", &chat("nope", "x", false))
         .await
         .assert_error(404, "model_not_found");
-    let r = http.call("POST", "/v1/chat/completions", &[], "{not json").await;
+    let r = http
+        .call("POST", "/v1/chat/completions", &[], "{not json")
+        .await;
     r.assert_error(400, "invalid_request");
-    let r = http.post("/v1/chat/completions", &json!({"messages": []})).await;
+    let r = http
+        .post("/v1/chat/completions", &json!({"messages": []}))
+        .await;
     r.assert_error(400, "invalid_request");
     assert_eq!(r.json()["error"]["param"], "model");
     let big = chat("m", &"x".repeat(5000), false);
     http.post("/v1/chat/completions", &big)
         .await
         .assert_error(413, "request_too_large");
-    assert!(up.completions().is_empty(), "nothing bad may reach the upstream");
+    assert!(
+        up.completions().is_empty(),
+        "nothing bad may reach the upstream"
+    );
 }
 
 #[tokio::test]
@@ -182,7 +237,10 @@ async fn upstream_4xx_is_relayed_with_its_own_body_and_status() {
     )])
     .await;
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["message"], "max_tokens is too large");
     assert_eq!(up.completions().len(), 1, "a 400 is not retried");

@@ -34,7 +34,10 @@ fn check_lists_every_problem_with_its_path() {
     );
     let (code, _, err) = run(&["check", "-c", bad.to_str().unwrap()], &[]);
     assert_eq!(code, 64);
-    assert!(err.contains("upstreams[0].timeout: unknown field `timeout`"), "{err}");
+    assert!(
+        err.contains("upstreams[0].timeout: unknown field `timeout`"),
+        "{err}"
+    );
     assert!(err.contains("upstreams[1].auth.key"), "{err}");
     assert!(err.contains("MISSING_KEY_VAR"), "{err}");
     assert!(err.contains("routes[0].targets[0].upstream"), "{err}");
@@ -49,7 +52,10 @@ fn check_reads_switchyard_config_from_the_environment() {
 
 #[test]
 fn serve_with_a_bad_config_exits_with_one_line_and_no_panic() {
-    let bad = temp_file("bad.yaml", "upstreams: [{name: a, dialect: nope, base_url: 'http://x'}]\n");
+    let bad = temp_file(
+        "bad.yaml",
+        "upstreams: [{name: a, dialect: nope, base_url: 'http://x'}]\n",
+    );
     let (code, _, err) = run(&["serve", "-c", bad.to_str().unwrap()], &[]);
     assert_eq!(code, 64);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -65,7 +71,10 @@ fn serve_on_a_taken_port_fails_cleanly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let path = repo_root().join("config/mock-only.yaml");
-    let (code, _, err) = run(&["serve", "-c", path.to_str().unwrap(), "--listen", &addr], &[]);
+    let (code, _, err) = run(
+        &["serve", "-c", path.to_str().unwrap(), "--listen", &addr],
+        &[],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("cannot listen"), "{err}");
 }
@@ -76,15 +85,26 @@ async fn models_prints_a_table_and_json() {
     a.set_models(&["fetched-model"]);
     let cfg = temp_file(
         "m.yaml",
-        &format!("upstreams:\n  - {{name: a, base_url: '{}'}}\n  - {{name: mock, dialect: mock}}\n", a.base_url()),
+        &format!(
+            "upstreams:\n  - {{name: a, base_url: '{}'}}\n  - {{name: mock, dialect: mock}}\n",
+            a.base_url()
+        ),
     );
     let cfg = cfg.to_str().unwrap().to_owned();
     let c2 = cfg.clone();
-    let (code, out, err) = tokio::task::spawn_blocking(move || run(&["models", "-c", &c2], &[])).await.unwrap();
+    let (code, out, err) = tokio::task::spawn_blocking(move || run(&["models", "-c", &c2], &[]))
+        .await
+        .unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().next().unwrap().starts_with("ID"));
-    assert!(out.contains("fetched-model") && out.contains("mock-echo"), "{out}");
-    let (code, out, _) = tokio::task::spawn_blocking(move || run(&["models", "--json", "-c", &cfg], &[])).await.unwrap();
+    assert!(
+        out.contains("fetched-model") && out.contains("mock-echo"),
+        "{out}"
+    );
+    let (code, out, _) =
+        tokio::task::spawn_blocking(move || run(&["models", "--json", "-c", &cfg], &[]))
+            .await
+            .unwrap();
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);

@@ -15,20 +15,36 @@ fn dead_url() -> String {
 }
 
 fn server_error() -> Reply {
-    Reply::Json(500, json!({"error": {"message": "boom", "type": "server_error", "param": null, "code": null}}), vec![])
+    Reply::Json(
+        500,
+        json!({"error": {"message": "boom", "type": "server_error", "param": null, "code": null}}),
+        vec![],
+    )
 }
 
 #[tokio::test]
 async fn round_robin_spreads_a_shared_model_across_upstreams() {
     let a = MockUpstream::start().await;
     let b = MockUpstream::start().await;
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])], "")).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
+        "",
+    ))
+    .await;
     for _ in 0..4 {
-        assert_eq!(gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await.status, 200);
+        assert_eq!(
+            gw.http()
+                .post("/v1/chat/completions", &chat("m", "x", false))
+                .await
+                .status,
+            200
+        );
     }
     assert_eq!((a.completions().len(), b.completions().len()), (2, 2));
     // Each is also addressable on its own.
-    gw.http().post("/v1/chat/completions", &chat("b/m", "x", false)).await;
+    gw.http()
+        .post("/v1/chat/completions", &chat("b/m", "x", false))
+        .await;
     assert_eq!(b.completions().len(), 3);
     assert_eq!(b.completions()[2].json()["model"], "m");
 }
@@ -38,9 +54,15 @@ async fn weighted_route_follows_weights() {
     let a = MockUpstream::start().await;
     let b = MockUpstream::start().await;
     let extra = "routes:\n  - {model: w, strategy: weighted, targets: [{upstream: a, model: m, weight: 3}, {upstream: b, model: m, weight: 1}]}\n";
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])], extra)).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
+        extra,
+    ))
+    .await;
     for _ in 0..8 {
-        gw.http().post("/v1/chat/completions", &chat("w", "x", false)).await;
+        gw.http()
+            .post("/v1/chat/completions", &chat("w", "x", false))
+            .await;
     }
     assert_eq!((a.completions().len(), b.completions().len()), (6, 2));
 }
@@ -49,9 +71,16 @@ async fn weighted_route_follows_weights() {
 async fn connect_error_fails_over_to_the_next_target() {
     let b = MockUpstream::start().await;
     let extra = "routes:\n  - {model: m, targets: [{upstream: dead}, {upstream: b}]}\n";
-    let gw = TestGateway::start(&config_for(&[("dead", &dead_url(), &[]), ("b", &b.base_url(), &[])], extra)).await;
+    let gw = TestGateway::start(&config_for(
+        &[("dead", &dead_url(), &[]), ("b", &b.base_url(), &[])],
+        extra,
+    ))
+    .await;
     for _ in 0..2 {
-        let r = gw.http().post("/v1/chat/completions", &chat("m", "hi", false)).await;
+        let r = gw
+            .http()
+            .post("/v1/chat/completions", &chat("m", "hi", false))
+            .await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
     assert_eq!(b.completions().len(), 2);
@@ -59,16 +88,28 @@ async fn connect_error_fails_over_to_the_next_target() {
 
 #[tokio::test]
 async fn timeout_5xx_and_429_each_fail_over() {
-    let slow = MockUpstream::with_script(vec![Reply::Delay(Duration::from_secs(30), Box::new(Reply::Chat))]).await;
+    let slow = MockUpstream::with_script(vec![Reply::Delay(
+        Duration::from_secs(30),
+        Box::new(Reply::Chat),
+    )])
+    .await;
     let broken = MockUpstream::with_script(vec![server_error()]).await;
-    let limited = MockUpstream::with_script(vec![Reply::Json(429, json!({"error": {"message": "slow down"}}), vec![])]).await;
+    let limited = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "slow down"}}),
+        vec![],
+    )])
+    .await;
     let good = MockUpstream::start().await;
     let yaml = format!(
         "upstreams:\n  - {{name: slow, base_url: '{}', first_byte_timeout: 200ms}}\n  - {{name: broken, base_url: '{}'}}\n  - {{name: limited, base_url: '{}'}}\n  - {{name: good, base_url: '{}'}}\nroutes:\n  - {{model: m, targets: [{{upstream: slow}}, {{upstream: broken}}, {{upstream: limited}}, {{upstream: good}}]}}\n",
         slow.base_url(), broken.base_url(), limited.base_url(), good.base_url()
     );
     let gw = TestGateway::start(&yaml).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("m", "hi", false)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "hi", false))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["choices"][0]["message"]["content"], "hi");
     for m in [&slow, &broken, &limited, &good] {
@@ -78,10 +119,27 @@ async fn timeout_5xx_and_429_each_fail_over() {
 
 #[tokio::test]
 async fn all_rate_limited_returns_429_with_smallest_retry_after() {
-    let a = MockUpstream::with_script(vec![Reply::Json(429, json!({"error": {"message": "a"}}), vec![("retry-after", "20".into())])]).await;
-    let b = MockUpstream::with_script(vec![Reply::Json(429, json!({"error": {"message": "b"}}), vec![("retry-after", "7".into())])]).await;
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])], "")).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await;
+    let a = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "a"}}),
+        vec![("retry-after", "20".into())],
+    )])
+    .await;
+    let b = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "b"}}),
+        vec![("retry-after", "7".into())],
+    )])
+    .await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
+        "",
+    ))
+    .await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
     let msg = r.assert_error(429, "rate_limit_exceeded");
     assert_eq!(r.headers["retry-after"], "7");
     assert!(msg.contains('a') && msg.contains('b'), "{msg}");
@@ -96,19 +154,32 @@ async fn all_failed_names_upstreams_but_never_urls_or_keys() {
         dead_url()
     );
     let gw = TestGateway::start_with_env(&yaml, &[("K", "sk-query-secret")]).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
     let msg = r.assert_error(502, "upstream_error");
     assert!(msg.contains("alpha") && msg.contains("beta"), "{msg}");
-    assert!(!r.text().contains("127.0.0.1") && !r.text().contains("sk-query-secret"), "{}", r.text());
+    assert!(
+        !r.text().contains("127.0.0.1") && !r.text().contains("sk-query-secret"),
+        "{}",
+        r.text()
+    );
     assert!(!gw.logs().contains("sk-query-secret"));
 }
 
 #[tokio::test]
 async fn all_timed_out_returns_504() {
     let a = MockUpstream::with_script(vec![Reply::Hang]).await;
-    let yaml = format!("upstreams:\n  - {{name: a, base_url: '{}', models: [m], first_byte_timeout: 200ms}}\n", a.base_url());
+    let yaml = format!(
+        "upstreams:\n  - {{name: a, base_url: '{}', models: [m], first_byte_timeout: 200ms}}\n",
+        a.base_url()
+    );
     let gw = TestGateway::start(&yaml).await;
-    gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await.assert_error(504, "upstream_timeout");
+    gw.http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await
+        .assert_error(504, "upstream_timeout");
 }
 
 #[tokio::test]
@@ -116,7 +187,10 @@ async fn garbage_from_upstream_is_relayed_not_mistaken_for_success_json() {
     // A 200 that is not JSON is the upstream's answer: relayed as is, with its status.
     let a = MockUpstream::with_script(vec![Reply::Garbage]).await;
     let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"])], "")).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.text().contains("upstream exploded"));
 }
@@ -126,23 +200,46 @@ async fn failing_target_cools_down_and_comes_back() {
     let a = MockUpstream::with_script(vec![server_error()]).await;
     let b = MockUpstream::start().await;
     let extra = "routing: {failures_before_cooldown: 1, cooldown: 1s}\nroutes:\n  - {model: m, targets: [{upstream: a}, {upstream: b}]}\n";
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])], extra)).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])],
+        extra,
+    ))
+    .await;
     let http = gw.http();
     // First request: a fails (and cools down), b answers.
-    assert_eq!(http.post("/v1/chat/completions", &chat("m", "x", false)).await.status, 200);
+    assert_eq!(
+        http.post("/v1/chat/completions", &chat("m", "x", false))
+            .await
+            .status,
+        200
+    );
     assert_eq!(a.completions().len(), 1);
     // While a cools down, round-robin would pick it; it is skipped.
     for _ in 0..4 {
-        assert_eq!(http.post("/v1/chat/completions", &chat("m", "x", false)).await.status, 200);
+        assert_eq!(
+            http.post("/v1/chat/completions", &chat("m", "x", false))
+                .await
+                .status,
+            200
+        );
     }
     assert_eq!(a.completions().len(), 1, "a target in cool-down was tried");
     // After the cool-down it is tried again, and now it works.
     a.script(vec![Reply::Chat]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..2 {
-        assert_eq!(http.post("/v1/chat/completions", &chat("m", "x", false)).await.status, 200);
+        assert_eq!(
+            http.post("/v1/chat/completions", &chat("m", "x", false))
+                .await
+                .status,
+            200
+        );
     }
-    assert_eq!(a.completions().len(), 2, "a was not tried after its cool-down");
+    assert_eq!(
+        a.completions().len(),
+        2,
+        "a was not tried after its cool-down"
+    );
 }
 
 #[tokio::test]
@@ -150,8 +247,15 @@ async fn fallback_models_are_tried_after_every_target() {
     let a = MockUpstream::with_script(vec![server_error()]).await;
     let b = MockUpstream::start().await;
     let extra = "routes:\n  - {model: main, targets: [{upstream: a, model: big}], fallbacks: [small]}\n  - {model: small, targets: [{upstream: b, model: tiny}]}\n";
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])], extra)).await;
-    let r = gw.http().post("/v1/chat/completions", &chat("main", "x", false)).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])],
+        extra,
+    ))
+    .await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("main", "x", false))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(b.completions()[0].json()["model"], "tiny");
 }
@@ -163,20 +267,43 @@ async fn attempts_are_bounded() {
         MockUpstream::with_script(vec![server_error()]).await,
         MockUpstream::with_script(vec![server_error()]).await,
     ];
-    let ups: Vec<(String, String)> = mocks.iter().enumerate().map(|(i, m)| (format!("u{i}"), m.base_url())).collect();
-    let list: Vec<(&str, &str, &[&str])> = ups.iter().map(|(n, u)| (n.as_str(), u.as_str(), &["m"][..])).collect();
+    let ups: Vec<(String, String)> = mocks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("u{i}"), m.base_url()))
+        .collect();
+    let list: Vec<(&str, &str, &[&str])> = ups
+        .iter()
+        .map(|(n, u)| (n.as_str(), u.as_str(), &["m"][..]))
+        .collect();
     let gw = TestGateway::start(&config_for(&list, "routing: {max_attempts: 2}\n")).await;
-    gw.http().post("/v1/chat/completions", &chat("m", "x", false)).await.assert_error(502, "upstream_error");
+    gw.http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await
+        .assert_error(502, "upstream_error");
     let total: usize = mocks.iter().map(|m| m.completions().len()).sum();
     assert_eq!(total, 2);
 }
 
 #[tokio::test]
 async fn nothing_is_retried_once_a_stream_has_started() {
-    let a = MockUpstream::with_script(vec![Reply::StreamDrop(vec!["x ".into(), "y ".into()], 1)]).await;
+    let a =
+        MockUpstream::with_script(vec![Reply::StreamDrop(vec!["x ".into(), "y ".into()], 1)]).await;
     let b = MockUpstream::start().await;
-    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])], "")).await;
-    let resp = gw.http().send("POST", "/v1/chat/completions", &[], chat("a/m", "x", true).to_string()).await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
+        "",
+    ))
+    .await;
+    let resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("a/m", "x", true).to_string(),
+        )
+        .await;
     let _ = read_all(&mut resp.into_body()).await;
     assert!(b.completions().is_empty());
 }

@@ -2,7 +2,16 @@
 //! mock upstreams on 127.0.0.1:0 that speak OpenAI JSON and SSE and are scripted per
 //! test. One test binary; each file covers one area.
 
-#![expect(unreachable_pub, reason = "support items are shared across this test binary's modules")]
+#![expect(
+    unreachable_pub,
+    reason = "support items are shared across this test binary's modules"
+)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness code outside #[test] fns: a broken fixture must fail loudly"
+)]
 
 mod support;
 

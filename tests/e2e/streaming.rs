@@ -23,7 +23,12 @@ async fn first_chunk_arrives_while_upstream_still_holds_the_rest() {
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
     let resp = gw
         .http()
-        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -45,7 +50,12 @@ async fn client_disconnect_mid_stream_closes_the_upstream_connection() {
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
     let resp = gw
         .http()
-        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
         .await;
     let mut body = resp.into_body();
     within(next_data(&mut body)).await.unwrap().unwrap();
@@ -59,7 +69,12 @@ async fn client_disconnect_before_the_answer_closes_the_upstream_connection() {
     let up = MockUpstream::with_script(vec![Reply::Hang]).await;
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
     let http = gw.http();
-    let send = http.send("POST", "/v1/chat/completions", &[], chat("m", "x", false).to_string());
+    let send = http.send(
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        chat("m", "x", false).to_string(),
+    );
     // Give up on the request once the upstream has it.
     tokio::select! {
         _ = send => panic!("a hanging upstream cannot answer"),
@@ -74,19 +89,31 @@ async fn upstream_drop_mid_stream_ends_with_an_error_event() {
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
     let resp = gw
         .http()
-        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let all = within(read_all(&mut resp.into_body())).await.unwrap();
     let events = data_payloads(&all);
     // p0 and p1 went out whole; the half of p2 never did.
-    assert!(events[0].contains("p0 ") && events[1].contains("p1 "), "{events:?}");
+    assert!(
+        events[0].contains("p0 ") && events[1].contains("p1 "),
+        "{events:?}"
+    );
     for e in &events {
-        serde_json::from_str::<serde_json::Value>(e).unwrap_or_else(|_| panic!("partial event forwarded: {e}"));
+        serde_json::from_str::<serde_json::Value>(e)
+            .unwrap_or_else(|_| panic!("partial event forwarded: {e}"));
     }
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["type"], "server_error", "{last}");
-    assert!(last["error"]["message"].as_str().unwrap().contains("upstream: a"));
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("upstream: a"));
     assert!(!events.iter().any(|e| e == "[DONE]"));
 }
 
@@ -100,7 +127,12 @@ async fn stalled_stream_ends_with_an_error_event_after_the_idle_timeout() {
     let gw = TestGateway::start(&yaml).await;
     let resp = gw
         .http()
-        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
         .await;
     let all = within(read_all(&mut resp.into_body())).await.unwrap();
     let events = data_payloads(&all);
@@ -116,7 +148,12 @@ async fn mock_dialect_streams_the_echo_word_by_word() {
     let gw = TestGateway::start(&yaml).await;
     let resp = gw
         .http()
-        .send("POST", "/v1/chat/completions", &[], chat("mock-echo", "one two three", true).to_string())
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("mock-echo", "one two three", true).to_string(),
+        )
         .await;
     let all = within(read_all(&mut resp.into_body())).await.unwrap();
     let events = data_payloads(&all);
@@ -124,7 +161,11 @@ async fn mock_dialect_streams_the_echo_word_by_word() {
     let text: String = events[..events.len() - 1]
         .iter()
         .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(text, "one two three");
 }
@@ -135,7 +176,12 @@ async fn every_upstream_event_reaches_the_client_in_order() {
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
     let resp = gw
         .http()
-        .send("POST", "/v1/chat/completions", &[], chat("m", "x", true).to_string())
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
         .await;
     assert!(resp.headers().get("content-length").is_none());
     let all = within(read_all(&mut resp.into_body())).await.unwrap();

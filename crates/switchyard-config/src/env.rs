@@ -66,11 +66,7 @@ pub fn expand(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             Some((n, d)) => (n, Some(d)),
             None => (body, None),
         };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("`${{{body}}}` is not a valid variable reference"));
         }
         match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
@@ -131,6 +127,7 @@ mod tests {
 
     #[test]
     fn tree_errors_carry_the_yaml_path() {
+        #[expect(clippy::disallowed_methods, reason = "building a test tree")]
         let mut v: Value = serde_yaml::from_str("a:\n  - b: ${NOPE}\n").unwrap();
         let mut errors = Vec::new();
         expand_tree(&mut v, "", &env, &mut errors);

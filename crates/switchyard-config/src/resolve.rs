@@ -36,8 +36,8 @@ fn clean_serde_message(msg: &str) -> String {
 }
 
 pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Config> {
-    let server = section::<raw::ServerSpec>(top.server, "server", errors)
-        .and_then(|s| server(s, errors));
+    let server =
+        section::<raw::ServerSpec>(top.server, "server", errors).and_then(|s| server(s, errors));
     let catalogue = section::<raw::CatalogueSpec>(top.catalogue, "catalogue", errors)
         .and_then(|s| catalogue(s, errors));
     let routing = section::<raw::RoutingSpec>(top.routing, "routing", errors)
@@ -114,7 +114,7 @@ fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Option<Server> {
     let listen = s.listen.as_deref().unwrap_or("0.0.0.0:8080");
     let listen = listen
         .parse()
-        .map_err(|_| {
+        .map_err(|_discarded| {
             errors.push(ConfigError::new(
                 "server.listen",
                 format!("`{listen}` is not an address like 0.0.0.0:8080"),
@@ -209,17 +209,16 @@ fn routing(s: raw::RoutingSpec, errors: &mut Vec<ConfigError>) -> Option<Routing
     })
 }
 
-fn upstream(
-    s: raw::UpstreamSpec,
-    path: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<Upstream> {
+fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
     let before = errors.len();
     let at = |field: &str| join(path, field);
     if s.name.is_empty() || s.name.contains('/') || s.name.chars().any(char::is_whitespace) {
         errors.push(ConfigError::new(
             at("name"),
-            format!("`{}` is not a valid upstream name (non-empty, no `/` or spaces)", s.name),
+            format!(
+                "`{}` is not a valid upstream name (non-empty, no `/` or spaces)",
+                s.name
+            ),
         ));
     }
     let dialect = match s.dialect.as_deref().unwrap_or("openai").parse::<Dialect>() {
@@ -443,12 +442,17 @@ pub fn parse_duration(value: &Value) -> Result<Duration, String> {
         }
     }
     let text = value.as_str().map(str::trim).unwrap_or_default();
-    let bad = || format!("`{}` is not a duration like 250ms, 5s, 1m or 2h", text_of(value));
+    let bad = || {
+        format!(
+            "`{}` is not a duration like 250ms, 5s, 1m or 2h",
+            text_of(value)
+        )
+    };
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(bad)?;
     let (num, unit) = text.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
+    let n: f64 = num.parse().map_err(|_discarded| bad())?;
     let scale = match unit.trim() {
         "ms" => 0.001,
         "s" => 1.0,

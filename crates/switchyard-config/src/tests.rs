@@ -27,7 +27,10 @@ fn the_root_gateway_yaml_parses_with_no_environment() {
     let text = std::fs::read_to_string(repo_root().join("gateway.yaml")).unwrap();
     let config = parse(&text, &no_env).unwrap();
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
-    assert_eq!(config.upstreams[0].dialect, switchyard_dialects::Dialect::Mock);
+    assert_eq!(
+        config.upstreams[0].dialect,
+        switchyard_dialects::Dialect::Mock
+    );
 }
 
 #[test]
@@ -130,7 +133,9 @@ fn auth_types_parse() {
 
 #[test]
 fn routes_must_name_existing_upstreams() {
-    let e = errors("upstreams: [{name: a, dialect: mock}]\nroutes: [{model: m, targets: [{upstream: b}]}]");
+    let e = errors(
+        "upstreams: [{name: a, dialect: mock}]\nroutes: [{model: m, targets: [{upstream: b}]}]",
+    );
     assert_eq!(e[0].path, "routes[0].targets[0].upstream");
     assert!(e[0].message.contains("`b`"));
 }
@@ -161,7 +166,10 @@ fn durations_accept_units_and_bare_seconds() {
     assert_eq!(d("250ms").unwrap(), Duration::from_millis(250));
     assert_eq!(d("1m").unwrap(), Duration::from_secs(60));
     assert_eq!(d("1.5s").unwrap(), Duration::from_millis(1500));
-    assert_eq!(parse_duration(&serde_yaml::Value::from(7)).unwrap(), Duration::from_secs(7));
+    assert_eq!(
+        parse_duration(&serde_yaml::Value::from(7)).unwrap(),
+        Duration::from_secs(7)
+    );
     assert!(d("5 parsecs").is_err());
 }
 

@@ -109,7 +109,7 @@ pub fn peek(body: &[u8]) -> Result<Peek<'_>, PeekError> {
         serde_json::from_slice(body).map_err(|e| PeekError::Malformed(e.to_string()))?;
     let raw_model = fields.model.ok_or(PeekError::MissingModel)?;
     let model: String =
-        serde_json::from_str(raw_model.get()).map_err(|_| PeekError::MissingModel)?;
+        serde_json::from_str(raw_model.get()).map_err(|_not_a_string| PeekError::MissingModel)?;
     if model.is_empty() {
         return Err(PeekError::MissingModel);
     }

@@ -187,7 +187,9 @@ mod tests {
 
     #[test]
     fn echoes_the_last_user_message() {
-        let r = reply(r#"{"messages":[{"role":"user","content":"first"},{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"hello there"}]}]}"#);
+        let r = reply(
+            r#"{"messages":[{"role":"user","content":"first"},{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"hello there"}]}]}"#,
+        );
         let v: Value = serde_json::from_slice(&r.to_json()).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hello there");
         assert_eq!(v["usage"]["completion_tokens"], 2);
@@ -195,7 +197,9 @@ mod tests {
 
     #[test]
     fn stream_pieces_concatenate_to_the_text_and_end_with_done() {
-        let r = reply(r#"{"messages":[{"role":"user","content":"a  b c"}],"stream_options":{"include_usage":true}}"#);
+        let r = reply(
+            r#"{"messages":[{"role":"user","content":"a  b c"}],"stream_options":{"include_usage":true}}"#,
+        );
         let events = r.to_events();
         let all: Vec<u8> = events.iter().flat_map(|e| e.to_vec()).collect();
         let payloads = data_payloads(&all);
@@ -203,7 +207,11 @@ mod tests {
         let text: String = payloads[..payloads.len() - 1]
             .iter()
             .map(|p| serde_json::from_str::<Value>(p).unwrap())
-            .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .collect();
         assert_eq!(text, "a  b c");
         let usage: Value = serde_json::from_str(&payloads[payloads.len() - 2]).unwrap();

@@ -166,7 +166,9 @@ mod tests {
 
     #[test]
     fn payloads_accept_every_legal_spelling() {
-        let got = data_payloads(b": keep-alive\n\ndata:{\"a\":1}\r\n\r\ndata: x\ndata: y\n\nevent: ping\n\n");
+        let got = data_payloads(
+            b": keep-alive\n\ndata:{\"a\":1}\r\n\r\ndata: x\ndata: y\n\nevent: ping\n\n",
+        );
         assert_eq!(got, vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]);
     }
 }

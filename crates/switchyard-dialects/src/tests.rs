@@ -21,8 +21,14 @@ fn peek_rejects_missing_or_non_string_model() {
         peek(br#"{"messages":[]}"#).unwrap_err(),
         PeekError::MissingModel
     );
-    assert_eq!(peek(br#"{"model":3}"#).unwrap_err(), PeekError::MissingModel);
-    assert_eq!(peek(br#"{"model":""}"#).unwrap_err(), PeekError::MissingModel);
+    assert_eq!(
+        peek(br#"{"model":3}"#).unwrap_err(),
+        PeekError::MissingModel
+    );
+    assert_eq!(
+        peek(br#"{"model":""}"#).unwrap_err(),
+        PeekError::MissingModel
+    );
 }
 
 #[test]
@@ -63,9 +69,13 @@ fn peek_unescapes_the_model_name() {
 
 #[test]
 fn error_body_is_openai_shaped() {
-    let v: serde_json::Value =
-        serde_json::from_slice(&error_body("nope", "invalid_request_error", None, Some("x")))
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&error_body(
+        "nope",
+        "invalid_request_error",
+        None,
+        Some("x"),
+    ))
+    .unwrap();
     assert_eq!(v["error"]["message"], "nope");
     assert_eq!(v["error"]["type"], "invalid_request_error");
     assert!(v["error"]["param"].is_null());

@@ -156,7 +156,8 @@ impl Relay {
                 Poll::Pending => {
                     ready!(self.deadline.as_mut().poll(cx));
                     tracing::warn!(upstream = %self.upstream_name, idle = ?self.idle, "upstream went idle");
-                    return self.fail("the upstream stopped sending before the response was complete");
+                    return self
+                        .fail("the upstream stopped sending before the response was complete");
                 }
             }
         }
@@ -177,4 +178,3 @@ impl Relay {
         }
     }
 }
-

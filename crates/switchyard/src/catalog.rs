@@ -258,7 +258,10 @@ async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
         .map_err(|e| e.to_string())?;
     req.headers_mut().extend(up.headers.clone());
     let resp = client.request(req).await.map_err(|e| {
-        format!("request failed: {}", crate::upstream::describe_client_error(&e))
+        format!(
+            "request failed: {}",
+            crate::upstream::describe_client_error(&e)
+        )
     })?;
     let status = resp.status();
     if !status.is_success() {

@@ -79,7 +79,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -94,13 +97,20 @@ fn load_one_line(path: &std::path::Path) -> Option<Config> {
         Ok(c) => Some(c),
         Err(errors) => {
             let all: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-            eprintln!("error: invalid config {}: {}", path.display(), all.join("; "));
+            eprintln!(
+                "error: invalid config {}: {}",
+                path.display(),
+                all.join("; ")
+            );
             None
         }
     }
 }
 
-#[expect(clippy::print_stdout, reason = "check reports to the operator on stdout")]
+#[expect(
+    clippy::print_stdout,
+    reason = "check reports to the operator on stdout"
+)]
 fn check(path: &std::path::Path) -> ExitCode {
     match switchyard_config::load(path) {
         Ok(config) => {
@@ -156,7 +166,13 @@ async fn models(config: Config, json: bool) -> ExitCode {
             .collect();
         println!("{}", serde_json::Value::Array(rows));
     } else {
-        let width = index.listing.iter().map(|m| m.id.len()).max().unwrap_or(2).max(2);
+        let width = index
+            .listing
+            .iter()
+            .map(|m| m.id.len())
+            .max()
+            .unwrap_or(2)
+            .max(2);
         println!("{:<width$}  OWNED_BY", "ID");
         for m in &index.listing {
             println!("{:<width$}  {}", m.id, m.owned_by);

@@ -45,7 +45,9 @@ async fn route(
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match (req.method(), path) {
         (&Method::POST, "/chat/completions") => proxy(snap, req, Endpoint::Chat, request_id).await,
-        (&Method::POST, "/completions") => proxy(snap, req, Endpoint::Completions, request_id).await,
+        (&Method::POST, "/completions") => {
+            proxy(snap, req, Endpoint::Completions, request_id).await
+        }
         (&Method::POST, "/embeddings") => proxy(snap, req, Endpoint::Embeddings, request_id).await,
         (&Method::GET, "/models") => list_models(snap).await,
         (&Method::GET, p) if p.starts_with("/models/") => {

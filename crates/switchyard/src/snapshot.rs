@@ -105,7 +105,10 @@ impl Snapshot {
     /// Appends the targets serving `model` (no fallbacks); false if none does.
     fn targets_for(&self, model: &str, plan: &mut Vec<Attempt>) -> bool {
         let mut push = |upstream: usize, model: &str| {
-            if !plan.iter().any(|a| a.upstream == upstream && a.model == model) {
+            if !plan
+                .iter()
+                .any(|a| a.upstream == upstream && a.model == model)
+            {
                 plan.push(Attempt {
                     upstream,
                     model: model.to_owned(),

@@ -39,7 +39,10 @@ impl Answer {
         let err = &v["error"];
         assert!(err["message"].is_string(), "{v}");
         assert!(err["type"].is_string(), "{v}");
-        assert!(err.get("param").is_some() && err.get("code").is_some(), "{v}");
+        assert!(
+            err.get("param").is_some() && err.get("code").is_some(),
+            "{v}"
+        );
         assert_eq!(err["code"], code, "{v}");
         assert!(self.headers.contains_key("x-request-id"));
         err["message"].as_str().unwrap().to_owned()
@@ -92,7 +95,11 @@ impl Http {
     ) -> Answer {
         let resp = self.send(method, path, headers, body).await;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         Answer {
             status: parts.status,
             headers: parts.headers,

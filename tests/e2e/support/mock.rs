@@ -213,7 +213,11 @@ fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Moc
 
 async fn answer(st: Arc<State>, req: Request<Incoming>) -> Response<MockBody> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let uri = parts.uri.to_string();
     st.seen.lock().unwrap().push(Seen {
         uri: uri.clone(),
@@ -228,7 +232,11 @@ async fn answer(st: Arc<State>, req: Request<Incoming>) -> Response<MockBody> {
             ModelsMode::Hang => std::future::pending::<()>().await,
         }
         let models = st.models.lock().unwrap().clone();
-        return full(200, "application/json", json!({"object": "list", "data": models}).to_string());
+        return full(
+            200,
+            "application/json",
+            json!({"object": "list", "data": models}).to_string(),
+        );
     }
     let reply = {
         let mut script = st.script.lock().unwrap();
@@ -252,7 +260,11 @@ async fn play(st: Arc<State>, reply: Reply, request: Value) -> Response<MockBody
                 .and_then(|m| m["content"].as_str())
                 .unwrap_or("")
                 .to_owned();
-            full(200, "application/json", chat_json(&model, &text).to_string())
+            full(
+                200,
+                "application/json",
+                chat_json(&model, &text).to_string(),
+            )
         }
         Reply::Json(status, value, headers) => {
             let mut resp = full(status, "application/json", value.to_string());
@@ -319,14 +331,19 @@ fn stream(
                 let half = &event.as_bytes()[..event.len() / 2];
                 let _ = tx.send(Ok(Frame::data(Bytes::copy_from_slice(half)))).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                let _ = tx.send(Err(std::io::Error::other("mock drops the connection"))).await;
+                let _ = tx
+                    .send(Err(std::io::Error::other("mock drops the connection")))
+                    .await;
                 return;
             }
             if tx.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
                 return;
             }
         }
-        let tail = format!("{}data: [DONE]\n\n", chunk_event(&model, None, Some("stop")));
+        let tail = format!(
+            "{}data: [DONE]\n\n",
+            chunk_event(&model, None, Some("stop"))
+        );
         let _ = tx.send(Ok(Frame::data(Bytes::from(tail)))).await;
     });
     let body = ChannelBody(rx).boxed();

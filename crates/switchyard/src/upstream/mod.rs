@@ -71,11 +71,14 @@ impl UpstreamRt {
                     h.set_sensitive(true);
                     h
                 })
-                .map_err(|_| format!("upstream {}: a header value is not valid", config.name))
+                .map_err(|_discarded| {
+                    format!("upstream {}: a header value is not valid", config.name)
+                })
         };
         let header_name = |n: &str| {
-            HeaderName::from_bytes(n.as_bytes())
-                .map_err(|_| format!("upstream {}: `{n}` is not a header name", config.name))
+            HeaderName::from_bytes(n.as_bytes()).map_err(|_discarded| {
+                format!("upstream {}: `{n}` is not a header name", config.name)
+            })
         };
         for (name, value) in &config.headers {
             if !value.expose().is_empty() {
@@ -113,8 +116,9 @@ impl UpstreamRt {
             if config.dialect == Dialect::Mock {
                 s = format!("http://mock.invalid/{path}");
             }
-            s.parse()
-                .map_err(|_| format!("upstream {}: base_url is not a valid URL", config.name))
+            s.parse().map_err(|_discarded| {
+                format!("upstream {}: base_url is not a valid URL", config.name)
+            })
         };
         let uris = [
             uri(Endpoint::Chat.path())?,
@@ -241,34 +245,35 @@ pub async fn send(
             rewrite_model(out.peek, &attempt.model)
         };
         let req = build_request(up, out, body)?;
-        let failure = match tokio::time::timeout(up.config.first_byte_timeout, client.request(req)).await
-        {
-            Err(_) => {
-                failures.timeouts += 1;
-                format!("no response within {:?}", up.config.first_byte_timeout)
-            }
-            Ok(Err(e)) => {
-                if is_timeout(&e) {
+        let failure =
+            match tokio::time::timeout(up.config.first_byte_timeout, client.request(req)).await {
+                Err(_) => {
                     failures.timeouts += 1;
+                    format!("no response within {:?}", up.config.first_byte_timeout)
                 }
-                describe_client_error(&e)
-            }
-            Ok(Ok(resp)) => {
-                let status = resp.status();
-                if status == StatusCode::TOO_MANY_REQUESTS {
-                    failures.rate_limited += 1;
-                    if let Some(after) = retry_after(resp.headers()) {
-                        failures.retry_after = Some(failures.retry_after.map_or(after, |m| m.min(after)));
+                Ok(Err(e)) => {
+                    if is_timeout(&e) {
+                        failures.timeouts += 1;
                     }
-                    format!("answered {status}")
-                } else if status.is_server_error() {
-                    format!("answered {status}")
-                } else {
-                    up.health.record_success();
-                    return Ok(relay(resp, up, guard.take()));
+                    describe_client_error(&e)
                 }
-            }
-        };
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        failures.rate_limited += 1;
+                        if let Some(after) = retry_after(resp.headers()) {
+                            failures.retry_after =
+                                Some(failures.retry_after.map_or(after, |m| m.min(after)));
+                        }
+                        format!("answered {status}")
+                    } else if status.is_server_error() {
+                        format!("answered {status}")
+                    } else {
+                        up.health.record_success();
+                        return Ok(relay(resp, up, guard.take()));
+                    }
+                }
+            };
         let cooled = up.health.record_failure(
             routing.failures_before_cooldown,
             routing.cooldown,
@@ -297,7 +302,10 @@ fn build_request(
     let headers = req.headers_mut();
     headers.reserve(up.headers.len() + 4);
     headers.extend(up.headers.clone());
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(
         header::ACCEPT,
         HeaderValue::from_static(if out.peek.stream {
@@ -319,7 +327,13 @@ fn build_request(
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te" | "trailer"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
     )
 }
 
@@ -335,11 +349,18 @@ fn relay(
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
     for (name, value) in &parts.headers {
-        if !is_hop_by_hop(name) && !(sse && name == header::CONTENT_LENGTH) {
+        let dropped = is_hop_by_hop(name) || (sse && name == header::CONTENT_LENGTH);
+        if !dropped {
             headers.append(name.clone(), value.clone());
         }
     }
-    let body = Relay::new(incoming, sse, up.config.idle_timeout, up.name.clone(), guard.filter(|_| sse));
+    let body = Relay::new(
+        incoming,
+        sse,
+        up.config.idle_timeout,
+        up.name.clone(),
+        guard.filter(|_| sse),
+    );
     let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
     *out.status_mut() = parts.status;
     *out.headers_mut() = headers;
@@ -350,10 +371,7 @@ fn mock_response(out: &Outgoing<'_>, model: &str) -> Response<ResponseBody> {
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let id = format!(
-        "chatcmpl-{}",
-        out.request_id.to_str().unwrap_or("mock")
-    );
+    let id = format!("chatcmpl-{}", out.request_id.to_str().unwrap_or("mock"));
     let (body, content_type) = match out.endpoint {
         Endpoint::Chat => {
             let reply = MockReply::for_chat(out.body, model, id, created);

@@ -27,7 +27,7 @@ impl Pools {
         let mut clients = self
             .clients
             .lock()
-            .map_err(|_| "client pool lock poisoned".to_owned())?;
+            .map_err(|_discarded| "client pool lock poisoned".to_owned())?;
         if let Some(c) = clients.get(&connect_timeout) {
             return Ok(c.clone());
         }
