@@ -21,6 +21,10 @@ pub(crate) struct Top {
     pub upstreams: Vec<Value>,
     #[serde(default)]
     pub routes: Vec<Value>,
+    #[serde(default)]
+    pub keys: Vec<Value>,
+    #[serde(default)]
+    pub plugins: Vec<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,4 +111,40 @@ pub(crate) struct TargetSpec {
     pub upstream: String,
     pub model: Option<String>,
     pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeySpec {
+    pub name: String,
+    pub key: String,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PluginSpec {
+    pub name: String,
+    pub id: Option<String>,
+    pub enabled: Option<bool>,
+    pub stage: Option<OneOrMany>,
+    pub priority: Option<i32>,
+    pub parallel: Option<bool>,
+    pub on_error: Option<String>,
+    pub timeout: Option<Value>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }

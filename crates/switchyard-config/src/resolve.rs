@@ -87,6 +87,26 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
         }
     }
 
+    let mut keys = Vec::new();
+    for (i, value) in top.keys.into_iter().enumerate() {
+        let path = format!("keys[{i}]");
+        if let Ok(spec) = typed::<raw::KeySpec>(value, &path).map_err(|e| errors.push(e)) {
+            if let Some(k) = client_key(spec, &path, &keys, errors) {
+                keys.push(k);
+            }
+        }
+    }
+
+    let mut plugins: Vec<PluginSpec> = Vec::new();
+    for (i, value) in top.plugins.into_iter().enumerate() {
+        let path = format!("plugins[{i}]");
+        if let Ok(spec) = typed::<raw::PluginSpec>(value, &path).map_err(|e| errors.push(e)) {
+            if let Some(p) = plugin(spec, &path, &plugins, &keys, errors) {
+                plugins.push(p);
+            }
+        }
+    }
+
     if !errors.is_empty() {
         return None;
     }
@@ -96,6 +116,8 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
         routing: routing?,
         upstreams,
         routes,
+        keys,
+        plugins,
     })
 }
 
@@ -399,6 +421,142 @@ fn route(
     })
 }
 
+fn client_key(
+    s: raw::KeySpec,
+    path: &str,
+    existing: &[ClientKey],
+    errors: &mut Vec<ConfigError>,
+) -> Option<ClientKey> {
+    let before = errors.len();
+    if s.name.is_empty() {
+        errors.push(ConfigError::new(join(path, "name"), "must not be empty"));
+    }
+    if existing.iter().any(|k| *k.name == s.name) {
+        errors.push(ConfigError::new(
+            join(path, "name"),
+            format!("key name `{}` is used twice", s.name),
+        ));
+    }
+    if s.key.len() < 8 {
+        errors.push(ConfigError::new(
+            join(path, "key"),
+            "a client key must be at least 8 characters",
+        ));
+    }
+    if existing.iter().any(|k| k.key.expose() == s.key) {
+        errors.push(ConfigError::new(
+            join(path, "key"),
+            "the same key value is configured twice",
+        ));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(ClientKey {
+        name: Arc::from(s.name),
+        key: Secret::new(s.key),
+        user: s.user.map(Arc::from),
+        groups: Arc::from(s.groups),
+    })
+}
+
+fn plugin(
+    s: raw::PluginSpec,
+    path: &str,
+    existing: &[PluginSpec],
+    keys: &[ClientKey],
+    errors: &mut Vec<ConfigError>,
+) -> Option<PluginSpec> {
+    let before = errors.len();
+    let stage_names = match s.stage {
+        None => Vec::new(),
+        Some(raw::OneOrMany::One(one)) => vec![one],
+        Some(raw::OneOrMany::Many(many)) => many,
+    };
+    let mut stages = Vec::new();
+    for name in &stage_names {
+        match Stage::ALL.iter().find(|(_, n)| n == name) {
+            Some((stage, _)) if !stages.contains(stage) => stages.push(*stage),
+            Some(_) => {}
+            None => errors.push(ConfigError::new(
+                join(path, "stage"),
+                format!(
+                    "unknown stage `{name}` (expected one of: pre_request, on_chunk, post_response, error)"
+                ),
+            )),
+        }
+    }
+    let on_error = match s.on_error.as_deref() {
+        None | Some("fail_open") => OnError::FailOpen,
+        Some("fail_closed") => OnError::FailClosed,
+        Some(other) => {
+            errors.push(ConfigError::new(
+                join(path, "on_error"),
+                format!("unknown policy `{other}` (expected fail_open or fail_closed)"),
+            ));
+            OnError::FailOpen
+        }
+    };
+    let timeout = duration_or(
+        s.timeout,
+        &join(path, "timeout"),
+        Duration::from_secs(5),
+        errors,
+    );
+    for (i, key) in s.keys.iter().enumerate() {
+        if !keys.iter().any(|k| *k.name == *key) {
+            errors.push(ConfigError::new(
+                join(path, &format!("keys[{i}]")),
+                format!("no client key is named `{key}` (see `keys:`)"),
+            ));
+        }
+    }
+    let id = match s.id {
+        Some(id) => id,
+        None => {
+            let same = existing.iter().filter(|p| p.name == s.name).count();
+            if same == 0 {
+                s.name.clone()
+            } else {
+                format!("{}#{}", s.name, same + 1)
+            }
+        }
+    };
+    if existing.iter().any(|p| *p.id == id) {
+        errors.push(ConfigError::new(
+            join(path, "id"),
+            format!("plugin id `{id}` is used twice"),
+        ));
+    }
+    let config = match s.config {
+        None | Some(Value::Null) => serde_json::Value::Object(Default::default()),
+        Some(v) => match serde_json::to_value(&v) {
+            Ok(json) => json,
+            Err(e) => {
+                errors.push(ConfigError::new(join(path, "config"), e.to_string()));
+                serde_json::Value::Null
+            }
+        },
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(PluginSpec {
+        name: s.name,
+        id: Arc::from(id),
+        path: path.to_owned(),
+        enabled: s.enabled.unwrap_or(true),
+        stages,
+        priority: s.priority.unwrap_or(0),
+        parallel: s.parallel.unwrap_or(false),
+        on_error,
+        timeout: timeout?,
+        models: s.models.into_iter().map(Glob::new).collect(),
+        keys: s.keys,
+        config,
+    })
+}
+
 fn check_header_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {
@@ -429,6 +587,11 @@ fn duration_or(
             None
         }
     }
+}
+
+/// A duration written as text: `250ms`, `5s`, `1m`, `2h`, or a number of seconds.
+pub fn parse_duration_str(text: &str) -> Result<Duration, String> {
+    parse_duration(&Value::String(text.to_owned()))
 }
 
 /// `250ms`, `5s`, `1m`, `2h`, or a bare number of seconds.

@@ -21,6 +21,94 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Explicit routes (models and aliases), in config order.
     pub routes: Vec<Route>,
+    /// Client API keys; when any is configured, every data-plane request needs one.
+    pub keys: Vec<ClientKey>,
+    /// The plugin chain as written (plugin-specific `config` is checked by the daemon).
+    pub plugins: Vec<PluginSpec>,
+}
+
+/// A client API key and the identity it carries.
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    /// Key name (shown to upstreams by `user_headers`, used by plugin `keys:` selectors).
+    pub name: Arc<str>,
+    /// The key value clients send as `Authorization: Bearer …`.
+    pub key: Secret,
+    /// User the key belongs to.
+    pub user: Option<Arc<str>>,
+    /// Groups of that user.
+    pub groups: Arc<[String]>,
+}
+
+/// A plugin stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Before routing; may modify or reject the request.
+    PreRequest,
+    /// Every streamed SSE event, in order.
+    OnChunk,
+    /// After a complete response, or once when a stream ends.
+    PostResponse,
+    /// When a request fails.
+    Error,
+}
+
+impl Stage {
+    /// Every stage with its YAML name.
+    pub const ALL: [(Stage, &'static str); 4] = [
+        (Self::PreRequest, "pre_request"),
+        (Self::OnChunk, "on_chunk"),
+        (Self::PostResponse, "post_response"),
+        (Self::Error, "error"),
+    ];
+
+    /// YAML name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreRequest => "pre_request",
+            Self::OnChunk => "on_chunk",
+            Self::PostResponse => "post_response",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What happens when a plugin errors, times out or panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Log, count, and let the request go on.
+    FailOpen,
+    /// Log, count, and answer 500.
+    FailClosed,
+}
+
+/// One plugin entry, validated except for its own `config`.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// Registered plugin name (`rate_limiter`, `http`…).
+    pub name: String,
+    /// Unique instance id (defaults to the name, or `name#N` when repeated).
+    pub id: Arc<str>,
+    /// YAML path of the entry, for errors found while building the plugin.
+    pub path: String,
+    /// Disabled entries are kept (for listing) but never run.
+    pub enabled: bool,
+    /// Stages as written; empty means the plugin's default.
+    pub stages: Vec<Stage>,
+    /// Lower runs first.
+    pub priority: i32,
+    /// May run concurrently with other parallel plugins of the same priority.
+    pub parallel: bool,
+    /// Failure policy.
+    pub on_error: OnError,
+    /// Bound on one invocation (default 5 s).
+    pub timeout: Duration,
+    /// Only for these models (globs); empty: all.
+    pub models: Vec<Glob>,
+    /// Only for these key names; empty: all callers.
+    pub keys: Vec<String>,
+    /// The plugin's own settings, as JSON.
+    pub config: serde_json::Value,
 }
 
 /// Data-plane listener settings.

@@ -67,6 +67,37 @@ pub fn last_event_end(buf: &[u8]) -> Option<usize> {
     last
 }
 
+/// Splits bytes that end at an event boundary into one slice per event (no copies).
+pub fn split_events(buf: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if b == b'\r' || b == b'\n' {
+            let len = if b == b'\r' && buf.get(i + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            if at_line_start && i > start {
+                out.push(buf.slice(start..i + len));
+                start = i + len;
+            }
+            at_line_start = true;
+            i += len;
+        } else {
+            at_line_start = false;
+            i += 1;
+        }
+    }
+    if start < buf.len() {
+        out.push(buf.slice(start..));
+    }
+    out
+}
+
 /// The `data` payloads of the complete events in `buf`, in order (multi-line data
 /// joined with `\n`). Comments and events without data are skipped.
 pub fn data_payloads(buf: &[u8]) -> Vec<String> {
@@ -155,6 +186,15 @@ mod tests {
             &b"data: 22\n\n"[..]
         );
         assert_eq!(a.pending(), 0);
+    }
+
+    #[test]
+    fn split_events_cuts_at_every_blank_line() {
+        let b = Bytes::from_static(b"data: 1\n\n: ping\r\n\r\ndata: 2\n\n");
+        let parts = split_events(&b);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(&parts[1][..], b": ping\r\n\r\n");
+        assert_eq!(&parts[2][..], b"data: 2\n\n");
     }
 
     #[test]

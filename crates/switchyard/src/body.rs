@@ -1,9 +1,14 @@
-//! The response body type: a complete buffer, a list of ready events (mock dialect), or
-//! an upstream body relayed frame by frame. Relaying enforces the idle timeout, keeps
-//! SSE output aligned to whole events, and — when an SSE stream breaks after bytes were
-//! sent — ends it with an OpenAI-shaped error event instead of a silent cut.
+//! The response body type: a complete buffer, or a relay of an upstream body (or of
+//! the mock model's ready-made events). The relay forwards whatever is ready in one
+//! write (no waiting: only frames already received are coalesced), enforces the idle
+//! timeout, keeps SSE output aligned to whole events, runs stream hooks (`on_chunk`
+//! filters, usage capture) when a request has them, and — when an SSE stream breaks
+//! after bytes were sent — ends it with an OpenAI-shaped error event, never a silent
+//! cut.
 
-use bytes::Bytes;
+use crate::plugins::chain::{filter_event, ActiveFilter, FilterOutcome};
+use crate::plugins::{Rejection, Usage};
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::collections::VecDeque;
@@ -11,22 +16,24 @@ use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use switchyard_dialects::{error_event, sse::EventAligner};
+use switchyard_dialects::error_event;
+use switchyard_dialects::sse::{split_events, EventAligner};
 use tokio::time::{Instant, Sleep};
 
 /// Error type of a relayed body; makes hyper abort the client connection.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Most bytes gathered into one write.
+const MAX_COALESCE: usize = 64 * 1024;
 
 /// Every response body the gateway sends.
 #[derive(Debug)]
 pub enum ResponseBody {
     /// One buffer (errors, JSON built here, mock replies).
     Full(Option<Bytes>),
-    /// Ready-made frames sent one by one (mock streams).
-    Frames(VecDeque<Bytes>),
-    /// An upstream body, relayed as it arrives.
+    /// A body relayed as it arrives.
     Relay(Box<Relay>),
 }
 
@@ -47,7 +54,6 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Frames(frames) => Poll::Ready(frames.pop_front().map(|b| Ok(Frame::data(b)))),
             Self::Relay(relay) => relay.poll_next(cx),
         }
     }
@@ -55,8 +61,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(bytes) => bytes.is_none(),
-            Self::Frames(frames) => frames.is_empty(),
-            Self::Relay(relay) => relay.done,
+            Self::Relay(relay) => relay.done && relay.fail_next.is_none(),
         }
     }
 
@@ -64,8 +69,10 @@ impl Body for ResponseBody {
         match self {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Frames(_) => SizeHint::default(),
-            Self::Relay(relay) => relay.upstream.size_hint(),
+            Self::Relay(relay) => match (&relay.source, &relay.aligner) {
+                (Source::Upstream(inc), None) => inc.size_hint(),
+                _ => SizeHint::default(),
+            },
         }
     }
 }
@@ -93,88 +100,372 @@ impl Drop for StreamGuard {
     }
 }
 
-/// An upstream body on its way to the client.
+/// How a stream went, for `post_response` plugins.
+#[derive(Debug, Default)]
+pub struct StreamSummary {
+    /// Usage, if the upstream reported it.
+    pub usage: Option<Usage>,
+    /// The assistant text, if collected.
+    pub text: Option<String>,
+    /// Ended normally (not broken, stopped or abandoned).
+    pub completed: bool,
+}
+
+/// Per-request work on a stream's events.
+#[derive(Default)]
+pub struct StreamHooks {
+    /// `on_chunk` filters, in run order.
+    pub filters: Vec<ActiveFilter>,
+    /// Read `usage` from the events.
+    pub capture_usage: bool,
+    /// Leave out the usage-only chunk (the client did not ask for it).
+    pub strip_usage: bool,
+    /// Collect the assistant text.
+    pub collect_text: bool,
+    /// Called once when the stream ends, however it ends.
+    pub on_end: Option<Box<dyn FnOnce(StreamSummary) + Send>>,
+    /// Filled in as the stream goes.
+    pub summary: StreamSummary,
+}
+
+impl std::fmt::Debug for StreamHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHooks")
+            .field("filters", &self.filters)
+            .field("capture_usage", &self.capture_usage)
+            .field("strip_usage", &self.strip_usage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamHooks {
+    fn finish(&mut self, completed: bool) {
+        if let Some(on_end) = self.on_end.take() {
+            let mut summary = std::mem::take(&mut self.summary);
+            summary.completed = completed;
+            on_end(summary);
+        }
+    }
+
+    /// Runs the hooks over whole events; `Err` carries what to send before ending.
+    fn process(&mut self, aligned: &Bytes) -> Result<Bytes, Box<(Bytes, Rejection)>> {
+        let mut out = BytesMut::with_capacity(aligned.len() + 64);
+        for event in split_events(aligned) {
+            if self.capture_usage || self.collect_text {
+                if let Some(v) = self.inspect(&event) {
+                    if self.strip_usage && v {
+                        continue;
+                    }
+                }
+            }
+            match filter_event(&mut self.filters, event) {
+                FilterOutcome::Send(parts) => parts.iter().for_each(|p| out.extend_from_slice(p)),
+                FilterOutcome::End(parts, rejection) => {
+                    parts.iter().for_each(|p| out.extend_from_slice(p));
+                    return Err(Box::new((out.freeze(), rejection)));
+                }
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    /// Reads usage and text from one event; `Some(true)` for a usage-only chunk.
+    fn inspect(&mut self, event: &Bytes) -> Option<bool> {
+        let has_usage = contains(event, b"\"usage\"");
+        if !has_usage && !self.collect_text {
+            return None;
+        }
+        let data = switchyard_dialects::sse::data_payloads(event).pop()?;
+        let v: serde_json::Value = serde_json::from_str(&data).ok()?;
+        if self.collect_text {
+            if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+                self.summary
+                    .text
+                    .get_or_insert_with(String::new)
+                    .push_str(t);
+            }
+        }
+        let usage = Usage::from_json(&v);
+        if usage.is_some() {
+            self.summary.usage = usage;
+        }
+        let choices_empty = v["choices"].as_array().is_some_and(Vec::is_empty);
+        Some(usage.is_some() && choices_empty)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[derive(Debug)]
+enum Source {
+    Upstream(Incoming),
+    Frames(VecDeque<Bytes>),
+}
+
+impl Source {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, hyper::Error>>> {
+        match self {
+            Self::Frames(frames) => Poll::Ready(frames.pop_front().map(Ok)),
+            Self::Upstream(incoming) => loop {
+                match Pin::new(&mut *incoming).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => return Poll::Ready(Some(Ok(data))),
+                        Err(_trailers) => continue,
+                    },
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            },
+        }
+    }
+}
+
+/// A body on its way to the client.
 #[derive(Debug)]
 pub struct Relay {
-    upstream: Incoming,
+    source: Source,
     /// `Some` for SSE: output is cut at event boundaries.
     aligner: Option<EventAligner>,
+    hooks: Option<Box<StreamHooks>>,
     idle: Duration,
-    deadline: Pin<Box<Sleep>>,
+    last_data: Instant,
+    deadline: Option<Pin<Box<Sleep>>>,
     upstream_name: Arc<str>,
     done: bool,
+    fail_next: Option<Bytes>,
     _guard: Option<StreamGuard>,
 }
 
 impl Relay {
-    /// Wraps an upstream body. `sse` turns on event alignment and error events.
-    pub fn new(
+    /// Relays an upstream body. `sse` turns on event alignment and error events.
+    pub fn upstream(
         upstream: Incoming,
         sse: bool,
         idle: Duration,
         upstream_name: Arc<str>,
         guard: Option<StreamGuard>,
     ) -> Self {
+        Self::new(Source::Upstream(upstream), sse, idle, upstream_name, guard)
+    }
+
+    /// Relays ready-made SSE events (the mock model).
+    pub fn events(events: Vec<Bytes>, upstream_name: Arc<str>) -> Self {
+        Self::new(
+            Source::Frames(events.into()),
+            true,
+            Duration::from_secs(60),
+            upstream_name,
+            None,
+        )
+    }
+
+    fn new(
+        source: Source,
+        sse: bool,
+        idle: Duration,
+        upstream_name: Arc<str>,
+        guard: Option<StreamGuard>,
+    ) -> Self {
         Self {
-            upstream,
+            source,
             aligner: sse.then(EventAligner::default),
+            hooks: None,
             idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
+            last_data: Instant::now(),
+            deadline: None,
             upstream_name,
             done: false,
+            fail_next: None,
             _guard: guard,
         }
     }
 
+    /// Whether this relays SSE.
+    pub fn is_sse(&self) -> bool {
+        self.aligner.is_some()
+    }
+
+    /// Installs per-request stream hooks (SSE only).
+    pub fn set_hooks(&mut self, hooks: StreamHooks) {
+        if self.is_sse() {
+            self.hooks = Some(Box::new(hooks));
+        }
+    }
+
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(event) = self.fail_next.take() {
+            return Poll::Ready(Some(Ok(Frame::data(event))));
+        }
         loop {
             if self.done {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut self.upstream).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    self.deadline.as_mut().reset(Instant::now() + self.idle);
-                    let frame = match (frame.into_data(), &mut self.aligner) {
-                        (Ok(data), Some(aligner)) => match aligner.push(data) {
-                            Some(events) => Frame::data(events),
-                            None => continue,
-                        },
-                        (Ok(data), None) => Frame::data(data),
-                        (Err(frame), _) => frame, // trailers pass through
-                    };
-                    return Poll::Ready(Some(Ok(frame)));
+            // Take everything that is ready now, up to MAX_COALESCE bytes.
+            let mut first: Option<Bytes> = None;
+            let mut more: Option<BytesMut> = None;
+            let mut ended = false;
+            let mut broke = None;
+            let mut pending = false;
+            loop {
+                match self.source.poll_data(cx) {
+                    Poll::Ready(Some(Ok(data))) => {
+                        match (&first, &mut more) {
+                            (None, _) => first = Some(data),
+                            (Some(f), None) => {
+                                let mut m = BytesMut::with_capacity(f.len() + data.len());
+                                m.extend_from_slice(f);
+                                m.extend_from_slice(&data);
+                                more = Some(m);
+                            }
+                            (Some(_), Some(m)) => m.extend_from_slice(&data),
+                        }
+                        let size = more
+                            .as_ref()
+                            .map_or_else(|| first.as_ref().map_or(0, Bytes::len), BytesMut::len);
+                        if size >= MAX_COALESCE {
+                            break;
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        broke = Some(e.to_string());
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Poll::Pending => {
+                        pending = true;
+                        break;
+                    }
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(upstream = %self.upstream_name, error = %e, "upstream body broke");
-                    return self.fail("the upstream connection broke mid-response");
+            }
+            let data = match more {
+                Some(m) => Some(m.freeze()),
+                None => first,
+            };
+            let mut out = Bytes::new();
+            if let Some(data) = data {
+                self.last_data = Instant::now();
+                match self.aligner.as_mut() {
+                    None => out = data,
+                    Some(aligner) => {
+                        if let Some(aligned) = aligner.push(data) {
+                            match self.hooks.as_mut() {
+                                None => out = aligned,
+                                Some(hooks) => match hooks.process(&aligned) {
+                                    Ok(bytes) => out = bytes,
+                                    Err(stopped) => {
+                                        let (before, rejection) = *stopped;
+                                        return self.stop(before, &rejection);
+                                    }
+                                },
+                            }
+                        }
+                    }
                 }
-                Poll::Ready(None) => {
-                    self.done = true;
-                    let rest = self.aligner.as_mut().map(EventAligner::take_rest);
-                    return Poll::Ready(rest.filter(|r| !r.is_empty()).map(|r| Ok(Frame::data(r))));
+            }
+            if let Some(e) = broke {
+                tracing::warn!(upstream = %self.upstream_name, error = %e, "upstream body broke");
+                return self.fail(out, "the upstream connection broke mid-response");
+            }
+            if ended {
+                self.done = true;
+                if let Some(aligner) = self.aligner.as_mut() {
+                    let rest = aligner.take_rest();
+                    if !rest.is_empty() {
+                        out = concat(out, rest);
+                    }
                 }
-                Poll::Pending => {
-                    ready!(self.deadline.as_mut().poll(cx));
-                    tracing::warn!(upstream = %self.upstream_name, idle = ?self.idle, "upstream went idle");
-                    return self
-                        .fail("the upstream stopped sending before the response was complete");
+                if let Some(hooks) = self.hooks.as_mut() {
+                    hooks.finish(true);
                 }
+                return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(out))));
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+            if pending {
+                return self.poll_idle(cx);
             }
         }
     }
 
-    /// Ends the body after an upstream failure: an error event for SSE, an aborted
-    /// connection otherwise (a truncated JSON body must not look complete).
-    fn fail(&mut self, why: &str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.done = true;
-        let message = format!("{why} (upstream: {})", self.upstream_name);
-        match self.aligner {
-            Some(_) => Poll::Ready(Some(Ok(Frame::data(error_event(
-                &message,
-                "server_error",
-                Some("upstream_stream_error"),
-            ))))),
-            None => Poll::Ready(Some(Err(message.into()))),
+    /// Nothing to send and the source is waiting: arm (lazily) and check the idle timer.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let due = self.last_data + self.idle;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if deadline.deadline() != due {
+            deadline.as_mut().reset(due);
+        }
+        match deadline.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                tracing::warn!(upstream = %self.upstream_name, idle = ?self.idle, "upstream went idle");
+                self.fail(
+                    Bytes::new(),
+                    "the upstream stopped sending before the response was complete",
+                )
+            }
         }
     }
+
+    /// Ends the body after an upstream failure: what was received whole, then an error
+    /// event for SSE; an aborted connection otherwise (a truncated JSON body must not
+    /// look complete).
+    fn fail(&mut self, out: Bytes, why: &str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        if let Some(hooks) = self.hooks.as_mut() {
+            hooks.finish(false);
+        }
+        let message = format!("{why} (upstream: {})", self.upstream_name);
+        if self.aligner.is_none() {
+            return Poll::Ready(Some(Err(message.into())));
+        }
+        let event = error_event(&message, "server_error", Some("upstream_stream_error"));
+        if out.is_empty() {
+            Poll::Ready(Some(Ok(Frame::data(event))))
+        } else {
+            self.fail_next = Some(event);
+            Poll::Ready(Some(Ok(Frame::data(out))))
+        }
+    }
+
+    /// Ends the stream because a filter said so: what it let through, then its error.
+    fn stop(
+        &mut self,
+        before: Bytes,
+        r: &Rejection,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        if let Some(hooks) = self.hooks.as_mut() {
+            hooks.finish(false);
+        }
+        let event = error_event(&r.message, &r.kind, Some(&r.code));
+        Poll::Ready(Some(Ok(Frame::data(concat(before, event)))))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // The client went away (or the body was dropped early): hooks still learn it ended.
+        if let Some(hooks) = self.hooks.as_mut() {
+            hooks.finish(false);
+        }
+    }
+}
+
+fn concat(a: Bytes, b: Bytes) -> Bytes {
+    if a.is_empty() {
+        return b;
+    }
+    let mut m = BytesMut::with_capacity(a.len() + b.len());
+    m.extend_from_slice(&a);
+    m.extend_from_slice(&b);
+    m.freeze()
 }

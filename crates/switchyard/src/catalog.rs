@@ -12,10 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 use switchyard_config::{Config, ModelKind, Route};
 use tokio::time::Instant;
@@ -124,7 +121,7 @@ impl Catalog {
             .enumerate()
             .filter(|(_, up)| up.config.fetch_models)
             .map(|(i, up)| self.refresh_one(i, up, force));
-        let changed = join_all(fetches).await;
+        let changed = crate::concurrent::join_all(fetches).await;
         if changed.into_iter().any(|c| c) {
             self.rebuild();
         }
@@ -289,30 +286,6 @@ pub fn parse_model_ids(body: &[u8]) -> Result<Vec<String>, String> {
         .iter()
         .filter_map(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_owned))
         .collect())
-}
-
-/// Runs futures concurrently on the current task; results in input order.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for (fut, slot) in pending.iter_mut().zip(results.iter_mut()) {
-            if slot.is_none() {
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(out) => *slot = Some(out),
-                    Poll::Pending => all_done = false,
-                }
-            }
-        }
-        if all_done {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

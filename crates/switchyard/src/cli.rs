@@ -91,9 +91,18 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// Loads a config and checks its plugin settings (which only the daemon knows).
+fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::ConfigErrors> {
+    switchyard_config::load(path).and_then(|config| {
+        crate::plugins::Chain::build(&config.plugins, &crate::upstream::pool::Pools::default())
+            .map(|_| config)
+            .map_err(switchyard_config::ConfigErrors)
+    })
+}
+
 /// Loads a config; on failure prints one line (all problems joined) to stderr.
 fn load_one_line(path: &std::path::Path) -> Option<Config> {
-    match switchyard_config::load(path) {
+    match load_checked(path) {
         Ok(c) => Some(c),
         Err(errors) => {
             let all: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
@@ -115,10 +124,11 @@ fn check(path: &std::path::Path) -> ExitCode {
     match switchyard_config::load(path) {
         Ok(config) => {
             println!(
-                "{}: OK ({} upstreams, {} routes)",
+                "{}: OK ({} upstreams, {} routes, {} plugins)",
                 path.display(),
                 config.upstreams.len(),
-                config.routes.len()
+                config.routes.len(),
+                config.plugins.len()
             );
             ExitCode::SUCCESS
         }
@@ -152,8 +162,14 @@ async fn models(config: Config, json: bool) -> ExitCode {
     let snap = match build_snapshot(config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            eprintln!(
+                "error: {}",
+                e.0.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     snap.catalog.refresh(&snap.upstreams, true).await;

@@ -3,10 +3,10 @@
 //! Upstream 4xx replies are not errors here: they are relayed as they came.
 
 use crate::body::ResponseBody;
+use crate::plugins::Rejection;
 use http::{header, HeaderValue, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_dialects::error_body;
 
 /// Why every attempt at the upstreams failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,18 @@ pub enum GatewayError {
     /// Too many open streams.
     #[error("the gateway is at its limit of {0} concurrent streams; retry shortly")]
     Overloaded(u32),
+    /// The upstream's response could not be read (for plugins that need it whole).
+    #[error("the upstream response could not be read: {0}")]
+    ResponseUnreadable(String),
+    /// Keys are configured and the request had none, or an unknown one.
+    #[error("Incorrect API key provided. Send a configured key as `Authorization: Bearer <key>`.")]
+    Unauthorized,
+    /// A plugin refused the request.
+    #[error("{}", .0.message)]
+    PluginRejected(Box<Rejection>),
+    /// A `fail_closed` plugin errored, timed out or panicked.
+    #[error("plugin `{0}` failed; the request was not processed")]
+    PluginFailed(Arc<str>),
 }
 
 impl GatewayError {
@@ -94,11 +106,15 @@ impl GatewayError {
                 FailureKind::BadGateway => StatusCode::BAD_GATEWAY,
             },
             Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::ResponseUnreadable(_) => StatusCode::BAD_GATEWAY,
+            Self::PluginRejected(r) => r.status,
+            Self::PluginFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// OpenAI `type`, `param` and `code`.
-    fn parts(&self) -> (&'static str, Option<&'static str>, &'static str) {
+    fn parts(&self) -> (&str, Option<&'static str>, &str) {
         match self {
             Self::BadRequest { param, .. } => ("invalid_request_error", *param, "invalid_request"),
             Self::BodyTooLarge { .. } => ("invalid_request_error", None, "request_too_large"),
@@ -115,18 +131,27 @@ impl GatewayError {
                 },
             ),
             Self::Overloaded(_) => ("server_error", None, "overloaded"),
+            Self::Unauthorized => ("invalid_request_error", None, "invalid_api_key"),
+            Self::ResponseUnreadable(_) => ("server_error", None, "upstream_error"),
+            Self::PluginRejected(r) => (&r.kind, None, &r.code),
+            Self::PluginFailed(_) => ("server_error", None, "plugin_error"),
         }
     }
 
     /// Low-cardinality label for logs and, later, metrics.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         self.parts().2
+    }
+
+    /// The OpenAI-shaped error body as JSON (for `error` plugins).
+    pub fn body_json(&self) -> serde_json::Value {
+        let (kind, param, code) = self.parts();
+        serde_json::json!({"error": {"message": self.to_string(), "type": kind, "param": param, "code": code}})
     }
 
     /// The OpenAI-shaped error response.
     pub fn into_response(self) -> Response<ResponseBody> {
-        let (kind, param, code) = self.parts();
-        let body = error_body(&self.to_string(), kind, param, Some(code));
+        let body = self.body_json().to_string();
         let mut resp = Response::new(ResponseBody::full(body));
         *resp.status_mut() = self.status();
         let headers = resp.headers_mut();
@@ -141,6 +166,11 @@ impl GatewayError {
         {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Self::PluginRejected(r) = &self {
+            for (name, value) in &r.headers {
+                headers.insert(name.clone(), value.clone());
+            }
         }
         resp
     }

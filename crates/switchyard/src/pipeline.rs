@@ -1,35 +1,62 @@
-//! One request, top to bottom: load one config snapshot → dispatch on the path → read
-//! the body under the size limit → peek `model` / `stream` → resolve the model to a
-//! plan of targets → send with failover → relay. Every error becomes an OpenAI-shaped
-//! response in one place, and every response carries `x-request-id`.
+//! One request, top to bottom: load one config snapshot → dispatch on the path →
+//! authenticate → read the body under the size limit → peek `model` / `stream` →
+//! plugins (`pre_request`) → resolve the model to a plan of targets → send with
+//! failover → stream hooks (`on_chunk`) or `post_response` → relay. Every error becomes
+//! an OpenAI-shaped response in one place (after the `error` plugins), and every
+//! response carries `x-request-id`. With no plugins configured, the request takes the
+//! short path: no body parse beyond the peek, no copies.
 
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, StreamHooks, StreamSummary};
 use crate::error::GatewayError;
-use crate::snapshot::{Live, Snapshot};
+use crate::plugins::chain::{BodyCell, StageInput};
+use crate::plugins::{RequestMeta, Usage};
+use crate::snapshot::{Attempt, Live, Snapshot};
 use crate::upstream::{self, Endpoint, Outgoing};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use switchyard_dialects::{peek, PeekError};
+use switchyard_config::Stage;
+use switchyard_dialects::{peek, Peek, PeekError};
 
 /// Header carrying the request id both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Largest response body buffered for `post_response` plugins.
+const MAX_BUFFERED_RESPONSE: usize = 32 * 1024 * 1024;
+
+/// A failed request, with what was known about it (for `error` plugins).
+#[derive(Debug)]
+struct Failed {
+    error: GatewayError,
+    meta: Option<Arc<RequestMeta>>,
+}
+
+impl From<GatewayError> for Failed {
+    fn from(error: GatewayError) -> Self {
+        Self { error, meta: None }
+    }
+}
+
 /// Handles one data-plane request. Never fails: errors are responses.
-pub async fn handle(live: &Live, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    live: &Live,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
     let request_id = request_id(&req);
     let snap = live.load_full();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let mut resp = match route(&snap, req, &request_id).await {
+    let uri = req.uri().clone();
+    let mut resp = match route(&snap, req, &request_id, peer).await {
         Ok(resp) => resp,
-        Err(err) => {
-            tracing::info!(request_id = ?request_id, %method, %path, status = err.status().as_u16(), code = err.code(), error = %err, "request failed");
-            err.into_response()
+        Err(failed) => {
+            tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
+            respond_error(&snap, failed).await
         }
     };
     resp.headers_mut().insert(REQUEST_ID, request_id);
@@ -40,82 +67,297 @@ async fn route(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     request_id: &HeaderValue,
-) -> Result<Response<ResponseBody>, GatewayError> {
+    peer: SocketAddr,
+) -> Result<Response<ResponseBody>, Failed> {
     let path = req.uri().path();
     let path = path.strip_prefix("/v1").unwrap_or(path);
-    match (req.method(), path) {
-        (&Method::POST, "/chat/completions") => proxy(snap, req, Endpoint::Chat, request_id).await,
-        (&Method::POST, "/completions") => {
-            proxy(snap, req, Endpoint::Completions, request_id).await
+    let endpoint = match (req.method(), path) {
+        (&Method::POST, "/chat/completions") => Endpoint::Chat,
+        (&Method::POST, "/completions") => Endpoint::Completions,
+        (&Method::POST, "/embeddings") => Endpoint::Embeddings,
+        (&Method::GET, "/models") => {
+            snap.keys.authenticate(req.headers(), peer.ip())?;
+            return Ok(list_models(snap).await);
         }
-        (&Method::POST, "/embeddings") => proxy(snap, req, Endpoint::Embeddings, request_id).await,
-        (&Method::GET, "/models") => list_models(snap).await,
         (&Method::GET, p) if p.starts_with("/models/") => {
+            snap.keys.authenticate(req.headers(), peer.ip())?;
             let id = percent_decode(&p["/models/".len()..]);
-            get_model(snap, &id).await
+            return Ok(get_model(snap, &id).await?);
         }
-        (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, json!({"status": "ok"}))),
-        (&Method::GET, "/readyz") => Ok(if snap.is_ready() {
-            json_response(StatusCode::OK, json!({"status": "ready"}))
-        } else {
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "not ready", "reason": "every upstream is in cool-down"}),
-            )
-        }),
-        _ => Err(GatewayError::NoSuchEndpoint {
-            method: req.method().to_string(),
-            path: req.uri().path().to_owned(),
-        }),
-    }
+        (&Method::GET, "/healthz") => {
+            return Ok(json_response(StatusCode::OK, json!({"status": "ok"})))
+        }
+        (&Method::GET, "/readyz") => {
+            return Ok(if snap.is_ready() {
+                json_response(StatusCode::OK, json!({"status": "ready"}))
+            } else {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"status": "not ready", "reason": "every upstream is in cool-down"}),
+                )
+            })
+        }
+        _ => {
+            return Err(GatewayError::NoSuchEndpoint {
+                method: req.method().to_string(),
+                path: req.uri().path().to_owned(),
+            }
+            .into())
+        }
+    };
+    proxy(snap, req, endpoint, request_id, peer).await
 }
 
-/// The proxied endpoints: read, peek, plan, send.
+/// The proxied endpoints: authenticate, read, peek, (plugins), plan, send.
 async fn proxy(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     endpoint: Endpoint,
     request_id: &HeaderValue,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let client_auth = req.headers().get(header::AUTHORIZATION).cloned();
-    let body = read_body(req, snap.config.server.max_body_bytes).await?;
-    let peeked = peek(&body).map_err(|e| match e {
+    peer: SocketAddr,
+) -> Result<Response<ResponseBody>, Failed> {
+    let (parts, incoming) = req.into_parts();
+    let caller = snap.keys.authenticate(&parts.headers, peer.ip())?;
+    // Bring-your-own-key upstreams get the client's Authorization, unless it was a
+    // gateway key (that one never leaves the gateway).
+    let client_auth = match caller.key {
+        None => parts.headers.get(header::AUTHORIZATION).cloned(),
+        Some(_) => None,
+    };
+    let raw = read_body(incoming, snap.config.server.max_body_bytes).await?;
+    let peeked = peek_body(&raw)?;
+    if snap.chain.is_empty() {
+        let plan = plan(snap, &peeked.model).await?;
+        let out = Outgoing {
+            endpoint,
+            peek: &peeked,
+            body: &raw,
+            client_auth: client_auth.as_ref(),
+            request_id,
+            extra_headers: &[],
+        };
+        return Ok(upstream::send(snap, &plan, &out).await?);
+    }
+    let meta = RequestMeta {
+        request_id: request_id.clone(),
+        endpoint,
+        model: peeked.model.clone(),
+        stream: peeked.stream,
+        caller,
+        headers: parts.headers,
+    };
+    with_plugins(snap, meta, raw, client_auth).await
+}
+
+/// The same path with the plugin chain around the upstream call.
+async fn with_plugins(
+    snap: &Arc<Snapshot>,
+    mut meta: RequestMeta,
+    raw: Bytes,
+    client_auth: Option<HeaderValue>,
+) -> Result<Response<ResponseBody>, Failed> {
+    let chain = &snap.chain;
+    let mut body = BodyCell::new(raw);
+    let pre = match chain
+        .run(
+            Stage::PreRequest,
+            Some(&meta),
+            StageInput::Request,
+            &mut body,
+        )
+        .await
+    {
+        Ok(effects) => effects,
+        Err(error) => {
+            return Err(Failed {
+                error,
+                meta: Some(Arc::new(meta)),
+            })
+        }
+    };
+    // Usage for plugins: ask streaming upstreams for it, hide it from clients that
+    // did not ask.
+    let needs_usage = chain.needs_usage(&meta);
+    let strip_usage = meta.stream
+        && needs_usage
+        && body
+            .json_now()
+            .is_some_and(|v| v["stream_options"]["include_usage"] != true);
+    if strip_usage {
+        body.apply(Box::new(|v| {
+            v["stream_options"]["include_usage"] = json!(true)
+        }));
+    }
+    let bytes = body.to_bytes();
+    let peeked = match peek_body(&bytes) {
+        Ok(p) => p,
+        Err(error) => {
+            return Err(Failed {
+                error,
+                meta: Some(Arc::new(meta)),
+            })
+        }
+    };
+    if body.dirty {
+        meta.model = peeked.model.clone();
+        meta.stream = peeked.stream;
+    }
+    let meta = Arc::new(meta);
+    let with_meta = |error: GatewayError| Failed {
+        error,
+        meta: Some(meta.clone()),
+    };
+    let plan = plan(snap, &meta.model).await.map_err(with_meta)?;
+    let out = Outgoing {
+        endpoint: meta.endpoint,
+        peek: &peeked,
+        body: &bytes,
+        client_auth: client_auth.as_ref(),
+        request_id: &meta.request_id,
+        extra_headers: &pre.upstream_headers,
+    };
+    let mut resp = upstream::send(snap, &plan, &out).await.map_err(with_meta)?;
+    let status = resp.status();
+    let post = chain.applies(Stage::PostResponse, &meta);
+    match resp.body_mut() {
+        ResponseBody::Relay(relay) if relay.is_sse() => {
+            let on_end = post.then(|| {
+                let (snap, meta) = (snap.clone(), meta.clone());
+                let request = body.json().cloned();
+                Box::new(move |summary: StreamSummary| {
+                    after_stream(snap, meta, request, status, summary);
+                }) as Box<dyn FnOnce(StreamSummary) + Send>
+            });
+            relay.set_hooks(StreamHooks {
+                filters: chain.chunk_filters(&meta),
+                capture_usage: needs_usage,
+                strip_usage,
+                collect_text: chain.needs_response_body(&meta),
+                on_end,
+                ..StreamHooks::default()
+            });
+        }
+        _ if post && status.is_success() => {
+            let (mut parts, resp_body) = resp.into_parts();
+            let collected = Limited::new(resp_body, MAX_BUFFERED_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| with_meta(GatewayError::ResponseUnreadable(e.to_string())))?
+                .to_bytes();
+            let mut cell = BodyCell::new(collected);
+            let usage = if needs_usage {
+                cell.json_now().and_then(Usage::from_json)
+            } else {
+                None
+            };
+            let input = StageInput::Response {
+                status,
+                usage,
+                streamed: false,
+                content: None,
+                request: body.json(),
+            };
+            let effects = chain
+                .run(Stage::PostResponse, Some(&meta), input, &mut cell)
+                .await
+                .map_err(with_meta)?;
+            if cell.dirty {
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+            resp = Response::from_parts(parts, ResponseBody::full(cell.to_bytes()));
+            add_headers(&mut resp, effects.response_headers);
+        }
+        _ => {}
+    }
+    add_headers(&mut resp, pre.response_headers);
+    Ok(resp)
+}
+
+/// `post_response` for a stream, once it ended (observe only: the bytes are gone).
+fn after_stream(
+    snap: Arc<Snapshot>,
+    meta: Arc<RequestMeta>,
+    request: Option<serde_json::Value>,
+    status: StatusCode,
+    summary: StreamSummary,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let input = StageInput::Response {
+            status,
+            usage: summary.usage,
+            streamed: true,
+            content: summary.text.as_deref(),
+            request: request.as_ref(),
+        };
+        let mut cell = BodyCell::default();
+        if let Err(e) = snap
+            .chain
+            .run(Stage::PostResponse, Some(&meta), input, &mut cell)
+            .await
+        {
+            tracing::debug!(request_id = ?meta.request_id, error = %e, "post_response after a stream");
+        }
+    });
+}
+
+fn add_headers(resp: &mut Response<ResponseBody>, headers: Vec<(http::HeaderName, HeaderValue)>) {
+    for (name, value) in headers {
+        resp.headers_mut().insert(name, value);
+    }
+}
+
+/// The error response, after `error` plugins had their look (and maybe their say).
+async fn respond_error(snap: &Arc<Snapshot>, failed: Failed) -> Response<ResponseBody> {
+    if !snap.chain.has_stage(Stage::Error) {
+        return failed.error.into_response();
+    }
+    let status = failed.error.status();
+    let mut cell = BodyCell::parsed(failed.error.body_json());
+    let meta = failed.meta.as_deref();
+    if let Err(e) = snap
+        .chain
+        .run(Stage::Error, meta, StageInput::Error { status }, &mut cell)
+        .await
+    {
+        tracing::warn!(error = %e, "an error plugin failed");
+    }
+    let mut resp = failed.error.into_response();
+    if cell.dirty {
+        *resp.body_mut() = ResponseBody::full(cell.to_bytes());
+    }
+    resp
+}
+
+fn peek_body(raw: &Bytes) -> Result<Peek<'_>, GatewayError> {
+    peek(raw).map_err(|e| match e {
         PeekError::MissingModel => GatewayError::bad_request(e.to_string(), Some("model")),
         PeekError::BadStream => GatewayError::bad_request(e.to_string(), Some("stream")),
         PeekError::Malformed(_) => GatewayError::bad_request(e.to_string(), None),
-    })?;
-    let plan = match snap.plan(&peeked.model) {
-        Some(plan) => plan,
-        None => {
-            // Maybe the catalogue is stale or still loading: refresh (bounded), look again.
-            snap.catalog.refresh(&snap.upstreams, false).await;
-            snap.plan(&peeked.model)
-                .ok_or_else(|| GatewayError::UnknownModel(peeked.model.clone()))?
-        }
-    };
-    let out = Outgoing {
-        endpoint,
-        peek: &peeked,
-        body: &body,
-        client_auth: client_auth.as_ref(),
-        request_id,
-    };
-    upstream::send(snap, &plan, &out).await
+    })
+}
+
+/// The targets for a model. A miss may mean the catalogue is stale or still loading:
+/// refresh (bounded) and look again.
+async fn plan(snap: &Arc<Snapshot>, model: &str) -> Result<Vec<Attempt>, GatewayError> {
+    if let Some(plan) = snap.plan(model) {
+        return Ok(plan);
+    }
+    snap.catalog.refresh(&snap.upstreams, false).await;
+    snap.plan(model)
+        .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))
 }
 
 /// Reads the whole request body, refusing more than `limit` bytes.
-async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Bytes, GatewayError> {
+async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, GatewayError> {
     let too_large = GatewayError::BodyTooLarge { limit };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if http_body::Body::size_hint(&body).lower() > limit {
         return Err(too_large);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(req.into_body(), limit).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
         Err(e) => Err(GatewayError::bad_request(
@@ -125,14 +367,11 @@ async fn read_body(req: Request<Incoming>, limit: u64) -> Result<Bytes, GatewayE
     }
 }
 
-async fn list_models(snap: &Arc<Snapshot>) -> Result<Response<ResponseBody>, GatewayError> {
+async fn list_models(snap: &Arc<Snapshot>) -> Response<ResponseBody> {
     snap.catalog.refresh(&snap.upstreams, false).await;
     let index = snap.catalog.index();
     let data: Vec<_> = index.listing.iter().map(model_json).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"object": "list", "data": data}),
-    ))
+    json_response(StatusCode::OK, json!({"object": "list", "data": data}))
 }
 
 async fn get_model(snap: &Arc<Snapshot>, id: &str) -> Result<Response<ResponseBody>, GatewayError> {
@@ -184,7 +423,7 @@ fn request_id(req: &Request<Incoming>) -> HeaderValue {
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let id = format!("req_{:08x}{n:012x}", prefix as u32);
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
+    HeaderValue::from_str(&id).unwrap_or_else(|_discarded| HeaderValue::from_static("req_unknown"))
 }
 
 fn percent_decode(s: &str) -> String {

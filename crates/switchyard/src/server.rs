@@ -50,7 +50,7 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, shutdown: impl Future
         let live = live.clone();
         let service = service_fn(move |req| {
             let live = live.clone();
-            async move { Ok::<_, Infallible>(pipeline::handle(&live, req).await) }
+            async move { Ok::<_, Infallible>(pipeline::handle(&live, req, peer).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());

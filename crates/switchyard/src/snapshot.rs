@@ -3,7 +3,9 @@
 //! once and sees one config generation from start to end; a reload builds a new one
 //! completely before swapping it in. Pools live outside, so connections survive.
 
+use crate::auth::Keys;
 use crate::catalog::Catalog;
+use crate::plugins::Chain;
 use crate::upstream::balance::Balancer;
 use crate::upstream::pool::Pools;
 use crate::upstream::UpstreamRt;
@@ -11,7 +13,7 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Weak};
-use switchyard_config::{Config, Route, Strategy};
+use switchyard_config::{Config, ConfigError, ConfigErrors, Route, Strategy};
 use switchyard_dialects::Dialect;
 use tokio::time::Instant;
 
@@ -49,19 +51,38 @@ pub struct Snapshot {
     pub catalog: Catalog,
     /// Open streams (shared across generations).
     pub streams: Arc<AtomicU32>,
+    /// Client keys.
+    pub keys: Keys,
+    /// The plugin chain.
+    pub chain: Chain,
 }
 
 impl Snapshot {
-    /// Builds a snapshot; fails only on what config validation cannot see (TLS setup).
-    pub fn build(config: Config, pools: &Pools, streams: Arc<AtomicU32>) -> Result<Self, String> {
+    /// Builds a snapshot: the plugin chain (whose settings the config crate cannot
+    /// check) and everything else; every problem is reported with its YAML path.
+    pub fn build(
+        config: Config,
+        pools: &Pools,
+        streams: Arc<AtomicU32>,
+    ) -> Result<Self, ConfigErrors> {
+        let fail =
+            |path: String, message: String| ConfigErrors(vec![ConfigError { path, message }]);
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
-        for up in &config.upstreams {
+        for (i, up) in config.upstreams.iter().enumerate() {
             let client = match up.dialect {
                 Dialect::Mock => None,
-                Dialect::OpenAi => Some(pools.client(up.connect_timeout)?),
+                Dialect::OpenAi => Some(
+                    pools
+                        .client(up.connect_timeout)
+                        .map_err(|e| fail(format!("upstreams[{i}]"), e))?,
+                ),
             };
-            upstreams.push(UpstreamRt::new(up.clone(), client)?);
+            upstreams.push(
+                UpstreamRt::new(up.clone(), client)
+                    .map_err(|e| fail(format!("upstreams[{i}]"), e))?,
+            );
         }
+        let chain = Chain::build(&config.plugins, pools).map_err(ConfigErrors)?;
         let routes = config
             .routes
             .iter()
@@ -79,6 +100,8 @@ impl Snapshot {
             .collect();
         Ok(Self {
             catalog: Catalog::new(&config),
+            keys: Keys::new(&config.keys),
+            chain,
             config,
             upstreams,
             routes,

@@ -173,6 +173,8 @@ pub struct Outgoing<'a> {
     pub client_auth: Option<&'a HeaderValue>,
     /// Propagated as `x-request-id`.
     pub request_id: &'a HeaderValue,
+    /// Added by plugins (`user_headers`…).
+    pub extra_headers: &'a [(HeaderName, HeaderValue)],
 }
 
 /// What the failed attempts add up to.
@@ -237,7 +239,7 @@ pub async fn send(
         }
         failures.tried.push(up.name.clone());
         let Some(client) = &up.client else {
-            return Ok(mock_response(out, &attempt.model));
+            return Ok(mock_response(out, &attempt.model, &up.name));
         };
         let body = if attempt.model == out.peek.model {
             out.body.clone()
@@ -315,6 +317,9 @@ fn build_request(
         }),
     );
     headers.insert("x-request-id", out.request_id.clone());
+    for (name, value) in out.extra_headers {
+        headers.insert(name.clone(), value.clone());
+    }
     if matches!(up.config.auth, Auth::Passthrough) {
         if let Some(auth) = out.client_auth {
             headers.insert(header::AUTHORIZATION, auth.clone());
@@ -324,50 +329,44 @@ fn build_request(
 }
 
 /// Hop-by-hop headers are not relayed.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "upgrade"
-            | "te"
-            | "trailer"
-    )
-}
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+];
 
 fn relay(
     resp: Response<hyper::body::Incoming>,
     up: &UpstreamRt,
     guard: Option<StreamGuard>,
 ) -> Response<ResponseBody> {
-    let (parts, incoming) = resp.into_parts();
+    let (mut parts, incoming) = resp.into_parts();
     let sse = parts
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
-    for (name, value) in &parts.headers {
-        let dropped = is_hop_by_hop(name) || (sse && name == header::CONTENT_LENGTH);
-        if !dropped {
-            headers.append(name.clone(), value.clone());
-        }
+    for name in HOP_BY_HOP {
+        parts.headers.remove(*name);
     }
-    let body = Relay::new(
+    if sse {
+        // Events are re-cut and may be added to (error events): the length can change.
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
+    let body = Relay::upstream(
         incoming,
         sse,
         up.config.idle_timeout,
         up.name.clone(),
         guard.filter(|_| sse),
     );
-    let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = headers;
-    out
+    Response::from_parts(parts, ResponseBody::Relay(Box::new(body)))
 }
 
-fn mock_response(out: &Outgoing<'_>, model: &str) -> Response<ResponseBody> {
+fn mock_response(out: &Outgoing<'_>, model: &str, name: &Arc<str>) -> Response<ResponseBody> {
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -377,7 +376,7 @@ fn mock_response(out: &Outgoing<'_>, model: &str) -> Response<ResponseBody> {
             let reply = MockReply::for_chat(out.body, model, id, created);
             if out.peek.stream {
                 (
-                    ResponseBody::Frames(reply.to_events().into()),
+                    ResponseBody::Relay(Box::new(Relay::events(reply.to_events(), name.clone()))),
                     "text/event-stream",
                 )
             } else {

@@ -1,0 +1,241 @@
+//! `rate_limiter`: requests per window with a burst, per caller key, IP, model, header
+//! or globally (governor's GCRA, keyed). Over the limit: 429 `rate_limit_exceeded` with
+//! `Retry-After` and `x-ratelimit-limit` / `-remaining` / `-reset`; within it the same
+//! headers go on the response. Idle keys are evicted as the limiter is used, so memory
+//! stays bounded under many distinct keys.
+
+use super::{BuildCtx, Exchange, Plugin, PluginFuture, Rejection, RequestMeta, Verdict};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde::Deserialize;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_config::ConfigError;
+
+/// Checks between two evictions of idle keys.
+const EVICT_EVERY: u64 = 1024;
+
+/// What a limit is counted per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum KeyBy {
+    /// The caller's key (or bearer-token hash when no keys are configured).
+    ApiKey,
+    /// The peer IP address.
+    Ip,
+    /// The requested model.
+    Model,
+    /// A request header's value.
+    Header(HeaderName),
+    /// One limit for everyone.
+    Global,
+}
+
+impl KeyBy {
+    /// Parses `api_key`, `ip`, `model`, `global` or `header:<name>`.
+    pub(super) fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "api_key" => Ok(Self::ApiKey),
+            "ip" => Ok(Self::Ip),
+            "model" => Ok(Self::Model),
+            "global" => Ok(Self::Global),
+            other => match other.strip_prefix("header:") {
+                Some(name) => HeaderName::from_bytes(name.trim().as_bytes())
+                    .map(Self::Header)
+                    .map_err(|_discarded| format!("`{name}` is not a header name")),
+                None => Err(format!(
+                    "unknown key `{other}` (expected api_key, ip, model, global or header:<name>)"
+                )),
+            },
+        }
+    }
+
+    /// The limit key of a request.
+    pub(super) fn of(&self, meta: &RequestMeta) -> String {
+        match self {
+            Self::ApiKey => meta.caller.limit_key(),
+            Self::Ip => meta.caller.ip.to_string(),
+            Self::Model => meta.model.clone(),
+            Self::Header(name) => meta
+                .headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+            Self::Global => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    limit: u32,
+    #[serde(deserialize_with = "super::de_duration")]
+    window: Duration,
+    burst: Option<u32>,
+    #[serde(default = "default_key")]
+    key: String,
+}
+
+fn default_key() -> String {
+    "api_key".to_owned()
+}
+
+type Limiter =
+    RateLimiter<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+struct RateLimit {
+    limiter: Limiter,
+    clock: DefaultClock,
+    limit: u32,
+    window: Duration,
+    key: KeyBy,
+    checks: AtomicU64,
+}
+
+pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigError>> {
+    let s: Settings = ctx.config()?;
+    let key = KeyBy::parse(&s.key).map_err(|e| ctx.error("key", e))?;
+    let limit = NonZeroU32::new(s.limit).ok_or_else(|| ctx.error("limit", "must be at least 1"))?;
+    let burst = NonZeroU32::new(s.burst.unwrap_or(s.limit))
+        .ok_or_else(|| ctx.error("burst", "must be at least 1"))?;
+    let period = s.window / limit.get();
+    let quota = Quota::with_period(period)
+        .ok_or_else(|| ctx.error("window", "is too short for this limit"))?
+        .allow_burst(burst);
+    let clock = DefaultClock::default();
+    let limiter = RateLimiter::dashmap_with_clock(quota, clock.clone())
+        .with_middleware::<StateInformationMiddleware>();
+    Ok(Arc::new(RateLimit {
+        limiter,
+        clock,
+        limit: burst.get(),
+        window: s.window,
+        key,
+        checks: AtomicU64::new(0),
+    }))
+}
+
+fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
+    (HeaderName::from_static(name), HeaderValue::from(value))
+}
+
+impl RateLimit {
+    fn check(&self, key: String) -> Verdict {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % EVICT_EVERY == EVICT_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        match self.limiter.check_key(&key) {
+            Ok(state) => {
+                let remaining = u64::from(state.remaining_burst_capacity());
+                let used = u64::from(self.limit).saturating_sub(remaining);
+                let reset =
+                    (self.window.as_secs_f64() * used as f64 / f64::from(self.limit)).ceil() as u64;
+                Verdict::Continue(super::Effects {
+                    response_headers: vec![
+                        header("x-ratelimit-limit", u64::from(self.limit)),
+                        header("x-ratelimit-remaining", remaining),
+                        header("x-ratelimit-reset", reset),
+                    ],
+                    ..Default::default()
+                })
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut r = Rejection::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "requests",
+                    "rate_limit_exceeded",
+                    format!(
+                        "Rate limit reached: {} requests per {:?}. Try again in {secs}s.",
+                        self.limit, self.window
+                    ),
+                );
+                r.headers = vec![
+                    header("retry-after", secs.max(1)),
+                    header("x-ratelimit-limit", u64::from(self.limit)),
+                    header("x-ratelimit-remaining", 0),
+                    header("x-ratelimit-reset", secs.max(1)),
+                ];
+                Verdict::Reject(r)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn tracked_keys(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+impl Plugin for RateLimit {
+    fn pre_request<'a>(&'a self, ex: Exchange<'a>) -> PluginFuture<'a, Verdict> {
+        Box::pin(std::future::ready(Ok(self.check(self.key.of(ex.meta)))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(limit: u32, window: Duration) -> RateLimit {
+        let quota = Quota::with_period(window / limit)
+            .unwrap()
+            .allow_burst(NonZeroU32::new(limit).unwrap());
+        let clock = DefaultClock::default();
+        RateLimit {
+            limiter: RateLimiter::dashmap_with_clock(quota, clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+            clock,
+            limit,
+            window,
+            key: KeyBy::Global,
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn allows_the_burst_then_rejects_with_retry_after() {
+        let rl = limiter(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(matches!(rl.check("k".into()), Verdict::Continue(_)));
+        }
+        let Verdict::Reject(r) = rl.check("k".into()) else {
+            panic!("fourth request allowed")
+        };
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = r.headers[0].1.to_str().unwrap().parse().unwrap();
+        assert!((1..=20).contains(&retry), "{retry}");
+        // Another key has its own budget.
+        assert!(matches!(rl.check("other".into()), Verdict::Continue(_)));
+    }
+
+    #[test]
+    fn idle_keys_are_evicted() {
+        let rl = limiter(1000, Duration::from_millis(10));
+        for i in 0..5000 {
+            rl.check(format!("key-{i}"));
+        }
+        std::thread::sleep(Duration::from_millis(30)); // every key's window has passed
+        for i in 0..EVICT_EVERY {
+            rl.check(format!("fresh-{}", i % 4));
+        }
+        assert!(rl.tracked_keys() < 100, "{} keys kept", rl.tracked_keys());
+    }
+
+    #[test]
+    fn key_specs_parse() {
+        assert_eq!(KeyBy::parse("ip").unwrap(), KeyBy::Ip);
+        assert!(matches!(
+            KeyBy::parse("header:x-user").unwrap(),
+            KeyBy::Header(_)
+        ));
+        assert!(KeyBy::parse("user").is_err());
+    }
+}
