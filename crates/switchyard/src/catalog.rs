@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_config::{Config, ModelKind, Route};
@@ -49,6 +50,8 @@ pub struct Index {
     pub listing: Vec<Listed>,
     /// Per upstream: the set of ids it serves (for `upstream/model`).
     pub per_upstream: Vec<Arc<Vec<String>>>,
+    /// The list generation this view was built from.
+    generation: u64,
 }
 
 /// The live catalogue of one config generation.
@@ -64,6 +67,10 @@ pub struct Catalog {
     fresh: moka::future::Cache<usize, Arc<Vec<String>>>,
     fetched: Vec<ArcSwapOption<Vec<String>>>,
     retry_at: Vec<Mutex<Option<Instant>>>,
+    /// Bumped after every change to `fetched`.
+    generation: AtomicU64,
+    /// Serialises rebuilds so an older view never replaces a newer one.
+    rebuilding: Mutex<()>,
     index: ArcSwap<Index>,
 }
 
@@ -95,9 +102,11 @@ impl Catalog {
                 .build(),
             fetched: ups.iter().map(|_| ArcSwapOption::empty()).collect(),
             retry_at: ups.iter().map(|_| Mutex::new(None)).collect(),
+            generation: AtomicU64::new(1),
+            rebuilding: Mutex::new(()),
             index: ArcSwap::default(),
         };
-        catalog.rebuild();
+        catalog.rebuild_if_stale();
         catalog
     }
 
@@ -111,61 +120,68 @@ impl Catalog {
         self.ttl
     }
 
-    /// Fetches every list that is not fresh, concurrently, each bounded by
-    /// `fetch_timeout`; rebuilds the index if anything changed.
-    /// With `force`, fresh lists are fetched again too (the background refresh, so
-    /// readers rarely find an expired entry).
+    /// Brings the catalogue up to date, each fetch bounded by `fetch_timeout`:
+    /// upstreams never heard from are fetched now (concurrent callers share one fetch);
+    /// upstreams with a known list are served stale until the background refresh
+    /// (`force`) fetches them again, so readers never wait on a slow upstream twice.
     pub async fn refresh(&self, upstreams: &[UpstreamRt], force: bool) {
         let fetches = upstreams
             .iter()
             .enumerate()
             .filter(|(_, up)| up.config.fetch_models)
             .map(|(i, up)| self.refresh_one(i, up, force));
-        let changed = crate::concurrent::join_all(fetches).await;
-        if changed.into_iter().any(|c| c) {
-            self.rebuild();
-        }
+        crate::concurrent::join_all(fetches).await;
     }
 
-    async fn refresh_one(&self, i: usize, up: &UpstreamRt, force: bool) -> bool {
+    async fn refresh_one(&self, i: usize, up: &UpstreamRt, force: bool) {
         if force {
             self.fresh.invalidate(&i).await;
-        } else if self.fresh.contains_key(&i) {
-            return false;
+        } else if self.fresh.contains_key(&i) || self.fetched[i].load().is_some() {
+            return;
         }
         let now = Instant::now();
         if self.retry_at[i]
             .lock()
             .is_ok_and(|at| at.is_some_and(|t| now < t))
         {
-            return false;
+            return;
         }
         let timeout = self.fetch_timeout;
         let fetched = self
             .fresh
             .try_get_with(i, async move {
-                match tokio::time::timeout(timeout, fetch_models(up)).await {
-                    Ok(result) => result.map(Arc::new),
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                }
+                let list = match tokio::time::timeout(timeout, fetch_models(up)).await {
+                    Ok(result) => Arc::new(result?),
+                    Err(_elapsed) => return Err(format!("no answer within {timeout:?}")),
+                };
+                // Published before the entry counts as fresh, so a reader that sees
+                // it fresh also sees the list.
+                self.fetched[i].store(Some(list.clone()));
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                Ok::<_, String>(list)
             })
             .await;
-        match fetched {
-            Ok(list) => {
-                let old = self.fetched[i].swap(Some(list.clone()));
-                old.is_none_or(|o| *o != *list)
+        if let Err(e) = fetched {
+            tracing::warn!(upstream = %up.name, error = %e, "model list fetch failed; serving the last known list");
+            if let Ok(mut at) = self.retry_at[i].lock() {
+                *at = Some(now + self.ttl.min(MAX_FAILED_BACKOFF));
             }
-            Err(e) => {
-                tracing::warn!(upstream = %up.name, error = %e, "model list fetch failed; serving the last known list");
-                if let Ok(mut at) = self.retry_at[i].lock() {
-                    *at = Some(now + self.ttl.min(MAX_FAILED_BACKOFF));
-                }
-                false
-            }
+        }
+        self.rebuild_if_stale();
+    }
+
+    /// Rebuilds the view if a list changed since it was built.
+    fn rebuild_if_stale(&self) {
+        let Ok(_one_at_a_time) = self.rebuilding.lock() else {
+            return;
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.index.load().generation != generation {
+            self.rebuild(generation);
         }
     }
 
-    fn rebuild(&self) {
+    fn rebuild(&self, generation: u64) {
         let per_upstream: Vec<Arc<Vec<String>>> = (0..self.names.len())
             .map(|i| {
                 let mut ids = self.statics[i].clone();
@@ -241,6 +257,7 @@ impl Catalog {
             models,
             listing,
             per_upstream,
+            generation,
         }));
     }
 }

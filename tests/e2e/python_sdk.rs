@@ -1,0 +1,197 @@
+//! The official OpenAI Python SDK against the real gateway: `tests/python/sdk_check.py`
+//! runs in the project's venv (`bash .ci/run` makes it) and checks chat, streaming through
+//! the SDK's own iterator, the model list, and that every kind of failure arrives as the
+//! SDK's typed exception. One mock upstream per behaviour; the script is told which model
+//! name triggers which. A missing interpreter fails the test: it is never skipped.
+
+use crate::support::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// How long the script may run.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `SWITCHYARD_TEST_PYTHON`, else `<repo>/.venv/bin/python`; fails with how to make it.
+fn python() -> PathBuf {
+    let how = "run `bash .ci/run` from the repository root, or: \
+               python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt";
+    if let Some(p) = std::env::var_os("SWITCHYARD_TEST_PYTHON").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "SWITCHYARD_TEST_PYTHON={} does not exist; {how}",
+            p.display()
+        );
+        return p;
+    }
+    let venv = repo_root().canonicalize().unwrap().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python for the OpenAI SDK test: {} does not exist and SWITCHYARD_TEST_PYTHON is not set; {how}",
+        venv.display()
+    );
+    venv
+}
+
+/// Runs `sdk_check.py` against `base` with these cases; returns (success, report).
+async fn run_sdk_check(base: &str, cases: &serde_json::Value) -> (bool, String) {
+    let root = repo_root().canonicalize().unwrap();
+    let script = root.join("tests/python/sdk_check.py");
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(&script)
+        .current_dir(&root)
+        .env("SWITCHYARD_BASE_URL", base)
+        .env("SWITCHYARD_SDK_CASES", cases.to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let spec = root.join("../shared/specs/openai/openapi.yaml");
+    if spec.exists() {
+        cmd.env("SWITCHYARD_OPENAPI_SPEC", &spec);
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start the Python interpreter: {e}"));
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} did not finish within {SCRIPT_TIMEOUT:?}",
+                script.display()
+            )
+        })
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hint = if stderr.contains("ModuleNotFoundError") {
+        "\n(a package is missing from the venv: .venv/bin/pip install -r tests/python/requirements.txt)"
+    } else {
+        ""
+    };
+    let report = format!(
+        "{} exited with {}\n--- stdout ---\n{}--- stderr ---\n{stderr}{hint}",
+        script.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+    );
+    (out.status.success(), report)
+}
+
+fn error(code: &str, message: &str) -> serde_json::Value {
+    json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}})
+}
+
+#[tokio::test]
+async fn openai_python_sdk_talks_to_the_gateway() {
+    let pieces: Vec<String> = ["Hel", "lo, ", "wor", "ld!"].map(String::from).into();
+    let drop_pieces: Vec<String> = ["one ", "two ", "three"].map(String::from).into();
+
+    let echo = MockUpstream::start().await;
+    let fetched = MockUpstream::start().await;
+    fetched.set_models(&["sdk-fetched"]);
+    let streamer = MockUpstream::with_script(vec![Reply::Stream(pieces.clone())]).await;
+    let dropper = MockUpstream::with_script(vec![Reply::StreamDrop(drop_pieces.clone(), 2)]).await;
+    let rejecting = MockUpstream::with_script(vec![Reply::Json(
+        400,
+        error("bad_messages", "messages[0] is not acceptable here"),
+        vec![],
+    )])
+    .await;
+    let limited = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}),
+        vec![("retry-after", "1".into())],
+    )])
+    .await;
+    let broken = MockUpstream::with_script(vec![Reply::Json(
+        500,
+        json!({"error": {"message": "boom", "type": "server_error", "param": null, "code": null}}),
+        vec![],
+    )])
+    .await;
+
+    let yaml = format!(
+        "routing: {{max_attempts: 2, cooldown: 1s, failures_before_cooldown: 100}}
+upstreams:
+  - {{name: echo, base_url: '{}', models: [sdk-echo]}}
+  - {{name: fetched, base_url: '{}'}}
+  - {{name: streamer, base_url: '{}', models: [sdk-stream]}}
+  - {{name: dropper, base_url: '{}', models: [sdk-drop]}}
+  - {{name: rejecting, base_url: '{}', models: [sdk-bad]}}
+  - {{name: limited, base_url: '{}', models: [sdk-limited]}}
+  - {{name: broken, base_url: '{}', models: [sdk-broken]}}
+  - {{name: builtin, dialect: mock, models: [sdk-builtin]}}
+routes:
+  - {{model: sdk-alias, targets: [{{upstream: echo, model: sdk-echo}}]}}
+",
+        echo.base_url(),
+        fetched.base_url(),
+        streamer.base_url(),
+        dropper.base_url(),
+        rejecting.base_url(),
+        limited.base_url(),
+        broken.base_url(),
+    );
+    let gw = TestGateway::start(&yaml).await;
+
+    let cases = json!({
+        "echo": "sdk-echo",
+        "alias": "sdk-alias",
+        "stream": "sdk-stream",
+        "stream_pieces": pieces,
+        "builtin": "sdk-builtin",
+        "drop": "sdk-drop",
+        "drop_pieces": drop_pieces[..2],
+        "bad_request": "sdk-bad",
+        "bad_request_code": "bad_messages",
+        "rate_limited": "sdk-limited",
+        "retry_after": "1",
+        "server_error": "sdk-broken",
+        "unknown": "no-such-model",
+        "listed": ["sdk-alias", "sdk-echo", "sdk-fetched", "sdk-stream", "sdk-limited", "sdk-broken", "sdk-builtin"],
+    });
+    let (passed, report) = run_sdk_check(&gw.base, &cases).await;
+    assert!(passed, "{report}\n--- gateway logs ---\n{}", gw.logs());
+    eprintln!("{report}");
+
+    // What the upstreams saw: the alias rewritten, no SDK retries (max_retries=0), and the
+    // SDK's `Authorization: Bearer test` never forwarded to an `auth: none` upstream.
+    let seen = echo.completions();
+    let models: Vec<_> = seen.iter().map(|s| s.json()["model"].clone()).collect();
+    assert_eq!(
+        models,
+        [json!("sdk-echo"), json!("sdk-echo")],
+        "echo upstream saw {models:?}"
+    );
+    for s in &seen {
+        assert!(
+            !s.headers.contains_key("authorization"),
+            "client key leaked upstream: {:?}",
+            s.headers
+        );
+    }
+    assert_eq!(
+        limited.completions().len(),
+        1,
+        "the 429 upstream was asked more than once"
+    );
+    assert_eq!(
+        rejecting.completions().len(),
+        1,
+        "the 400 upstream was asked more than once"
+    );
+    assert_eq!(
+        broken.completions().len(),
+        2,
+        "one non-streaming and one streaming attempt"
+    );
+    assert_eq!(streamer.completions().len(), 1);
+    assert_eq!(dropper.completions().len(), 1);
+    assert!(fetched.completions().is_empty());
+}
