@@ -19,5 +19,6 @@ mod catalogue;
 mod chat;
 mod cli;
 mod failover;
+mod plugins;
 mod python_sdk;
 mod streaming;

@@ -8,9 +8,9 @@
 
 use crate::plugins::chain::{filter_event, ActiveFilter, FilterOutcome};
 use crate::plugins::{Rejection, Usage};
+use crate::upstream::h1::H1Body;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::future::Future as _;
 use std::pin::Pin;
@@ -70,7 +70,10 @@ impl Body for ResponseBody {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
             Self::Relay(relay) => match (&relay.source, &relay.aligner) {
-                (Source::Upstream(inc), None) => inc.size_hint(),
+                (Source::Upstream(body), None) => match body.remaining() {
+                    Some(n) => SizeHint::with_exact(n),
+                    None => SizeHint::default(),
+                },
                 _ => SizeHint::default(),
             },
         }
@@ -200,25 +203,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[derive(Debug)]
 enum Source {
-    Upstream(Incoming),
+    Upstream(H1Body),
     Frames(VecDeque<Bytes>),
 }
 
 impl Source {
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, hyper::Error>>> {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
         match self {
             Self::Frames(frames) => Poll::Ready(frames.pop_front().map(Ok)),
-            Self::Upstream(incoming) => loop {
-                match Pin::new(&mut *incoming).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => return Poll::Ready(Some(Ok(data))),
-                        Err(_trailers) => continue,
-                    },
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => return Poll::Pending,
-                }
-            },
+            Self::Upstream(body) => body.poll_data(cx),
         }
     }
 }
@@ -242,7 +235,7 @@ pub struct Relay {
 impl Relay {
     /// Relays an upstream body. `sse` turns on event alignment and error events.
     pub fn upstream(
-        upstream: Incoming,
+        upstream: H1Body,
         sse: bool,
         idle: Duration,
         upstream_name: Arc<str>,

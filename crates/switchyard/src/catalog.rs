@@ -8,9 +8,6 @@
 use crate::upstream::balance::Balancer;
 use crate::upstream::UpstreamRt;
 use arc_swap::{ArcSwap, ArcSwapOption};
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,6 +128,8 @@ impl Catalog {
             .filter(|(_, up)| up.config.fetch_models)
             .map(|(i, up)| self.refresh_one(i, up, force));
         crate::concurrent::join_all(fetches).await;
+        // Another caller may have published a list and not rebuilt yet.
+        self.rebuild_if_stale();
     }
 
     async fn refresh_one(&self, i: usize, up: &UpstreamRt, force: bool) {
@@ -265,27 +264,25 @@ impl Catalog {
 /// GET `{base_url}/models` with the upstream's auth; the ids it lists, filtered.
 async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
     let client = up.client.as_ref().ok_or("no HTTP client")?;
-    let mut req = Request::builder()
-        .method(Method::GET)
-        .uri(up.uri("models"))
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    req.headers_mut().extend(up.headers.clone());
-    let resp = client.request(req).await.map_err(|e| {
-        format!(
-            "request failed: {}",
-            crate::upstream::describe_client_error(&e)
-        )
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(format!("answered {status}"));
-    }
-    let body = Limited::new(resp.into_body(), MAX_MODELS_BODY)
-        .collect()
+    let mut headers = up.headers.clone();
+    headers.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let mut resp = client
+        .request(up.target(None), &headers, None, up.config.connect_timeout)
         .await
-        .map_err(|e| format!("body: {e}"))?
-        .to_bytes();
+        .map_err(|e| e.to_string())?;
+    if !resp.status.is_success() {
+        return Err(format!("answered {}", resp.status));
+    }
+    let mut body = Vec::new();
+    while let Some(piece) = std::future::poll_fn(|cx| resp.body.poll_data(cx)).await {
+        body.extend_from_slice(&piece.map_err(|e| format!("body: {e}"))?);
+        if body.len() > MAX_MODELS_BODY {
+            return Err("the model list is too large".to_owned());
+        }
+    }
     let ids = parse_model_ids(&body)?;
     Ok(ids.into_iter().filter(|id| up.config.keeps(id)).collect())
 }

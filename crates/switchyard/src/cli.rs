@@ -121,7 +121,7 @@ fn load_one_line(path: &std::path::Path) -> Option<Config> {
     reason = "check reports to the operator on stdout"
 )]
 fn check(path: &std::path::Path) -> ExitCode {
-    match switchyard_config::load(path) {
+    match load_checked(path) {
         Ok(config) => {
             println!(
                 "{}: OK ({} upstreams, {} routes, {} plugins)",

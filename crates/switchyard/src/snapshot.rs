@@ -71,11 +71,9 @@ impl Snapshot {
         for (i, up) in config.upstreams.iter().enumerate() {
             let client = match up.dialect {
                 Dialect::Mock => None,
-                Dialect::OpenAi => Some(
-                    pools
-                        .client(up.connect_timeout)
-                        .map_err(|e| fail(format!("upstreams[{i}]"), e))?,
-                ),
+                Dialect::OpenAi => {
+                    Some(pools.h1().map_err(|e| fail(format!("upstreams[{i}]"), e))?)
+                }
             };
             upstreams.push(
                 UpstreamRt::new(up.clone(), client)

@@ -27,6 +27,10 @@ pub enum Reply {
     Json(u16, Value, Vec<(&'static str, String)>),
     /// A chat stream: these content pieces, then finish and `[DONE]`.
     Stream(Vec<String>),
+    /// Like [`Reply::Stream`], plus — when the request asked for
+    /// `stream_options.include_usage` — a usage-only chunk (`choices: []`) before
+    /// `[DONE]`, reporting this many completion tokens (and 1 prompt token).
+    StreamUsage(Vec<String>, u64),
     /// Sends the first `n` pieces of a stream, then waits for [`MockUpstream::release`]
     /// before sending the rest.
     StreamHold(Vec<String>, usize),
@@ -273,9 +277,16 @@ async fn play(st: Arc<State>, reply: Reply, request: Value) -> Response<MockBody
             }
             resp
         }
-        Reply::Stream(pieces) => stream(st, &model, pieces, None, None),
-        Reply::StreamHold(pieces, n) => stream(st, &model, pieces, Some(n), None),
-        Reply::StreamDrop(pieces, n) => stream(st, &model, pieces, None, Some(n)),
+        Reply::Stream(pieces) => stream(st, &model, pieces, None, None, None),
+        Reply::StreamUsage(pieces, completion) => {
+            let usage = (request["stream_options"]["include_usage"] == true).then(|| {
+                json!({"prompt_tokens": 1, "completion_tokens": completion,
+                       "total_tokens": completion + 1})
+            });
+            stream(st, &model, pieces, None, None, usage)
+        }
+        Reply::StreamHold(pieces, n) => stream(st, &model, pieces, Some(n), None, None),
+        Reply::StreamDrop(pieces, n) => stream(st, &model, pieces, None, Some(n), None),
         Reply::Delay(d, inner) => {
             tokio::time::sleep(d).await;
             Box::pin(play(st, *inner, request)).await
@@ -317,6 +328,7 @@ fn stream(
     pieces: Vec<String>,
     hold_after: Option<usize>,
     drop_after: Option<usize>,
+    usage: Option<Value>,
 ) -> Response<MockBody> {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
     let model = model.to_owned();
@@ -340,8 +352,14 @@ fn stream(
                 return;
             }
         }
+        let usage_event = usage.map_or_else(String::new, |u| {
+            let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
+                           "created": 1_700_000_000, "model": model,
+                           "system_fingerprint": null, "choices": [], "usage": u});
+            format!("data: {v}\n\n")
+        });
         let tail = format!(
-            "{}data: [DONE]\n\n",
+            "{}{usage_event}data: [DONE]\n\n",
             chunk_event(&model, None, Some("stop"))
         );
         let _ = tx.send(Ok(Frame::data(Bytes::from(tail)))).await;

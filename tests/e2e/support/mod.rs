@@ -1,10 +1,13 @@
 //! Test harness: [`MockUpstream`] (scripted OpenAI-speaking server), [`TestGateway`]
-//! (the real binary on port 0) and a small HTTP client.
+//! (the real binary on port 0), [`PluginService`] (the far end of `http` plugins) and a
+//! small HTTP client.
 
 mod client;
 mod gateway;
 mod mock;
+mod plugin_service;
 
 pub use client::*;
 pub use gateway::*;
 pub use mock::*;
+pub use plugin_service::*;

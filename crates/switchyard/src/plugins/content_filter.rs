@@ -75,7 +75,7 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
         if let Err(e) = Regex::new(p) {
             errors.extend(ctx.error(
                 &format!("banned_patterns[{i}]"),
-                format!("not a valid regex: {e}"),
+                format!("not a valid regex: {}", one_line(&e)),
             ));
         }
     }
@@ -102,6 +102,17 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
         status: status.unwrap_or(StatusCode::BAD_REQUEST),
         window: s.stream_window.max(1),
     }))))
+}
+
+/// The regex crate's errors draw a caret diagram over several lines; keep the verdict.
+fn one_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map_or(text.clone(), |l| {
+            l.trim().trim_start_matches("error: ").to_owned()
+        })
 }
 
 impl Rules {

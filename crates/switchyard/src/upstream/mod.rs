@@ -4,6 +4,7 @@
 //! the target's [`Health`]. A response that starts is relayed as it arrives.
 
 pub mod balance;
+pub mod h1;
 pub mod health;
 pub mod pool;
 
@@ -11,11 +12,10 @@ use crate::body::{Relay, ResponseBody, StreamGuard};
 use crate::error::{FailureKind, GatewayError};
 use crate::snapshot::{Attempt, Snapshot};
 use bytes::Bytes;
+use h1::{H1Client, H1Response, Target};
 use health::Health;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::Full;
-use pool::HttpClient;
+use http::{Response, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchyard_config::{Auth, Upstream};
@@ -52,17 +52,17 @@ pub struct UpstreamRt {
     /// Its resolved config.
     pub config: Upstream,
     /// `None` for the in-process mock dialect.
-    pub client: Option<HttpClient>,
+    pub client: Option<Arc<H1Client>>,
     /// Auth and extra headers, sent on every request.
     pub headers: HeaderMap,
     /// Passive health.
     pub health: Health,
-    uris: [Uri; 4],
+    targets: [Target; 4],
 }
 
 impl UpstreamRt {
     /// Builds the runtime form of an upstream.
-    pub fn new(config: Upstream, client: Option<HttpClient>) -> Result<Self, String> {
+    pub fn new(config: Upstream, client: Option<Arc<H1Client>>) -> Result<Self, String> {
         let mut headers = HeaderMap::new();
         let mut query = None;
         let secret_value = |v: &str| {
@@ -107,7 +107,7 @@ impl UpstreamRt {
                 ));
             }
         }
-        let uri = |path: &str| -> Result<Uri, String> {
+        let target = |path: &str| -> Result<Target, String> {
             let mut s = format!("{}/{path}", config.base_url);
             if let Some(q) = &query {
                 s.push(if s.contains('?') { '&' } else { '?' });
@@ -116,15 +116,16 @@ impl UpstreamRt {
             if config.dialect == Dialect::Mock {
                 s = format!("http://mock.invalid/{path}");
             }
-            s.parse().map_err(|_discarded| {
+            let uri: Uri = s.parse().map_err(|_discarded| {
                 format!("upstream {}: base_url is not a valid URL", config.name)
-            })
+            })?;
+            Target::from_uri(&uri).map_err(|e| format!("upstream {}: {e}", config.name))
         };
-        let uris = [
-            uri(Endpoint::Chat.path())?,
-            uri(Endpoint::Completions.path())?,
-            uri(Endpoint::Embeddings.path())?,
-            uri("models")?,
+        let targets = [
+            target(Endpoint::Chat.path())?,
+            target(Endpoint::Completions.path())?,
+            target(Endpoint::Embeddings.path())?,
+            target("models")?,
         ];
         Ok(Self {
             name: config.name.clone(),
@@ -132,19 +133,19 @@ impl UpstreamRt {
             client,
             headers,
             health: Health::default(),
-            uris,
+            targets,
         })
     }
 
-    /// The full URL (auth query included) for a path under the base URL.
-    pub fn uri(&self, path: &str) -> Uri {
-        let i = match path {
-            "chat/completions" => 0,
-            "completions" => 1,
-            "embeddings" => 2,
-            _ => 3,
+    /// Where an endpoint's requests go (`None`: the model list).
+    pub fn target(&self, endpoint: Option<Endpoint>) -> &Target {
+        let i = match endpoint {
+            Some(Endpoint::Chat) => 0,
+            Some(Endpoint::Completions) => 1,
+            Some(Endpoint::Embeddings) => 2,
+            None => 3,
         };
-        self.uris[i].clone()
+        &self.targets[i]
     }
 }
 
@@ -246,36 +247,41 @@ pub async fn send(
         } else {
             rewrite_model(out.peek, &attempt.model)
         };
-        let req = build_request(up, out, body)?;
-        let failure =
-            match tokio::time::timeout(up.config.first_byte_timeout, client.request(req)).await {
-                Err(_) => {
+        let headers = request_headers(up, out);
+        let sent = client.request(
+            up.target(Some(out.endpoint)),
+            &headers,
+            Some(&body),
+            up.config.connect_timeout,
+        );
+        let failure = match tokio::time::timeout(up.config.first_byte_timeout, sent).await {
+            Err(_elapsed) => {
+                failures.timeouts += 1;
+                format!("no response within {:?}", up.config.first_byte_timeout)
+            }
+            Ok(Err(e)) => {
+                if e.is_timeout() {
                     failures.timeouts += 1;
-                    format!("no response within {:?}", up.config.first_byte_timeout)
                 }
-                Ok(Err(e)) => {
-                    if is_timeout(&e) {
-                        failures.timeouts += 1;
+                e.to_string()
+            }
+            Ok(Ok(resp)) => {
+                let status = resp.status;
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    failures.rate_limited += 1;
+                    if let Some(after) = retry_after(&resp.headers) {
+                        failures.retry_after =
+                            Some(failures.retry_after.map_or(after, |m| m.min(after)));
                     }
-                    describe_client_error(&e)
+                    format!("answered {status}")
+                } else if status.is_server_error() {
+                    format!("answered {status}")
+                } else {
+                    up.health.record_success();
+                    return Ok(relay(resp, up, guard.take()));
                 }
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    if status == StatusCode::TOO_MANY_REQUESTS {
-                        failures.rate_limited += 1;
-                        if let Some(after) = retry_after(resp.headers()) {
-                            failures.retry_after =
-                                Some(failures.retry_after.map_or(after, |m| m.min(after)));
-                        }
-                        format!("answered {status}")
-                    } else if status.is_server_error() {
-                        format!("answered {status}")
-                    } else {
-                        up.health.record_success();
-                        return Ok(relay(resp, up, guard.take()));
-                    }
-                }
-            };
+            }
+        };
         let cooled = up.health.record_failure(
             routing.failures_before_cooldown,
             routing.cooldown,
@@ -293,16 +299,8 @@ pub async fn send(
     Err(failures.into_error())
 }
 
-fn build_request(
-    up: &UpstreamRt,
-    out: &Outgoing<'_>,
-    body: Bytes,
-) -> Result<Request<Full<Bytes>>, GatewayError> {
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = up.uri(out.endpoint.path());
-    let headers = req.headers_mut();
-    headers.reserve(up.headers.len() + 4);
+fn request_headers(up: &UpstreamRt, out: &Outgoing<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(up.headers.len() + out.extra_headers.len() + 4);
     headers.extend(up.headers.clone());
     headers.insert(
         header::CONTENT_TYPE,
@@ -325,7 +323,7 @@ fn build_request(
             headers.insert(header::AUTHORIZATION, auth.clone());
         }
     }
-    Ok(req)
+    headers
 }
 
 /// Hop-by-hop headers are not relayed.
@@ -339,31 +337,33 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
 ];
 
-fn relay(
-    resp: Response<hyper::body::Incoming>,
-    up: &UpstreamRt,
-    guard: Option<StreamGuard>,
-) -> Response<ResponseBody> {
-    let (mut parts, incoming) = resp.into_parts();
-    let sse = parts
-        .headers
+fn relay(resp: H1Response, up: &UpstreamRt, guard: Option<StreamGuard>) -> Response<ResponseBody> {
+    let H1Response {
+        status,
+        mut headers,
+        body,
+    } = resp;
+    let sse = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
+        headers.remove(*name);
     }
     if sse {
         // Events are re-cut and may be added to (error events): the length can change.
-        parts.headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::CONTENT_LENGTH);
     }
     let body = Relay::upstream(
-        incoming,
+        body,
         sse,
         up.config.idle_timeout,
         up.name.clone(),
         guard.filter(|_| sse),
     );
-    Response::from_parts(parts, ResponseBody::Relay(Box::new(body)))
+    let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
 }
 
 fn mock_response(out: &Outgoing<'_>, model: &str, name: &Arc<str>) -> Response<ResponseBody> {
@@ -408,22 +408,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     let secs = text("retry-after")?.trim().parse::<f64>().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        if err.to_string().contains("timed out") {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }
 
 /// A short description of a client error that never includes the URL.

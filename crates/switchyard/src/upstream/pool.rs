@@ -1,7 +1,9 @@
-//! Pooled HTTP clients for upstreams: hyper-util's client over rustls (bundled webpki
-//! roots, so a bare container works), HTTP/1.1 and HTTP/2 by ALPN, `TCP_NODELAY`, keep-
-//! alive. One client per connect timeout, shared by every upstream that uses it.
+//! Pooled HTTP clients, shared by every config generation. Upstream requests use the
+//! request-path HTTP/1.1 client (`h1`); plugins that call out (`http`) use hyper-util's
+//! client over rustls (bundled webpki roots, so a bare container works), HTTP/1.1 and
+//! HTTP/2 by ALPN, `TCP_NODELAY`, keep-alive — one per connect timeout.
 
+use super::h1::H1Client;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
@@ -9,19 +11,35 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The client type used for every upstream.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Clients keyed by connect timeout; lives as long as the process.
+/// Clients keyed by connect timeout, and the upstream HTTP/1 client; lives as long as
+/// the process so connections survive reloads.
 #[derive(Debug, Default)]
 pub struct Pools {
     clients: Mutex<HashMap<Duration, HttpClient>>,
+    h1: Mutex<Option<Arc<H1Client>>>,
 }
 
 impl Pools {
+    /// The request-path client for upstreams, built on first use.
+    pub fn h1(&self) -> Result<Arc<H1Client>, String> {
+        let mut slot = self
+            .h1
+            .lock()
+            .map_err(|_discarded| "client pool lock poisoned".to_owned())?;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let client = H1Client::new()?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
     /// The client for a connect timeout, built on first use.
     pub fn client(&self, connect_timeout: Duration) -> Result<HttpClient, String> {
         let mut clients = self

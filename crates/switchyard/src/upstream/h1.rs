@@ -1,0 +1,680 @@
+//! A small HTTP/1.1 client for the request path to upstreams, over TCP or rustls.
+//!
+//! Why not hyper's client here: its response body crosses a one-slot channel from the
+//! connection task, so every upstream chunk costs a task wake-up and a separate write
+//! to the client. This client reads the upstream socket inside the response body's own
+//! poll: whatever one `read` returns — often a whole burst of SSE events — is decoded
+//! and handed on as one piece, and the connection goes back to the pool the moment its
+//! body ends. Keep-alive connections are pooled per (scheme, host, port); an idle
+//! connection the server closed is noticed before reuse, and a reused connection that
+//! fails before any response byte arrives is retried once on a fresh one.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use rustls::pki_types::ServerName;
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Idle connections kept per host.
+const MAX_IDLE_PER_HOST: usize = 256;
+/// How long an idle connection is kept.
+const IDLE_FOR: Duration = Duration::from_secs(90);
+
+/// Why a request failed.
+#[derive(Debug)]
+pub struct H1Error {
+    connect: bool,
+    timeout: bool,
+    message: String,
+}
+
+impl H1Error {
+    fn connect(message: String, timeout: bool) -> Self {
+        Self {
+            connect: true,
+            timeout,
+            message,
+        }
+    }
+
+    fn io(e: &io::Error) -> Self {
+        Self {
+            connect: false,
+            timeout: e.kind() == io::ErrorKind::TimedOut,
+            message: e.to_string(),
+        }
+    }
+
+    fn protocol(message: impl Into<String>) -> Self {
+        Self {
+            connect: false,
+            timeout: false,
+            message: message.into(),
+        }
+    }
+
+    /// The connection could not be made.
+    pub fn is_connect(&self) -> bool {
+        self.connect
+    }
+
+    /// A timeout (connect).
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
+    }
+}
+
+impl std::fmt::Display for H1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.connect {
+            write!(f, "could not connect: {}", self.message)
+        } else {
+            write!(f, "request failed: {}", self.message)
+        }
+    }
+}
+
+/// Where requests go: scheme, host and port (the pool key), plus the path.
+#[derive(Debug, Clone)]
+pub struct Target {
+    key: ConnKey,
+    server_name: ServerName<'static>,
+    host_header: HeaderValue,
+    path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ConnKey {
+    tls: bool,
+    host: Arc<str>,
+    port: u16,
+}
+
+impl Target {
+    /// From a full `http://` or `https://` URL (query included).
+    pub fn from_uri(uri: &Uri) -> Result<Self, String> {
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err("the URL must start with http:// or https://".to_owned()),
+        };
+        let host = uri.host().ok_or("the URL has no host")?;
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(bare.to_owned())
+            .map_err(|_discarded| format!("`{host}` is not a valid host name"))?;
+        let host_header = match uri.port_u16() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        Ok(Self {
+            key: ConnKey {
+                tls,
+                host: Arc::from(bare),
+                port,
+            },
+            server_name,
+            host_header: HeaderValue::from_str(&host_header)
+                .map_err(|_discarded| "the host is not a valid header value".to_owned())?,
+            path: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        })
+    }
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Io {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(data).await,
+            Self::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+/// A connection with its read buffer.
+struct Conn {
+    io: Io,
+    buf: BytesMut,
+    scratch: Box<[u8; READ_CHUNK]>,
+}
+
+impl Conn {
+    /// Reads once into the buffer; `Ok(0)` at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(&mut self.scratch[..]);
+        match self.io.poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                self.buf.extend_from_slice(rb.filled());
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// Whether a pooled connection still looks usable (the server has not closed it).
+    fn is_reusable(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut probe = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut probe);
+        matches!(self.io.poll_read(&mut cx, &mut rb), Poll::Pending)
+    }
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// The client: a TLS configuration and a pool of idle connections.
+pub struct H1Client {
+    tls: TlsConnector,
+    idle: Mutex<HashMap<ConnKey, Vec<Idle>>>,
+}
+
+impl std::fmt::Debug for H1Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Client").finish_non_exhaustive()
+    }
+}
+
+/// A response head and its body, still to be read.
+pub struct H1Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers as received.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: H1Body,
+}
+
+impl H1Client {
+    /// A client trusting the bundled webpki roots.
+    pub fn new() -> Result<Arc<Self>, String> {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(Self {
+            tls: TlsConnector::from(Arc::new(config)),
+            idle: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Sends a POST (or GET when `body` is `None`) and reads the response head.
+    pub async fn request(
+        self: &Arc<Self>,
+        target: &Target,
+        headers: &HeaderMap,
+        body: Option<&Bytes>,
+        connect_timeout: Duration,
+    ) -> Result<H1Response, H1Error> {
+        let head = encode_head(target, headers, body);
+        if let Some(conn) = self.checkout(&target.key) {
+            match self.exchange(conn, target, &head, body).await {
+                Ok(resp) => return Ok(resp),
+                // A kept-alive connection the server dropped: try once more on a new one.
+                Err(Exchange::NothingReceived(_)) => {}
+                Err(Exchange::Failed(e)) => return Err(e),
+            }
+        }
+        let conn = self.connect(target, connect_timeout).await?;
+        match self.exchange(conn, target, &head, body).await {
+            Ok(resp) => Ok(resp),
+            Err(Exchange::NothingReceived(e) | Exchange::Failed(e)) => Err(e),
+        }
+    }
+
+    fn checkout(&self, key: &ConnKey) -> Option<Conn> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(key)?;
+        let now = Instant::now();
+        while let Some(mut entry) = list.pop() {
+            if now.saturating_duration_since(entry.since) < IDLE_FOR && entry.conn.is_reusable() {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, key: ConnKey, conn: Conn) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(key).or_default();
+            if list.len() < MAX_IDLE_PER_HOST {
+                list.push(Idle {
+                    conn,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+
+    async fn connect(&self, target: &Target, timeout: Duration) -> Result<Conn, H1Error> {
+        let key = &target.key;
+        let connect = async {
+            let tcp = TcpStream::connect((&*key.host, key.port))
+                .await
+                .map_err(|e| {
+                    H1Error::connect(e.to_string(), e.kind() == io::ErrorKind::TimedOut)
+                })?;
+            tcp.set_nodelay(true)
+                .map_err(|e| H1Error::connect(e.to_string(), false))?;
+            let io = if key.tls {
+                let tls = self
+                    .tls
+                    .connect(target.server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| H1Error::connect(format!("TLS: {e}"), false))?;
+                Io::Tls(Box::new(tls))
+            } else {
+                Io::Plain(tcp)
+            };
+            Ok(Conn {
+                io,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                scratch: Box::new([0; READ_CHUNK]),
+            })
+        };
+        tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_elapsed| H1Error::connect(format!("timed out after {timeout:?}"), true))?
+    }
+
+    async fn exchange(
+        self: &Arc<Self>,
+        mut conn: Conn,
+        target: &Target,
+        head: &[u8],
+        body: Option<&Bytes>,
+    ) -> Result<H1Response, Exchange> {
+        let small = body.is_none_or(|b| b.len() <= 16 * 1024);
+        let written = if small {
+            let mut all = Vec::with_capacity(head.len() + body.map_or(0, Bytes::len));
+            all.extend_from_slice(head);
+            if let Some(b) = body {
+                all.extend_from_slice(b);
+            }
+            conn.io.write_all(&all).await
+        } else {
+            match conn.io.write_all(head).await {
+                Ok(()) => conn.io.write_all(body.map_or(&[][..], |b| &b[..])).await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = written {
+            return Err(Exchange::NothingReceived(H1Error::io(&e)));
+        }
+        conn.buf.clear();
+        loop {
+            if let Some(parsed) = parse_head(&mut conn.buf).map_err(Exchange::Failed)? {
+                if parsed.status.is_informational() {
+                    continue; // 100 Continue and friends
+                }
+                let framing = framing(parsed.status, &parsed.headers);
+                let keep_alive = !parsed
+                    .headers
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                let body = H1Body {
+                    conn: Some(conn),
+                    framing,
+                    keep_alive,
+                    pool: Arc::downgrade(self),
+                    key: target.key.clone(),
+                };
+                return Ok(H1Response {
+                    status: parsed.status,
+                    headers: parsed.headers,
+                    body,
+                });
+            }
+            if conn.buf.len() > MAX_HEAD {
+                return Err(Exchange::Failed(H1Error::protocol(
+                    "response head too large",
+                )));
+            }
+            match conn.fill().await {
+                Ok(0) if conn.buf.is_empty() => {
+                    return Err(Exchange::NothingReceived(H1Error::protocol(
+                        "connection closed before a response",
+                    )))
+                }
+                Ok(0) => {
+                    return Err(Exchange::Failed(H1Error::protocol(
+                        "connection closed inside the response head",
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if conn.buf.is_empty() => {
+                    return Err(Exchange::NothingReceived(H1Error::io(&e)))
+                }
+                Err(e) => return Err(Exchange::Failed(H1Error::io(&e))),
+            }
+        }
+    }
+}
+
+enum Exchange {
+    /// Failed before any response byte: safe to retry on a fresh connection.
+    NothingReceived(H1Error),
+    Failed(H1Error),
+}
+
+fn encode_head(target: &Target, headers: &HeaderMap, body: Option<&Bytes>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + headers.len() * 48);
+    out.extend_from_slice(if body.is_some() { b"POST " } else { b"GET " });
+    out.extend_from_slice(target.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(target.host_header.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(b) = body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(b.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in headers {
+        if name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+}
+
+/// Parses a complete response head off the front of `buf`, if there is one.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
+    let mut slots = [httparse::EMPTY_HEADER; 100];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(H1Error::protocol(format!("bad response head: {e}"))),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| H1Error::protocol("bad status code"))?;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_discarded| H1Error::protocol("bad header name"))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_discarded| H1Error::protocol("bad header value"))?;
+        headers.append(name, value);
+    }
+    buf.advance(len);
+    Ok(Some(Head { status, headers }))
+}
+
+/// How the body's end is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked(Chunk),
+    UntilClose,
+}
+
+/// Where the chunked decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+fn framing(status: StatusCode, headers: &HeaderMap) -> Framing {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Framing::Length(0);
+    }
+    let chunked = headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.to_ascii_lowercase().contains("chunked"))
+    });
+    if chunked {
+        return Framing::Chunked(Chunk::Size);
+    }
+    match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+    {
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    }
+}
+
+/// A response body read straight off the connection.
+pub struct H1Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    keep_alive: bool,
+    pool: std::sync::Weak<H1Client>,
+    key: ConnKey,
+}
+
+impl std::fmt::Debug for H1Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Body")
+            .field("framing", &self.framing)
+            .finish()
+    }
+}
+
+impl H1Body {
+    /// Bytes left, when the upstream said how many.
+    pub fn remaining(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The next piece of body: everything decodable from what has been read.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let (data, done) = match decode(&mut conn.buf, &mut self.framing) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            };
+            if done {
+                self.finish();
+            }
+            if !data.is_empty() {
+                return Poll::Ready(Some(Ok(data)));
+            }
+            if done {
+                return Poll::Ready(None);
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match conn.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Ok(0)) => {
+                    self.conn = None;
+                    return Poll::Ready(if self.framing == Framing::UntilClose {
+                        None
+                    } else {
+                        Some(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the upstream closed the connection mid-body",
+                        )))
+                    });
+                }
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The body ended: the connection goes back to the pool if it can be reused.
+    fn finish(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if self.keep_alive && conn.buf.is_empty() && self.framing != Framing::UntilClose {
+            if let Some(pool) = self.pool.upgrade() {
+                pool.checkin(self.key.clone(), conn);
+            }
+        }
+    }
+}
+
+/// Decodes what `buf` holds; returns the data and whether the body is complete.
+fn decode(buf: &mut BytesMut, framing: &mut Framing) -> io::Result<(Bytes, bool)> {
+    match framing {
+        Framing::Length(left) => {
+            let take = (*left).min(buf.len() as u64) as usize;
+            *left -= take as u64;
+            Ok((buf.split_to(take).freeze(), *left == 0))
+        }
+        Framing::UntilClose => Ok((buf.split().freeze(), false)),
+        Framing::Chunked(state) => {
+            let mut out: Option<BytesMut> = None;
+            let mut first: Option<Bytes> = None;
+            loop {
+                match *state {
+                    Chunk::Size => {
+                        let Some(eol) = find_crlf(buf) else { break };
+                        let line = &buf[..eol];
+                        let hex_end = line
+                            .iter()
+                            .position(|b| *b == b';' || *b == b' ' || *b == b'\t')
+                            .unwrap_or(line.len());
+                        let size = std::str::from_utf8(&line[..hex_end])
+                            .ok()
+                            .and_then(|s| u64::from_str_radix(s, 16).ok())
+                            .ok_or_else(|| bad("bad chunk size"))?;
+                        buf.advance(eol + 2);
+                        *state = if size == 0 {
+                            Chunk::Trailers
+                        } else {
+                            Chunk::Data(size)
+                        };
+                    }
+                    Chunk::Data(left) => {
+                        if buf.is_empty() {
+                            break;
+                        }
+                        let take = left.min(buf.len() as u64) as usize;
+                        let piece = buf.split_to(take).freeze();
+                        match (&mut first, &mut out) {
+                            (None, _) => first = Some(piece),
+                            (Some(f), None) => {
+                                let mut m = BytesMut::with_capacity(f.len() + piece.len() + 512);
+                                m.extend_from_slice(f);
+                                m.extend_from_slice(&piece);
+                                out = Some(m);
+                            }
+                            (Some(_), Some(m)) => m.extend_from_slice(&piece),
+                        }
+                        *state = if left == take as u64 {
+                            Chunk::DataEnd
+                        } else {
+                            Chunk::Data(left - take as u64)
+                        };
+                    }
+                    Chunk::DataEnd => {
+                        if buf.len() < 2 {
+                            break;
+                        }
+                        if &buf[..2] != b"\r\n" {
+                            return Err(bad("missing CRLF after chunk data"));
+                        }
+                        buf.advance(2);
+                        *state = Chunk::Size;
+                    }
+                    Chunk::Trailers => {
+                        let Some(eol) = find_crlf(buf) else { break };
+                        buf.advance(eol + 2);
+                        if eol == 0 {
+                            *state = Chunk::Done;
+                        }
+                    }
+                    Chunk::Done => break,
+                }
+            }
+            let data = match (out, first) {
+                (Some(m), _) => m.freeze(),
+                (None, Some(f)) => f,
+                (None, None) => Bytes::new(),
+            };
+            Ok((data, *state == Chunk::Done))
+        }
+    }
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+#[cfg(test)]
+mod tests;
