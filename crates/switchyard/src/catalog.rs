@@ -264,13 +264,17 @@ impl Catalog {
 /// GET `{base_url}/models` with the upstream's auth; the ids it lists, filtered.
 async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
     let client = up.client.as_ref().ok_or("no HTTP client")?;
-    let mut headers = up.headers.clone();
-    headers.insert(
+    let accept = (
         http::header::ACCEPT,
         http::HeaderValue::from_static("application/json"),
     );
+    let headers = up
+        .headers
+        .iter()
+        .filter(|(name, _)| **name != http::header::ACCEPT)
+        .chain(std::iter::once((&accept.0, &accept.1)));
     let mut resp = client
-        .request(up.target(None), &headers, None, up.config.connect_timeout)
+        .request(up.target(None), headers, None, up.config.connect_timeout)
         .await
         .map_err(|e| e.to_string())?;
     if !resp.status.is_success() {

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+/// Bodies up to this size are sent in the same write as the head.
+const SMALL_BODY: usize = 16 * 1024;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
@@ -244,10 +246,10 @@ impl H1Client {
     }
 
     /// Sends a POST (or GET when `body` is `None`) and reads the response head.
-    pub async fn request(
+    pub async fn request<'h>(
         self: &Arc<Self>,
         target: &Target,
-        headers: &HeaderMap,
+        headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
         body: Option<&Bytes>,
         connect_timeout: Duration,
     ) -> Result<H1Response, H1Error> {
@@ -329,14 +331,9 @@ impl H1Client {
         head: &[u8],
         body: Option<&Bytes>,
     ) -> Result<H1Response, Exchange> {
-        let small = body.is_none_or(|b| b.len() <= 16 * 1024);
+        let small = body.is_none_or(|b| b.len() <= SMALL_BODY);
         let written = if small {
-            let mut all = Vec::with_capacity(head.len() + body.map_or(0, Bytes::len));
-            all.extend_from_slice(head);
-            if let Some(b) = body {
-                all.extend_from_slice(b);
-            }
-            conn.io.write_all(&all).await
+            conn.io.write_all(head).await // the body is already in `head`
         } else {
             match conn.io.write_all(head).await {
                 Ok(()) => conn.io.write_all(body.map_or(&[][..], |b| &b[..])).await,
@@ -403,8 +400,14 @@ enum Exchange {
     Failed(H1Error),
 }
 
-fn encode_head(target: &Target, headers: &HeaderMap, body: Option<&Bytes>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + headers.len() * 48);
+/// The request head — and, for small bodies, the body too, so one write sends all.
+fn encode_head<'h>(
+    target: &Target,
+    headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+    body: Option<&Bytes>,
+) -> Vec<u8> {
+    let small_body = body.filter(|b| b.len() <= SMALL_BODY);
+    let mut out = Vec::with_capacity(512 + small_body.map_or(0, Bytes::len));
     out.extend_from_slice(if body.is_some() { b"POST " } else { b"GET " });
     out.extend_from_slice(target.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
@@ -412,7 +415,7 @@ fn encode_head(target: &Target, headers: &HeaderMap, body: Option<&Bytes>) -> Ve
     out.extend_from_slice(b"\r\n");
     if let Some(b) = body {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(b.len().to_string().as_bytes());
+        write_decimal(&mut out, b.len());
         out.extend_from_slice(b"\r\n");
     }
     for (name, value) in headers {
@@ -428,7 +431,24 @@ fn encode_head(target: &Target, headers: &HeaderMap, body: Option<&Bytes>) -> Ve
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    if let Some(b) = small_body {
+        out.extend_from_slice(b);
+    }
     out
+}
+
+fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 struct Head {
@@ -436,28 +456,64 @@ struct Head {
     headers: HeaderMap,
 }
 
-/// Parses a complete response head off the front of `buf`, if there is one.
+/// Parses a complete response head off the front of `buf`, if there is one. Header
+/// values are slices of the received bytes, not copies.
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
-    let mut slots = [httparse::EMPTY_HEADER; 100];
+    match parse_head_with::<24>(buf) {
+        Err(HeadError::TooManyHeaders) => {
+            parse_head_with::<128>(buf).map_err(HeadError::into_error)
+        }
+        other => other.map_err(HeadError::into_error),
+    }
+}
+
+enum HeadError {
+    TooManyHeaders,
+    Bad(H1Error),
+}
+
+impl HeadError {
+    fn into_error(self) -> H1Error {
+        match self {
+            Self::TooManyHeaders => H1Error::protocol("too many response headers"),
+            Self::Bad(e) => e,
+        }
+    }
+}
+
+fn parse_head_with<const SLOTS: usize>(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; SLOTS];
     let mut resp = httparse::Response::new(&mut slots);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(H1Error::protocol(format!("bad response head: {e}"))),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(e) => {
+            return Err(HeadError::Bad(H1Error::protocol(format!(
+                "bad response head: {e}"
+            ))))
+        }
     };
+    let bad = |what: &str| HeadError::Bad(H1Error::protocol(what.to_owned()));
     let status = resp
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| H1Error::protocol("bad status code"))?;
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        .ok_or_else(|| bad("bad status code"))?;
+    let base = buf.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_discarded| H1Error::protocol("bad header name"))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_discarded| H1Error::protocol("bad header value"))?;
+            .map_err(|_discarded| bad("bad header name"))?;
+        let start = (h.value.as_ptr() as usize).saturating_sub(base);
+        spans.push((name, start..start + h.value.len()));
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, span) in spans {
+        let value = HeaderValue::from_maybe_shared(head.slice(span))
+            .map_err(|_discarded| bad("bad header value"))?;
         headers.append(name, value);
     }
-    buf.advance(len);
     Ok(Some(Head { status, headers }))
 }
 

@@ -247,10 +247,27 @@ pub async fn send(
         } else {
             rewrite_model(out.peek, &attempt.model)
         };
-        let headers = request_headers(up, out);
+        let fixed = [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::ACCEPT,
+                HeaderValue::from_static(if out.peek.stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                }),
+            ),
+            (
+                HeaderName::from_static("x-request-id"),
+                out.request_id.clone(),
+            ),
+        ];
         let sent = client.request(
             up.target(Some(out.endpoint)),
-            &headers,
+            request_headers(up, out, &fixed),
             Some(&body),
             up.config.connect_timeout,
         );
@@ -299,31 +316,23 @@ pub async fn send(
     Err(failures.into_error())
 }
 
-fn request_headers(up: &UpstreamRt, out: &Outgoing<'_>) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(up.headers.len() + out.extra_headers.len() + 4);
-    headers.extend(up.headers.clone());
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::ACCEPT,
-        HeaderValue::from_static(if out.peek.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        }),
-    );
-    headers.insert("x-request-id", out.request_id.clone());
-    for (name, value) in out.extra_headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    if matches!(up.config.auth, Auth::Passthrough) {
-        if let Some(auth) = out.client_auth {
-            headers.insert(header::AUTHORIZATION, auth.clone());
-        }
-    }
-    headers
+/// The headers of an upstream request: the upstream's own (auth, extras), the JSON
+/// content type, what the client accepts, the request id, plugin headers, and the
+/// client's `Authorization` for bring-your-own-key upstreams.
+fn request_headers<'a>(
+    up: &'a UpstreamRt,
+    out: &'a Outgoing<'_>,
+    fixed: &'a [(HeaderName, HeaderValue); 3],
+) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> {
+    let passthrough = match up.config.auth {
+        Auth::Passthrough => out.client_auth.map(|v| (&header::AUTHORIZATION, v)),
+        _ => None,
+    };
+    up.headers
+        .iter()
+        .chain(fixed.iter().map(|(n, v)| (n, v)))
+        .chain(out.extra_headers.iter().map(|(n, v)| (n, v)))
+        .chain(passthrough)
 }
 
 /// Hop-by-hop headers are not relayed.
