@@ -43,6 +43,15 @@ impl EventAligner {
 
 /// Index just past the last blank line (event terminator) in `buf`.
 pub fn last_event_end(buf: &[u8]) -> Option<usize> {
+    // Fast path: upstreams almost always send whole events, so the buffer ends with a
+    // blank line and nothing needs scanning.
+    if buf.ends_with(b"\n\n") || buf.ends_with(b"\r\r") || buf.ends_with(b"\n\r\n") {
+        return Some(buf.len());
+    }
+    last_event_end_scan(buf)
+}
+
+fn last_event_end_scan(buf: &[u8]) -> Option<usize> {
     let mut last = None;
     let mut at_line_start = true; // the stream starts at a line start
     let mut i = 0;
@@ -195,6 +204,20 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert_eq!(&parts[1][..], b": ping\r\n\r\n");
         assert_eq!(&parts[2][..], b"data: 2\n\n");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_scan() {
+        for case in [
+            &b"data: 1\n\n"[..],
+            b"data: 1\r\n\r\n",
+            b"data: 1\r\r",
+            b"data: 1\n\ndata: 2\n",
+            b"a\n\r\n",
+            b"\n\n",
+        ] {
+            assert_eq!(last_event_end(case), last_event_end_scan(case), "{case:?}");
+        }
     }
 
     #[test]
