@@ -255,3 +255,84 @@ async fn health_and_readiness_endpoints_answer() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ready");
 }
+
+#[tokio::test]
+async fn https_upstreams_work_with_a_trusted_ca_and_fail_without_it() {
+    let (up, ca_pem) = MockUpstream::with_script_tls(vec![Reply::Chat]).await;
+    let ca = temp_file("ca.pem", &ca_pem);
+    let yaml = format!(
+        "upstreams:\n  - {{name: secure, base_url: '{}', models: [m], ca_file: '{}'}}\n  - {{name: untrusted, base_url: '{}', models: [u]}}\n",
+        up.base_url(),
+        ca.display(),
+        up.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "over tls", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "over tls");
+    // A second request reuses the pooled TLS connection.
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "again", false))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.completions().len(), 2);
+    // The same server without its CA trusted: the handshake must fail.
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("u", "x", false))
+        .await;
+    r.assert_error(502, "upstream_error");
+    assert_eq!(up.completions().len(), 2);
+}
+
+#[tokio::test]
+async fn https_streams_are_relayed_event_by_event() {
+    let (up, ca_pem) =
+        MockUpstream::with_script_tls(vec![Reply::StreamHold(vec!["a ".into(), "b ".into()], 1)])
+            .await;
+    let ca = temp_file("ca.pem", &ca_pem);
+    let yaml = format!(
+        "upstreams:\n  - {{name: secure, base_url: '{}', models: [m], ca_file: '{}'}}\n",
+        up.base_url(),
+        ca.display()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
+        .await;
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), next_data(&mut body))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("a "));
+    up.release();
+    let rest = read_all(&mut body).await.unwrap();
+    assert!(String::from_utf8_lossy(&rest).contains("[DONE]"));
+}
+
+#[test]
+fn check_reports_an_unreadable_ca_file_at_its_path() {
+    let cfg = temp_file(
+        "g.yaml",
+        "upstreams:\n  - {name: a, base_url: 'https://x.example/v1', models: [m], ca_file: /nonexistent/ca.pem}\n",
+    );
+    let out = std::process::Command::new(binary())
+        .args(["check", "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("upstreams[0].ca_file"), "{err}");
+}

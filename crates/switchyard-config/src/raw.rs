@@ -73,6 +73,7 @@ pub(crate) struct UpstreamSpec {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -355,6 +355,7 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
         fetch_models,
         include: s.include.into_iter().map(Glob::new).collect(),
         exclude: s.exclude.into_iter().map(Glob::new).collect(),
+        ca_file: s.ca_file.map(std::path::PathBuf::from),
     })
 }
 

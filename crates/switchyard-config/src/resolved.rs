@@ -223,6 +223,8 @@ pub struct Upstream {
     pub include: Vec<Glob>,
     /// Models matching any of these globs are dropped.
     pub exclude: Vec<Glob>,
+    /// Extra CA certificates (PEM) trusted for this upstream, beside the bundled roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Upstream {

@@ -91,13 +91,12 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// Loads a config and checks its plugin settings (which only the daemon knows).
+/// Loads a config and builds everything the daemon would from it (plugin settings,
+/// CA files…), so what passes here also starts.
 fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::ConfigErrors> {
-    switchyard_config::load(path).and_then(|config| {
-        crate::plugins::Chain::build(&config.plugins, &crate::upstream::pool::Pools::default())
-            .map(|_| config)
-            .map_err(switchyard_config::ConfigErrors)
-    })
+    let config = switchyard_config::load(path)?;
+    build_snapshot(config.clone())?;
+    Ok(config)
 }
 
 /// Loads a config; on failure prints one line (all problems joined) to stderr.

@@ -75,10 +75,13 @@ impl Snapshot {
                     Some(pools.h1().map_err(|e| fail(format!("upstreams[{i}]"), e))?)
                 }
             };
-            upstreams.push(
-                UpstreamRt::new(up.clone(), client)
-                    .map_err(|e| fail(format!("upstreams[{i}]"), e))?,
-            );
+            upstreams.push(UpstreamRt::new(up.clone(), client).map_err(|(field, e)| {
+                let path = match field {
+                    Some(f) => format!("upstreams[{i}].{f}"),
+                    None => format!("upstreams[{i}]"),
+                };
+                fail(path, e)
+            })?);
         }
         let chain = Chain::build(&config.plugins, pools).map_err(ConfigErrors)?;
         let routes = config

@@ -90,6 +90,7 @@ pub enum ModelsMode {
 pub struct MockUpstream {
     addr: SocketAddr,
     state: Arc<State>,
+    scheme: &'static str,
 }
 
 impl MockUpstream {
@@ -100,6 +101,17 @@ impl MockUpstream {
 
     /// Starts a mock that plays `script` in order, repeating the last reply.
     pub async fn with_script(script: Vec<Reply>) -> Self {
+        Self::serve(script, None).await
+    }
+
+    /// Starts a mock that speaks HTTPS with a certificate for `localhost` and
+    /// `127.0.0.1`, issued by a fresh test CA; returns the CA's PEM.
+    pub async fn with_script_tls(script: Vec<Reply>) -> (Self, String) {
+        let (acceptor, ca_pem) = test_tls();
+        (Self::serve(script, Some(acceptor)).await, ca_pem)
+    }
+
+    async fn serve(script: Vec<Reply>, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
@@ -113,6 +125,7 @@ impl MockUpstream {
             models_mode: Mutex::new(ModelsMode::Ok),
         });
         let st = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -120,6 +133,7 @@ impl MockUpstream {
                 };
                 stream.set_nodelay(true).ok();
                 let st = st.clone();
+                let tls = tls.clone();
                 st.open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let svc_state = st.clone();
@@ -127,20 +141,38 @@ impl MockUpstream {
                         let st = svc_state.clone();
                         async move { Ok::<_, Infallible>(answer(st, req).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => builder.serve_connection(TokioIo::new(stream), svc).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls_stream) => {
+                                builder
+                                    .serve_connection(TokioIo::new(tls_stream), svc)
+                                    .await
+                            }
+                            Err(_) => Ok(()),
+                        },
+                    };
                     st.closed.fetch_add(1, Ordering::SeqCst);
                     st.closed_signal.notify_waiters();
                 });
             }
         });
-        Self { addr, state }
+        Self {
+            addr,
+            state,
+            scheme,
+        }
     }
 
-    /// Base URL for a gateway config (`http://127.0.0.1:PORT/v1`).
+    /// Base URL for a gateway config (`http://127.0.0.1:PORT/v1`; HTTPS mocks use the
+    /// name `localhost`, which their certificate is for).
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}/v1", self.addr.port()),
+            _ => format!("http://{}/v1", self.addr),
+        }
     }
 
     /// Serve this model list on `GET /v1/models`.
@@ -384,4 +416,35 @@ impl http_body::Body for ChannelBody {
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.0.poll_recv(cx)
     }
+}
+
+/// A TLS acceptor with a leaf certificate for `localhost` / `127.0.0.1`, signed by a
+/// fresh CA, and that CA's PEM (what a gateway must trust).
+fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "switchyard test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+    .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        ca.pem(),
+    )
 }

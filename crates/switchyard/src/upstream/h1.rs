@@ -91,12 +91,23 @@ impl std::fmt::Display for H1Error {
 }
 
 /// Where requests go: scheme, host and port (the pool key), plus the path.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     key: ConnKey,
+    /// A connector with extra trusted roots (`ca_file`), instead of the default.
+    tls: Option<TlsConnector>,
     server_name: ServerName<'static>,
     host_header: HeaderValue,
     path: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("key", &self.key)
+            .field("path", &"…")
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,9 +115,36 @@ struct ConnKey {
     tls: bool,
     host: Arc<str>,
     port: u16,
+    /// 0 for the bundled roots, else an id of the extra roots (connections verified
+    /// against different trust are never shared).
+    trust: u64,
 }
 
 impl Target {
+    /// Trusts the CA certificates in `pem` (beside the bundled roots) for this target.
+    pub fn trusting(mut self, pem: &[u8]) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        use std::hash::{Hash, Hasher};
+        let mut roots = default_roots();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("certificate rejected: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("no certificate found".to_owned());
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        pem.hash(&mut h);
+        self.key.trust = h.finish() | 1;
+        self.tls = Some(connector(roots)?);
+        Ok(self)
+    }
+
     /// From a full `http://` or `https://` URL (query included).
     pub fn from_uri(uri: &Uri) -> Result<Self, String> {
         let tls = match uri.scheme_str() {
@@ -128,7 +166,9 @@ impl Target {
                 tls,
                 host: Arc::from(bare),
                 port,
+                trust: 0,
             },
+            tls: None,
             server_name,
             host_header: HeaderValue::from_str(&host_header)
                 .map_err(|_discarded| "the host is not a valid header value".to_owned())?,
@@ -137,6 +177,24 @@ impl Target {
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
         })
     }
+}
+
+fn default_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+fn connector(roots: rustls::RootCertStore) -> Result<TlsConnector, String> {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 enum Io {
@@ -304,8 +362,10 @@ impl H1Client {
             tcp.set_nodelay(true)
                 .map_err(|e| H1Error::connect(e.to_string(), false))?;
             let io = if key.tls {
-                let tls = self
+                let tls = target
                     .tls
+                    .as_ref()
+                    .unwrap_or(&self.tls)
                     .connect(target.server_name.clone(), tcp)
                     .await
                     .map_err(|e| H1Error::connect(format!("TLS: {e}"), false))?;

@@ -61,8 +61,21 @@ pub struct UpstreamRt {
 }
 
 impl UpstreamRt {
-    /// Builds the runtime form of an upstream.
-    pub fn new(config: Upstream, client: Option<Arc<H1Client>>) -> Result<Self, String> {
+    /// Builds the runtime form of an upstream (reads `ca_file`, if set). An error names
+    /// the field it is about (`None`: the upstream as a whole).
+    pub fn new(
+        config: Upstream,
+        client: Option<Arc<H1Client>>,
+    ) -> Result<Self, (Option<&'static str>, String)> {
+        let ca = match &config.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                (
+                    Some("ca_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?),
+            None => None,
+        };
         let mut headers = HeaderMap::new();
         let mut query = None;
         let secret_value = |v: &str| {
@@ -72,12 +85,18 @@ impl UpstreamRt {
                     h
                 })
                 .map_err(|_discarded| {
-                    format!("upstream {}: a header value is not valid", config.name)
+                    (
+                        Some("headers"),
+                        format!("upstream {}: a header value is not valid", config.name),
+                    )
                 })
         };
         let header_name = |n: &str| {
             HeaderName::from_bytes(n.as_bytes()).map_err(|_discarded| {
-                format!("upstream {}: `{n}` is not a header name", config.name)
+                (
+                    Some("headers"),
+                    format!("upstream {}: `{n}` is not a header name", config.name),
+                )
             })
         };
         for (name, value) in &config.headers {
@@ -107,7 +126,7 @@ impl UpstreamRt {
                 ));
             }
         }
-        let target = |path: &str| -> Result<Target, String> {
+        let target = |path: &str| -> Result<Target, (Option<&'static str>, String)> {
             let mut s = format!("{}/{path}", config.base_url);
             if let Some(q) = &query {
                 s.push(if s.contains('?') { '&' } else { '?' });
@@ -116,10 +135,14 @@ impl UpstreamRt {
             if config.dialect == Dialect::Mock {
                 s = format!("http://mock.invalid/{path}");
             }
-            let uri: Uri = s.parse().map_err(|_discarded| {
-                format!("upstream {}: base_url is not a valid URL", config.name)
-            })?;
-            Target::from_uri(&uri).map_err(|e| format!("upstream {}: {e}", config.name))
+            let uri: Uri = s
+                .parse()
+                .map_err(|_discarded| (Some("base_url"), "is not a valid URL".to_owned()))?;
+            let target = Target::from_uri(&uri).map_err(|e| (Some("base_url"), e))?;
+            match &ca {
+                Some(pem) => target.trusting(pem).map_err(|e| (Some("ca_file"), e)),
+                None => Ok(target),
+            }
         };
         let targets = [
             target(Endpoint::Chat.path())?,
