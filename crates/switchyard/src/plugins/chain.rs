@@ -258,11 +258,20 @@ fn stage_index(stage: Stage) -> usize {
 impl Chain {
     /// Builds every configured plugin; reports every problem with its YAML path.
     pub fn build(specs: &[PluginSpec], pools: &Pools) -> Result<Self, Vec<ConfigError>> {
+        Self::build_with(specs, pools, REGISTRY)
+    }
+
+    /// Builds against a given registry (tests register their own plugins).
+    pub fn build_with(
+        specs: &[PluginSpec],
+        pools: &Pools,
+        registry: &[super::Registration],
+    ) -> Result<Self, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut instances = Vec::new();
         for spec in specs {
-            let Some(reg) = REGISTRY.iter().find(|r| r.name == spec.name) else {
-                let known: Vec<&str> = REGISTRY.iter().map(|r| r.name).collect();
+            let Some(reg) = registry.iter().find(|r| r.name == spec.name) else {
+                let known: Vec<&str> = registry.iter().map(|r| r.name).collect();
                 errors.push(super::config_error(
                     format!("{}.name", spec.path),
                     format!(

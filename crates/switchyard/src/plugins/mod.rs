@@ -13,6 +13,8 @@ mod external;
 mod isolate;
 mod params;
 mod rate_limiter;
+#[cfg(test)]
+mod require_user; // the README's worked example, compiled and tested
 mod selector;
 mod system_prompt;
 mod token_limiter;
@@ -165,6 +167,25 @@ pub struct RequestMeta {
     pub caller: Caller,
     /// The client's request headers.
     pub headers: HeaderMap,
+}
+
+#[cfg(test)]
+impl RequestMeta {
+    /// An anonymous chat request for `model`.
+    pub(crate) fn for_tests(model: &str) -> Self {
+        Self {
+            request_id: HeaderValue::from_static("test"),
+            endpoint: Endpoint::Chat,
+            model: model.to_owned(),
+            stream: false,
+            caller: Caller {
+                key: None,
+                token_hash: None,
+                ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            },
+            headers: HeaderMap::new(),
+        }
+    }
 }
 
 /// A request as a `pre_request` plugin sees it.
