@@ -4,8 +4,10 @@
 //! `POST /v1/chat/completions` answers a fixed `chat.completion` (or, when the
 //! request body says `"stream":true`, 20 `chat.completion.chunk` SSE events plus
 //! `[DONE]`, one body frame each, with no delay), `GET /v1/models` lists
-//! `bench-model`, and everything else is 404. It does as little work as it can so
-//! that a benchmark measures whatever sits in front of it.
+//! `bench-model`, `POST /plugin?ms=N` plays a slow external plugin service (waits N
+//! milliseconds, then answers `{"action":"continue"}`), and everything else is 404.
+//! It does as little work as it can so that a benchmark measures whatever sits in
+//! front of it.
 //!
 //! ```text
 //! mockup --listen 127.0.0.1:0 [--threads 1]
@@ -33,6 +35,8 @@ const USAGE: &str = "usage: mockup --listen HOST:PORT [--threads N]
   --listen HOST:PORT  address to bind (port 0 picks a free one); default 127.0.0.1:0
   --threads N         tokio worker threads; default 1 (leave the cores to the gateway)
 
+Serves POST /v1/chat/completions (JSON or 20-chunk SSE), GET /v1/models and
+POST /plugin?ms=N (waits N ms, answers {\"action\":\"continue\"}).
 Prints `listening on ADDR` as its first stdout line.";
 
 /// How many `chat.completion.chunk` events a streamed answer has.
@@ -48,6 +52,11 @@ const COMPLETION_JSON: &str = concat!(
 );
 
 const MODELS_JSON: &str = r#"{"object":"list","data":[{"id":"bench-model","object":"model","created":0,"owned_by":"bench"}]}"#;
+
+const PLUGIN_CONTINUE_JSON: &str = r#"{"action":"continue"}"#;
+
+/// Longest wait `POST /plugin?ms=N` accepts (a minute).
+const MAX_PLUGIN_WAIT_MS: u64 = 60_000;
 
 const NOT_FOUND_JSON: &str =
     r#"{"error":{"message":"not found","type":"invalid_request_error","code":"not_found"}}"#;
@@ -148,6 +157,18 @@ fn wants_stream(body: &[u8]) -> bool {
         .any(|n| body.windows(n.len()).any(|w| w == *n))
 }
 
+/// The `ms` query parameter of `POST /plugin`: 0 when absent, `None` when not a
+/// number of milliseconds up to [`MAX_PLUGIN_WAIT_MS`].
+fn plugin_wait_ms(query: Option<&str>) -> Option<u64> {
+    let mut ms = 0;
+    for pair in query.unwrap_or("").split('&') {
+        if let Some(v) = pair.strip_prefix("ms=") {
+            ms = v.parse().ok().filter(|ms| *ms <= MAX_PLUGIN_WAIT_MS)?;
+        }
+    }
+    Some(ms)
+}
+
 fn full(status: StatusCode, body: Bytes) -> Response<MockBody> {
     let len = body.len();
     let mut resp = Response::new(MockBody::Full(Some(body)));
@@ -187,6 +208,28 @@ async fn handle(
             }
         }
         (&Method::GET, "/v1/models") => full(StatusCode::OK, payloads.models.clone()),
+        (&Method::POST, "/plugin") => {
+            let Some(ms) = plugin_wait_ms(req.uri().query()) else {
+                return Ok(full(
+                    StatusCode::BAD_REQUEST,
+                    Bytes::from_static(b"{\"error\":{\"message\":\"bad ms\"}}"),
+                ));
+            };
+            // Read the whole envelope, as a real plugin service would, then wait.
+            if req.into_body().collect().await.is_err() {
+                return Ok(full(
+                    StatusCode::BAD_REQUEST,
+                    Bytes::from_static(b"{\"error\":{\"message\":\"bad body\"}}"),
+                ));
+            }
+            if ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            full(
+                StatusCode::OK,
+                Bytes::from_static(PLUGIN_CONTINUE_JSON.as_bytes()),
+            )
+        }
         _ => full(StatusCode::NOT_FOUND, payloads.not_found.clone()),
     };
     Ok(resp)
@@ -278,6 +321,16 @@ mod tests {
         assert!(wants_stream(br#"{"model":"m", "stream": true}"#));
         assert!(!wants_stream(br#"{"model":"m","stream":false}"#));
         assert!(!wants_stream(br#"{"model":"m"}"#));
+    }
+
+    #[test]
+    fn plugin_wait_reads_ms() {
+        assert_eq!(plugin_wait_ms(None), Some(0));
+        assert_eq!(plugin_wait_ms(Some("ms=50")), Some(50));
+        assert_eq!(plugin_wait_ms(Some("x=1&ms=7")), Some(7));
+        assert_eq!(plugin_wait_ms(Some("ms=abc")), None);
+        assert_eq!(plugin_wait_ms(Some("ms=60001")), None);
+        assert!(serde_json::from_str::<serde_json::Value>(PLUGIN_CONTINUE_JSON).is_ok());
     }
 
     #[test]

@@ -60,6 +60,14 @@ mod tests {
         build,
     };
 
+    #[test]
+    fn the_readme_shows_this_file() {
+        let readme = include_str!("../../../../README.md");
+        let this = include_str!("require_user.rs");
+        let code = this.split("#[cfg(test)]").next().unwrap().trim_end();
+        assert!(readme.contains(code), "README's plugin example differs from require_user.rs");
+    }
+
     #[tokio::test]
     async fn the_readme_example_rejects_requests_without_a_user() {
         let config = switchyard_config::parse(
