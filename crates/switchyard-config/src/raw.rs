@@ -34,6 +34,7 @@ pub(crate) struct ServerSpec {
     pub max_body_bytes: Option<u64>,
     pub max_concurrent_streams: Option<u32>,
     pub log_format: Option<String>,
+    pub workers: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

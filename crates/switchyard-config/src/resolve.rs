@@ -166,6 +166,7 @@ fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Option<Server> {
         max_body_bytes,
         max_concurrent_streams: s.max_concurrent_streams.unwrap_or(10_000),
         log_format,
+        workers: s.workers.unwrap_or(0),
     })
 }
 

@@ -122,6 +122,8 @@ pub struct Server {
     pub max_concurrent_streams: u32,
     /// `text` (default) or `json` logs.
     pub log_format: LogFormat,
+    /// Worker threads; 0 means one per CPU.
+    pub workers: u32,
 }
 
 /// Log line format.

@@ -67,7 +67,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             };
             init_logging(config.server.log_format);
-            run_async(serve(config, listen))
+            serve(config, listen)
         }
         Command::Models { config, json } => {
             let Some(config) = load_one_line(&config) else {
@@ -141,8 +141,8 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
-    let gateway = match Gateway::bind(config, listen).await {
+fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
+    let gateway = match Gateway::bind(config, listen) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -152,8 +152,25 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
     if let Some(addr) = gateway.local_addr() {
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "switchyard listening");
     }
-    gateway.run(shutdown_signal()).await;
-    ExitCode::SUCCESS
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(gateway.workers())
+        .thread_name("switchyard-worker")
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(gateway.run(shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[expect(clippy::print_stdout, reason = "models prints the catalogue on stdout")]

@@ -26,31 +26,35 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use switchyard_config::{Config, ConfigErrors};
-use tokio::net::TcpListener;
 use upstream::pool::Pools;
 
 /// A bound gateway, ready to run.
 #[derive(Debug)]
 pub struct Gateway {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     live: Arc<Live>,
+    workers: usize,
 }
 
 impl Gateway {
     /// Builds the first snapshot and binds the data-plane listener.
-    pub async fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, String> {
+    pub fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, String> {
         let addr = listen.unwrap_or(config.server.listen);
-        let snap = Arc::new(build_snapshot(config).map_err(|e| {
+        let workers = match config.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n as usize,
+        };
+        let snap = build_snapshot(config).map_err(|e| {
             let all: Vec<String> = e.0.iter().map(ToString::to_string).collect();
             format!("invalid config: {}", all.join("; "))
-        })?);
-        snapshot::spawn_catalog_refresh(&snap);
-        let listener = TcpListener::bind(addr)
-            .await
+        })?;
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         Ok(Self {
             listener,
-            live: Arc::new(Live::new(snap)),
+            live: Arc::new(Live::new(Arc::new(snap))),
+            workers,
         })
     }
 
@@ -59,9 +63,19 @@ impl Gateway {
         self.listener.local_addr().ok()
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        server::serve(self.listener, self.live, shutdown).await;
+    /// Worker threads the runtime should have (`server.workers`, or one per CPU).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests. Call it on a
+    /// multi-threaded runtime with [`Gateway::workers`] threads.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        snapshot::spawn_catalog_refresh(&self.live.load_full());
+        let listener = tokio::net::TcpListener::from_std(self.listener)
+            .map_err(|e| format!("cannot register the listener: {e}"))?;
+        server::serve(listener, self.live, shutdown).await;
+        Ok(())
     }
 }
 

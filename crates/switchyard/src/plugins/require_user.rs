@@ -65,7 +65,10 @@ mod tests {
         let readme = include_str!("../../../../README.md");
         let this = include_str!("require_user.rs");
         let code = this.split("#[cfg(test)]").next().unwrap().trim_end();
-        assert!(readme.contains(code), "README's plugin example differs from require_user.rs");
+        assert!(
+            readme.contains(code),
+            "README's plugin example differs from require_user.rs"
+        );
     }
 
     #[tokio::test]

@@ -13,10 +13,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use rustls::pki_types::ServerName;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -261,10 +262,16 @@ struct Idle {
     since: Instant,
 }
 
-/// The client: a TLS configuration and a pool of idle connections.
+thread_local! {
+    /// Idle connections, per worker thread: checking a connection out or in takes no
+    /// lock. (Any worker of the runtime can drive any connection, so where a
+    /// connection waits does not matter for correctness.)
+    static IDLE: RefCell<HashMap<ConnKey, Vec<Idle>>> = RefCell::new(HashMap::new());
+}
+
+/// The client: a TLS configuration; idle connections live in per-thread pools.
 pub struct H1Client {
     tls: TlsConnector,
-    idle: Mutex<HashMap<ConnKey, Vec<Idle>>>,
 }
 
 impl std::fmt::Debug for H1Client {
@@ -286,20 +293,8 @@ pub struct H1Response {
 impl H1Client {
     /// A client trusting the bundled webpki roots.
     pub fn new() -> Result<Arc<Self>, String> {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(Self {
-            tls: TlsConnector::from(Arc::new(config)),
-            idle: Mutex::new(HashMap::new()),
+            tls: connector(default_roots())?,
         }))
     }
 
@@ -328,19 +323,21 @@ impl H1Client {
     }
 
     fn checkout(&self, key: &ConnKey) -> Option<Conn> {
-        let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(key)?;
         let now = Instant::now();
-        while let Some(mut entry) = list.pop() {
-            if now.saturating_duration_since(entry.since) < IDLE_FOR && entry.conn.is_reusable() {
-                return Some(entry.conn);
+        IDLE.with_borrow_mut(|idle| {
+            let list = idle.get_mut(key)?;
+            while let Some(mut entry) = list.pop() {
+                if now.saturating_duration_since(entry.since) < IDLE_FOR && entry.conn.is_reusable()
+                {
+                    return Some(entry.conn);
+                }
             }
-        }
-        None
+            None
+        })
     }
 
     fn checkin(&self, key: ConnKey, conn: Conn) {
-        if let Ok(mut idle) = self.idle.lock() {
+        IDLE.with_borrow_mut(|idle| {
             let list = idle.entry(key).or_default();
             if list.len() < MAX_IDLE_PER_HOST {
                 list.push(Idle {
@@ -348,7 +345,7 @@ impl H1Client {
                     since: Instant::now(),
                 });
             }
-        }
+        });
     }
 
     async fn connect(&self, target: &Target, timeout: Duration) -> Result<Conn, H1Error> {
