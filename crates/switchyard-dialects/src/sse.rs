@@ -161,6 +161,26 @@ fn split_lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The data of one event without copying when it is the usual single `data:` line
+/// (`data: {...}\n\n`); other shapes fall back to [`data_payloads`].
+pub fn single_data(event: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    let line_end = event.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    let rest = &event[line_end..];
+    let one_line = matches!(rest, b"\n\n" | b"\r\n\r\n" | b"\r\r");
+    if one_line {
+        if let Some(value) = event[..line_end].strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if let Ok(text) = std::str::from_utf8(value) {
+                return Some(std::borrow::Cow::Borrowed(text));
+            }
+        }
+    }
+    data_payloads(event)
+        .into_iter()
+        .next()
+        .map(std::borrow::Cow::Owned)
+}
+
 /// Frames one `data:` event.
 pub fn data_event(payload: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 8);
@@ -218,6 +238,17 @@ mod tests {
         ] {
             assert_eq!(last_event_end(case), last_event_end_scan(case), "{case:?}");
         }
+    }
+
+    #[test]
+    fn single_data_borrows_the_common_shape_and_parses_the_rest() {
+        assert!(matches!(
+            single_data(b"data: {\"a\":1}\n\n"),
+            Some(std::borrow::Cow::Borrowed("{\"a\":1}"))
+        ));
+        assert_eq!(single_data(b"data:x\r\n\r\n").unwrap(), "x");
+        assert_eq!(single_data(b"event: e\ndata: y\n\n").unwrap(), "y");
+        assert_eq!(single_data(b": comment\n\n"), None);
     }
 
     #[test]

@@ -312,11 +312,88 @@ fn tail_start(s: &str, n: usize) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
+/// The fields of a `chat.completion.chunk` the filter reads, borrowed from the event.
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<ChoiceView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow, default)]
+    delta: Option<DeltaView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
 impl ChunkFilter for StreamFilter {
     fn on_event(&mut self, event: &mut SseEvent) -> ChunkVerdict {
         if event.is_done() {
             return self.flush_before_done(event);
         }
+        match self.rules.action {
+            Action::Reject => self.scan(event),
+            Action::Redact => self.redact(event),
+        }
+    }
+}
+
+impl StreamFilter {
+    /// `reject`: reads the deltas without building a tree; the event passes as is.
+    fn scan(&mut self, event: &SseEvent) -> ChunkVerdict {
+        let Some(view) = event.view::<ChunkView<'_>>() else {
+            return self.scan_slow(event);
+        };
+        for choice in &view.choices {
+            let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) else {
+                continue;
+            };
+            if let Some(r) = self.push_and_check(choice.index, text) {
+                return ChunkVerdict::End(r);
+            }
+        }
+        ChunkVerdict::Pass
+    }
+
+    /// Events in an unusual shape (several lines): parse them whole.
+    fn scan_slow(&mut self, event: &SseEvent) -> ChunkVerdict {
+        let Some(v) = event
+            .data()
+            .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+        else {
+            return ChunkVerdict::Pass;
+        };
+        for choice in v["choices"].as_array().into_iter().flatten() {
+            if let Some(text) = choice["delta"]["content"].as_str() {
+                let index = choice["index"].as_u64().unwrap_or(0);
+                if let Some(r) = self.push_and_check(index, text) {
+                    return ChunkVerdict::End(r);
+                }
+            }
+        }
+        ChunkVerdict::Pass
+    }
+
+    fn push_and_check(&mut self, index: u64, text: &str) -> Option<Rejection> {
+        let held = self.choices.entry(index).or_default();
+        held.push_str(text);
+        if self.rules.regex.is_match(held) {
+            return Some(self.rules.rejection("response"));
+        }
+        let keep = tail_start(held, self.rules.window);
+        held.drain(..keep);
+        None
+    }
+
+    /// `redact`: holds back the tail of each choice's text and rewrites the delta.
+    fn redact(&mut self, event: &mut SseEvent) -> ChunkVerdict {
         let rules = self.rules.clone();
         let Some(json) = event.json_mut() else {
             return ChunkVerdict::Pass;
@@ -327,39 +404,23 @@ impl ChunkFilter for StreamFilter {
         for choice in choices {
             let index = choice["index"].as_u64().unwrap_or(0);
             let finished = !choice["finish_reason"].is_null();
-            let delta = choice
-                .get_mut("delta")
-                .and_then(|d| d.get_mut("content"))
-                .and_then(|c| c.as_str())
-                .unwrap_or("")
-                .to_owned();
+            let delta = choice["delta"]["content"].as_str().unwrap_or("").to_owned();
             let held = self.choices.entry(index).or_default();
             held.push_str(&delta);
-            match rules.action {
-                Action::Reject => {
-                    if rules.regex.is_match(held) {
-                        return ChunkVerdict::End(rules.rejection("response"));
-                    }
-                    let keep = tail_start(held, rules.window);
-                    held.drain(..keep);
-                }
-                Action::Redact => {
-                    let redacted = rules
-                        .regex
-                        .replace_all(held, rules.replacement.as_str())
-                        .into_owned();
-                    let cut = if finished {
-                        redacted.len()
-                    } else {
-                        tail_start(&redacted, rules.window)
-                    };
-                    let (send, keep) = redacted.split_at(cut);
-                    if !send.is_empty() || !delta.is_empty() {
-                        choice["delta"]["content"] = Value::String(send.to_owned());
-                    }
-                    *held = keep.to_owned();
-                }
+            let redacted = rules
+                .regex
+                .replace_all(held, rules.replacement.as_str())
+                .into_owned();
+            let cut = if finished {
+                redacted.len()
+            } else {
+                tail_start(&redacted, rules.window)
+            };
+            let (send, keep) = redacted.split_at(cut);
+            if !send.is_empty() || !delta.is_empty() {
+                choice["delta"]["content"] = Value::String(send.to_owned());
             }
+            *held = keep.to_owned();
         }
         ChunkVerdict::Pass
     }

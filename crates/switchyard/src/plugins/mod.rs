@@ -251,15 +251,23 @@ impl SseEvent {
     }
 
     /// The event's data payload, unparsed (`[DONE]`, JSON text…); `None` for comments.
-    pub fn data(&self) -> Option<String> {
-        switchyard_dialects::sse::data_payloads(&self.raw)
-            .into_iter()
-            .next()
+    /// Borrowed from the event in the usual one-line case.
+    pub fn data(&self) -> Option<std::borrow::Cow<'_, str>> {
+        switchyard_dialects::sse::single_data(&self.raw)
     }
 
     /// Whether this is the `[DONE]` terminator.
     pub fn is_done(&self) -> bool {
-        self.data().is_some_and(|d| d.trim() == "[DONE]")
+        self.raw.len() < 32 && self.data().is_some_and(|d| d.trim() == "[DONE]")
+    }
+
+    /// Reads the data as a typed view borrowing from the event — the cheap way to look
+    /// at a few fields (no tree is built, nothing changes).
+    pub fn view<'a, T: serde::Deserialize<'a>>(&'a self) -> Option<T> {
+        match switchyard_dialects::sse::single_data(&self.raw)? {
+            std::borrow::Cow::Borrowed(text) => serde_json::from_str(text).ok(),
+            std::borrow::Cow::Owned(_) => None,
+        }
     }
 
     /// The data as JSON, parsed on first use.
