@@ -14,7 +14,7 @@ mod secret;
 
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};
-pub use resolve::{parse_duration, parse_duration_str};
+pub use resolve::{parse_duration, parse_duration_str, MAX_DURATION};
 pub use resolved::*;
 pub use secret::Secret;
 

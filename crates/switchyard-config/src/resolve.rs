@@ -596,16 +596,11 @@ pub fn parse_duration_str(text: &str) -> Result<Duration, String> {
     parse_duration(&Value::String(text.to_owned()))
 }
 
-/// `250ms`, `5s`, `1m`, `2h`, or a bare number of seconds.
+/// Longest duration accepted anywhere in the config.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `250ms`, `5s`, `1m`, `2h`, or a bare number of seconds; at most 30 days.
 pub fn parse_duration(value: &Value) -> Result<Duration, String> {
-    if let Some(secs) = value.as_u64() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if let Some(secs) = value.as_f64() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    }
     let text = value.as_str().map(str::trim).unwrap_or_default();
     let bad = || {
         format!(
@@ -613,19 +608,30 @@ pub fn parse_duration(value: &Value) -> Result<Duration, String> {
             text_of(value)
         )
     };
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (num, unit) = text.split_at(split);
-    let n: f64 = num.parse().map_err(|_discarded| bad())?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(bad()),
+    let secs = if let Some(n) = value.as_f64() {
+        n
+    } else {
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, unit) = text.split_at(split);
+        let n: f64 = num.parse().map_err(|_discarded| bad())?;
+        let scale = match unit.trim() {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        n * scale
     };
-    Ok(Duration::from_secs_f64(n * scale))
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(bad());
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("`{}` is longer than 30 days", text_of(value))),
+    }
 }
 
 fn text_of(value: &Value) -> String {

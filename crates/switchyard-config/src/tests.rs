@@ -171,6 +171,9 @@ fn durations_accept_units_and_bare_seconds() {
         Duration::from_secs(7)
     );
     assert!(d("5 parsecs").is_err());
+    assert!(d("1e30s").is_err());
+    assert!(d("9999999h").is_err());
+    assert!(parse_duration(&serde_yaml::Value::from(-1)).is_err());
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! after bytes were sent — ends it with an OpenAI-shaped error event, never a silent
 //! cut.
 
-use crate::plugins::chain::{filter_event, ActiveFilter, FilterOutcome};
+use crate::plugins::chain::{filter_event, flush_filters, ActiveFilter, FilterOutcome};
 use crate::plugins::{Rejection, Usage};
 use crate::upstream::h1::H1Body;
 use bytes::{Bytes, BytesMut};
@@ -346,7 +346,14 @@ impl Relay {
                 match self.aligner.as_mut() {
                     None => out = data,
                     Some(aligner) => {
-                        if let Some(aligned) = aligner.push(data) {
+                        let pushed = match aligner.push(data) {
+                            Ok(pushed) => pushed,
+                            Err(e) => {
+                                tracing::warn!(upstream = %self.upstream_name, error = %e, "upstream event too large");
+                                return self.fail(Bytes::new(), "an upstream event exceeded 1 MiB");
+                            }
+                        };
+                        if let Some(aligned) = pushed {
                             match self.hooks.as_mut() {
                                 None => out = aligned,
                                 Some(hooks) => match hooks.process(&aligned) {
@@ -367,14 +374,33 @@ impl Relay {
             }
             if ended {
                 self.done = true;
-                if let Some(aligner) = self.aligner.as_mut() {
-                    let rest = aligner.take_rest();
-                    if !rest.is_empty() {
-                        out = concat(out, rest);
+                let rest = self
+                    .aligner
+                    .as_mut()
+                    .map(EventAligner::take_rest)
+                    .unwrap_or_default();
+                match self.hooks.as_mut() {
+                    // With hooks, an unfinished last event is dropped (SSE clients discard
+                    // it too), so nothing reaches the client unfiltered; what the filters
+                    // held back goes out.
+                    Some(hooks) => {
+                        match flush_filters(&mut hooks.filters) {
+                            FilterOutcome::Send(parts) => {
+                                for p in parts {
+                                    out = concat(out, p);
+                                }
+                            }
+                            FilterOutcome::End(parts, rejection) => {
+                                for p in parts {
+                                    out = concat(out, p);
+                                }
+                                return self.stop(out, &rejection);
+                            }
+                        }
+                        hooks.finish(true);
                     }
-                }
-                if let Some(hooks) = self.hooks.as_mut() {
-                    hooks.finish(true);
+                    None if !rest.is_empty() => out = concat(out, rest),
+                    None => {}
                 }
                 return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(out))));
             }

@@ -163,7 +163,9 @@ impl Catalog {
         if let Err(e) = fetched {
             tracing::warn!(upstream = %up.name, error = %e, "model list fetch failed; serving the last known list");
             if let Ok(mut at) = self.retry_at[i].lock() {
-                *at = Some(now + self.ttl.min(MAX_FAILED_BACKOFF));
+                // Counted from the failure, so a fetch that hung for fetch_timeout still
+                // earns a real back-off.
+                *at = Some(Instant::now() + self.ttl.min(MAX_FAILED_BACKOFF));
             }
         }
         self.rebuild_if_stale();

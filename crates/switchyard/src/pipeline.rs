@@ -185,7 +185,13 @@ async fn with_plugins(
             .is_some_and(|v| v["stream_options"]["include_usage"] != true);
     if strip_usage {
         body.apply(Box::new(|v| {
-            v["stream_options"]["include_usage"] = json!(true)
+            let Some(request) = v.as_object_mut() else {
+                return;
+            };
+            let options = request.entry("stream_options").or_insert_with(|| json!({}));
+            if let Some(options) = options.as_object_mut() {
+                options.insert("include_usage".to_owned(), json!(true));
+            }
         }));
     }
     let bytes = body.to_bytes();
@@ -198,8 +204,9 @@ async fn with_plugins(
             })
         }
     };
+    // `meta.model` stays the model the client asked for (plugins key limits and
+    // selectors on it at every stage); routing uses the body as the plugins left it.
     if body.dirty {
-        meta.model = peeked.model.clone();
         meta.stream = peeked.stream;
     }
     let meta = Arc::new(meta);

@@ -204,39 +204,94 @@ pub enum FilterOutcome {
     End(Vec<Bytes>, Rejection),
 }
 
-/// Runs a stream's filters over one event, in priority order.
+/// Runs a stream's filters over one event, in priority order. Before `[DONE]`, every
+/// filter flushes what it held back, in order, through the filters after it.
 pub fn filter_event(filters: &mut [ActiveFilter], raw: Bytes) -> FilterOutcome {
-    let mut event = SseEvent::new(raw);
-    for f in filters.iter_mut() {
+    let event = SseEvent::new(raw);
+    if !event.is_done() {
+        return run_from(filters, 0, event);
+    }
+    match flush_filters(filters) {
+        FilterOutcome::Send(mut out) => {
+            out.push(event.into_bytes());
+            FilterOutcome::Send(out)
+        }
+        ended @ FilterOutcome::End(..) => ended,
+    }
+}
+
+/// Flushes every filter (the stream is ending), each flushed event going through the
+/// filters after the one that held it.
+pub fn flush_filters(filters: &mut [ActiveFilter]) -> FilterOutcome {
+    let mut out = Vec::new();
+    for i in 0..filters.len() {
+        let f = &mut filters[i];
+        let flushed = match isolate::call(|| f.filter.flush()) {
+            Ok(events) => events,
+            Err(e) => match filter_failed(f, &e) {
+                Some(r) => return FilterOutcome::End(out, r),
+                None => continue,
+            },
+        };
+        for raw in flushed {
+            match run_from(filters, i + 1, SseEvent::new(raw)) {
+                FilterOutcome::Send(bytes) => out.extend(bytes),
+                FilterOutcome::End(bytes, r) => {
+                    out.extend(bytes);
+                    return FilterOutcome::End(out, r);
+                }
+            }
+        }
+    }
+    FilterOutcome::Send(out)
+}
+
+/// Runs `filters[start..]` over one event.
+fn run_from(filters: &mut [ActiveFilter], start: usize, mut event: SseEvent) -> FilterOutcome {
+    for f in filters.iter_mut().skip(start) {
         match isolate::call(|| f.filter.on_event(&mut event)) {
             Ok(ChunkVerdict::Pass) => {}
-            Ok(ChunkVerdict::Drop) => {
-                let (before, _) = event.into_bytes();
-                return FilterOutcome::Send(before);
-            }
+            Ok(ChunkVerdict::Drop) => return FilterOutcome::Send(Vec::new()),
             Ok(ChunkVerdict::End(r)) => {
                 f.counters.rejections.fetch_add(1, Ordering::Relaxed);
-                let (before, _) = event.into_bytes();
-                return FilterOutcome::End(before, r);
+                return FilterOutcome::End(Vec::new(), r);
             }
             Err(e) => {
-                f.counters.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(plugin = %f.id, error = %e, stage = "on_chunk", "plugin failed");
-                if f.on_error == OnError::FailClosed {
-                    let r = Rejection::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "plugin_error",
-                        format!("plugin `{}` failed; the stream was stopped", f.id),
-                    );
+                if let Some(r) = filter_failed(f, &e) {
                     return FilterOutcome::End(Vec::new(), r);
                 }
             }
         }
     }
-    let (mut out, main) = event.into_bytes();
-    out.push(main);
-    FilterOutcome::Send(out)
+    FilterOutcome::Send(vec![event.into_bytes()])
+}
+
+/// A filter failed: counted and logged; `fail_closed` ends the stream.
+fn filter_failed(f: &ActiveFilter, error: &str) -> Option<Rejection> {
+    f.counters.errors.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(plugin = %f.id, error = %error, stage = "on_chunk", "plugin failed");
+    (f.on_error == OnError::FailClosed).then(|| {
+        Rejection::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "plugin_error",
+            format!("plugin `{}` failed; the stream was stopped", f.id),
+        )
+    })
+}
+
+/// Stands in for a `fail_closed` filter that could not start: ends the stream.
+struct Broken(Arc<str>);
+
+impl ChunkFilter for Broken {
+    fn on_event(&mut self, _event: &mut SseEvent) -> ChunkVerdict {
+        ChunkVerdict::End(Rejection::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "plugin_error",
+            format!("plugin `{}` failed; the stream was stopped", self.0),
+        ))
+    }
 }
 
 /// The chain of one config generation.
@@ -417,7 +472,11 @@ impl Chain {
                     Err(e) => {
                         inst.counters.errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(plugin = %inst.id, error = %e, "plugin failed to start a stream filter");
-                        return None;
+                        if inst.on_error == OnError::FailOpen {
+                            return None;
+                        }
+                        // fail_closed: the stream must not go out unfiltered.
+                        Box::new(Broken(inst.id.clone()))
                     }
                 };
                 Some(ActiveFilter {
@@ -469,7 +528,10 @@ impl Chain {
                 .await;
                 if let Some(verdict) = settle(inst, stage, result)? {
                     if let Some(patch) = verdict.patch {
-                        body.apply(patch);
+                        // A change is plugin code too: a panic in it is the plugin's failure.
+                        if let Err(e) = isolate::call(|| body.apply(patch)) {
+                            failed(inst, stage, &e)?;
+                        }
                     }
                     effects.upstream_headers.extend(verdict.upstream_headers);
                     effects.response_headers.extend(verdict.response_headers);
@@ -484,10 +546,15 @@ impl Chain {
                     invoke(&*inst.plugin, stage, meta, input, json)
                 })
             });
-            let stops = |i: usize, r: &Result<Verdict, String>| match r {
-                Ok(Verdict::Reject(_)) => true,
-                Ok(Verdict::Continue(_)) => false,
-                Err(_) => parallel[i].on_error == OnError::FailClosed,
+            // The first rejection (or fail_closed failure) ends the group; at the error
+            // stage nothing can stop the error already on its way, so all members finish.
+            let stops = |i: usize, r: &Result<Verdict, String>| {
+                stage != Stage::Error
+                    && match r {
+                        Ok(Verdict::Reject(_)) => true,
+                        Ok(Verdict::Continue(_)) => false,
+                        Err(_) => parallel[i].on_error == OnError::FailClosed,
+                    }
             };
             let results = match join_until(calls, stops).await {
                 Ok(all) => all,
@@ -568,14 +635,20 @@ fn settle(
             tracing::info!(plugin = %inst.id, stage = stage.name(), status = r.status.as_u16(), code = %r.code, "plugin rejected the request");
             Err(GatewayError::PluginRejected(Box::new(r)))
         }
-        Err(e) => {
-            inst.counters.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(plugin = %inst.id, stage = stage.name(), error = %e, policy = ?inst.on_error, "plugin failed");
-            match inst.on_error {
-                OnError::FailOpen => Ok(None),
-                OnError::FailClosed => Err(GatewayError::PluginFailed(inst.id.clone())),
-            }
+        Err(e) => failed(inst, stage, &e).map(|()| None),
+    }
+}
+
+/// Counts and logs a plugin failure; `fail_closed` turns it into a 500, except at the
+/// `error` stage, where the request has failed already and its error stands.
+fn failed(inst: &Instance, stage: Stage, error: &str) -> Result<(), GatewayError> {
+    inst.counters.errors.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(plugin = %inst.id, stage = stage.name(), error = %error, policy = ?inst.on_error, "plugin failed");
+    match (inst.on_error, stage) {
+        (OnError::FailClosed, Stage::PreRequest | Stage::OnChunk | Stage::PostResponse) => {
+            Err(GatewayError::PluginFailed(inst.id.clone()))
         }
+        (OnError::FailOpen, _) | (OnError::FailClosed, Stage::Error) => Ok(()),
     }
 }
 

@@ -176,7 +176,9 @@ fn strs_in(v: &Value, f: &mut dyn FnMut(&str)) {
 fn request_texts(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
     if let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) {
         for m in messages {
-            texts_in(&mut m["content"], f);
+            if let Some(content) = m.get_mut("content") {
+                texts_in(content, f);
+            }
         }
     }
     for key in ["prompt", "input"] {
@@ -293,15 +295,32 @@ impl Plugin for ContentFilter {
         Some(Box::new(StreamFilter {
             rules: self.0.clone(),
             choices: HashMap::new(),
+            template: None,
         }))
     }
 }
 
-/// Per-stream state: for each choice index, the recent text (reject) or the text held
-/// back (redact).
+/// Where a stream chunk keeps its text: chat (`delta.content`) or completions (`text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Chat,
+    Completion,
+}
+
+/// Per-choice state: the recent text (reject: a window to catch split matches) or the
+/// raw text held back (redact: not sent yet).
+#[derive(Debug)]
+struct Held {
+    text: String,
+    shape: Shape,
+}
+
+/// Per-stream state of the filter.
 struct StreamFilter {
     rules: Arc<Rules>,
-    choices: HashMap<u64, String>,
+    choices: HashMap<u64, Held>,
+    /// `id`, `object`, `created`, `model` of the stream, for chunks the filter writes.
+    template: Option<serde_json::Map<String, Value>>,
 }
 
 /// The last `n` characters of `s`, as a byte offset.
@@ -312,7 +331,7 @@ fn tail_start(s: &str, n: usize) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// The fields of a `chat.completion.chunk` the filter reads, borrowed from the event.
+/// The fields of a stream chunk the filter reads, borrowed from the event.
 #[derive(Deserialize)]
 struct ChunkView<'a> {
     #[serde(borrow, default)]
@@ -325,6 +344,8 @@ struct ChoiceView<'a> {
     index: u64,
     #[serde(borrow, default)]
     delta: Option<DeltaView<'a>>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -333,37 +354,96 @@ struct DeltaView<'a> {
     content: Option<std::borrow::Cow<'a, str>>,
 }
 
+impl ChoiceView<'_> {
+    fn text(&self) -> Option<(&str, Shape)> {
+        if let Some(t) = self.delta.as_ref().and_then(|d| d.content.as_deref()) {
+            return Some((t, Shape::Chat));
+        }
+        self.text.as_deref().map(|t| (t, Shape::Completion))
+    }
+}
+
+/// The text of one choice of a parsed chunk, and where it sits.
+fn choice_text(choice: &Value) -> Option<(&str, Shape)> {
+    if let Some(t) = choice["delta"]["content"].as_str() {
+        return Some((t, Shape::Chat));
+    }
+    choice["text"].as_str().map(|t| (t, Shape::Completion))
+}
+
+/// Writes a choice's text back where it was found (objects only; never panics).
+fn set_choice_text(choice: &mut Value, shape: Shape, text: String) {
+    let Some(choice) = choice.as_object_mut() else {
+        return;
+    };
+    match shape {
+        Shape::Completion => {
+            choice.insert("text".to_owned(), Value::String(text));
+        }
+        Shape::Chat => {
+            let delta = choice
+                .entry("delta")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(delta) = delta.as_object_mut() {
+                delta.insert("content".to_owned(), Value::String(text));
+            }
+        }
+    }
+}
+
 impl ChunkFilter for StreamFilter {
     fn on_event(&mut self, event: &mut SseEvent) -> ChunkVerdict {
         if event.is_done() {
-            return self.flush_before_done(event);
+            return ChunkVerdict::Pass;
         }
         match self.rules.action {
             Action::Reject => self.scan(event),
             Action::Redact => self.redact(event),
         }
     }
+
+    fn flush(&mut self) -> Vec<bytes::Bytes> {
+        if self.rules.action != Action::Redact {
+            return Vec::new();
+        }
+        let mut held: Vec<(u64, Held)> = self.choices.drain().collect();
+        held.sort_by_key(|(i, _)| *i);
+        let mut out = Vec::new();
+        for (index, h) in held {
+            if h.text.is_empty() {
+                continue;
+            }
+            let text = self
+                .rules
+                .regex
+                .replace_all(&h.text, self.rules.replacement.as_str())
+                .into_owned();
+            let mut chunk = self.template.clone().unwrap_or_default();
+            let mut choice = serde_json::json!({"index": index, "finish_reason": null});
+            set_choice_text(&mut choice, h.shape, text);
+            chunk.insert("choices".to_owned(), Value::Array(vec![choice]));
+            out.push(switchyard_dialects::sse::data_event(
+                &Value::Object(chunk).to_string(),
+            ));
+        }
+        out
+    }
 }
 
 impl StreamFilter {
-    /// `reject`: reads the deltas without building a tree; the event passes as is.
+    /// `reject`: reads the text without building a tree; the event passes as is.
     fn scan(&mut self, event: &SseEvent) -> ChunkVerdict {
-        let Some(view) = event.view::<ChunkView<'_>>() else {
-            return self.scan_slow(event);
-        };
-        for choice in &view.choices {
-            let Some(text) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) else {
-                continue;
-            };
-            if let Some(r) = self.push_and_check(choice.index, text) {
-                return ChunkVerdict::End(r);
+        if let Some(view) = event.view::<ChunkView<'_>>() {
+            for choice in &view.choices {
+                if let Some((text, shape)) = choice.text() {
+                    if let Some(r) = self.push_and_check(choice.index, text, shape) {
+                        return ChunkVerdict::End(r);
+                    }
+                }
             }
+            return ChunkVerdict::Pass;
         }
-        ChunkVerdict::Pass
-    }
-
-    /// Events in an unusual shape (several lines): parse them whole.
-    fn scan_slow(&mut self, event: &SseEvent) -> ChunkVerdict {
+        // Unusual shapes (several data lines, odd types): parse the whole event.
         let Some(v) = event
             .data()
             .and_then(|d| serde_json::from_str::<Value>(&d).ok())
@@ -371,9 +451,9 @@ impl StreamFilter {
             return ChunkVerdict::Pass;
         };
         for choice in v["choices"].as_array().into_iter().flatten() {
-            if let Some(text) = choice["delta"]["content"].as_str() {
+            if let Some((text, shape)) = choice_text(choice) {
                 let index = choice["index"].as_u64().unwrap_or(0);
-                if let Some(r) = self.push_and_check(index, text) {
+                if let Some(r) = self.push_and_check(index, text, shape) {
                     return ChunkVerdict::End(r);
                 }
             }
@@ -381,68 +461,90 @@ impl StreamFilter {
         ChunkVerdict::Pass
     }
 
-    fn push_and_check(&mut self, index: u64, text: &str) -> Option<Rejection> {
-        let held = self.choices.entry(index).or_default();
-        held.push_str(text);
-        if self.rules.regex.is_match(held) {
+    fn push_and_check(&mut self, index: u64, text: &str, shape: Shape) -> Option<Rejection> {
+        let held = self.choices.entry(index).or_insert_with(|| Held {
+            text: String::new(),
+            shape,
+        });
+        held.text.push_str(text);
+        if self.rules.regex.is_match(&held.text) {
             return Some(self.rules.rejection("response"));
         }
-        let keep = tail_start(held, self.rules.window);
-        held.drain(..keep);
+        let keep = tail_start(&held.text, self.rules.window);
+        held.text.drain(..keep);
         None
     }
 
-    /// `redact`: holds back the tail of each choice's text and rewrites the delta.
+    /// `redact`: sends each choice's text only up to a point no match can still grow
+    /// past (and at least `stream_window` characters back from the end), redacted; the
+    /// rest waits for the next chunk, or the end.
     fn redact(&mut self, event: &mut SseEvent) -> ChunkVerdict {
         let rules = self.rules.clone();
         let Some(json) = event.json_mut() else {
             return ChunkVerdict::Pass;
         };
+        if self.template.is_none() {
+            if let Some(obj) = json.as_object() {
+                let keep = ["id", "object", "created", "model", "system_fingerprint"];
+                self.template = Some(
+                    obj.iter()
+                        .filter(|(k, _)| keep.contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
+            }
+        }
         let Some(choices) = json.get_mut("choices").and_then(Value::as_array_mut) else {
             return ChunkVerdict::Pass;
         };
         for choice in choices {
             let index = choice["index"].as_u64().unwrap_or(0);
             let finished = !choice["finish_reason"].is_null();
-            let delta = choice["delta"]["content"].as_str().unwrap_or("").to_owned();
-            let held = self.choices.entry(index).or_default();
-            held.push_str(&delta);
-            let redacted = rules
-                .regex
-                .replace_all(held, rules.replacement.as_str())
-                .into_owned();
-            let cut = if finished {
-                redacted.len()
-            } else {
-                tail_start(&redacted, rules.window)
+            let (text, shape) = match choice_text(choice) {
+                Some((t, shape)) => (t.to_owned(), Some(shape)),
+                None => (String::new(), None),
             };
-            let (send, keep) = redacted.split_at(cut);
-            if !send.is_empty() || !delta.is_empty() {
-                choice["delta"]["content"] = Value::String(send.to_owned());
+            let held = self.choices.entry(index).or_insert_with(|| Held {
+                text: String::new(),
+                shape: shape.unwrap_or(Shape::Chat),
+            });
+            held.text.push_str(&text);
+            let cut = if finished {
+                held.text.len()
+            } else {
+                safe_cut(&rules, &held.text)
+            };
+            let send = rules
+                .regex
+                .replace_all(&held.text[..cut], rules.replacement.as_str())
+                .into_owned();
+            held.text.drain(..cut);
+            if shape.is_some() || !send.is_empty() {
+                set_choice_text(choice, held.shape, send);
             }
-            *held = keep.to_owned();
         }
         ChunkVerdict::Pass
     }
 }
 
-impl StreamFilter {
-    /// At `[DONE]`, text still held back (no finish chunk came) goes out first.
-    fn flush_before_done(&mut self, event: &mut SseEvent) -> ChunkVerdict {
-        if self.rules.action == Action::Redact {
-            for (index, held) in self.choices.drain() {
-                if held.is_empty() {
-                    continue;
-                }
-                let chunk = serde_json::json!({"object": "chat.completion.chunk",
-                    "choices": [{"index": index, "delta": {"content": held}, "finish_reason": null}]});
-                event
-                    .before
-                    .push(switchyard_dialects::sse::data_event(&chunk.to_string()));
+/// How much of `held` can go out now: everything but the last `window` characters,
+/// and nothing from the start of a match that reaches that point (it may still grow).
+/// A match that keeps growing past 16 windows is cut anyway, so memory stays bounded.
+fn safe_cut(rules: &Rules, held: &str) -> usize {
+    let mut cut = tail_start(held, rules.window);
+    if held.len().saturating_sub(cut) > 0 {
+        for m in rules.regex.find_iter(held) {
+            if m.start() >= cut {
+                break;
+            }
+            if m.end() >= cut {
+                cut = m.start();
+                break;
             }
         }
-        ChunkVerdict::Pass
     }
+    let bound = tail_start(held, rules.window.saturating_mul(16));
+    cut.max(bound)
 }
 
 #[cfg(test)]

@@ -159,7 +159,8 @@ pub struct RequestMeta {
     pub request_id: HeaderValue,
     /// Which endpoint.
     pub endpoint: Endpoint,
-    /// The model the client asked for (after `pre_request` changes, at later stages).
+    /// The model the client asked for (routing uses the body, which plugins may change;
+    /// this stays what the client sent, so limits and selectors agree across stages).
     pub model: String,
     /// `"stream": true`.
     pub stream: bool,
@@ -234,8 +235,6 @@ pub struct SseEvent {
     json: Option<Value>,
     parsed: bool,
     modified: bool,
-    /// Events to send before this one (a filter flushing held-back text).
-    pub before: Vec<bytes::Bytes>,
 }
 
 impl SseEvent {
@@ -246,7 +245,6 @@ impl SseEvent {
             json: None,
             parsed: false,
             modified: false,
-            before: Vec::new(),
         }
     }
 
@@ -291,12 +289,11 @@ impl SseEvent {
     }
 
     /// The bytes to send: the original, or the re-serialised JSON if it changed.
-    pub fn into_bytes(self) -> (Vec<bytes::Bytes>, bytes::Bytes) {
-        let main = match (self.modified, &self.json) {
+    pub fn into_bytes(self) -> bytes::Bytes {
+        match (self.modified, &self.json) {
             (true, Some(v)) => switchyard_dialects::sse::data_event(&v.to_string()),
             _ => self.raw,
-        };
-        (self.before, main)
+        }
     }
 }
 
@@ -315,6 +312,12 @@ pub enum ChunkVerdict {
 pub trait ChunkFilter: Send {
     /// Looks at (and may change) one event.
     fn on_event(&mut self, event: &mut SseEvent) -> ChunkVerdict;
+
+    /// The stream is ending (`[DONE]`, or the upstream finished): events to send for
+    /// anything held back. They go through the filters after this one.
+    fn flush(&mut self) -> Vec<bytes::Bytes> {
+        Vec::new()
+    }
 }
 
 /// A plugin. Every method has a default that does nothing, so a plugin implements
@@ -479,8 +482,9 @@ pub fn de_duration<'de, D: serde::Deserializer<'de>>(
         Value::Number(n) => n
             .as_f64()
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(std::time::Duration::from_secs_f64)
-            .ok_or_else(|| format!("`{n}` is not a duration")),
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+            .filter(|d| *d <= switchyard_config::MAX_DURATION)
+            .ok_or_else(|| format!("`{n}` is not a duration of at most 30 days")),
         Value::String(s) => switchyard_config::parse_duration_str(s),
         other => Err(format!(
             "`{other}` is not a duration like 250ms, 5s, 1m or 2h"

@@ -91,7 +91,10 @@ type Limiter =
 struct RateLimit {
     limiter: Limiter,
     clock: DefaultClock,
+    /// Requests per window.
     limit: u32,
+    /// Requests that may come at once.
+    burst: u32,
     window: Duration,
     key: KeyBy,
     checks: AtomicU64,
@@ -113,7 +116,8 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
     Ok(Arc::new(RateLimit {
         limiter,
         clock,
-        limit: burst.get(),
+        limit: limit.get(),
+        burst: burst.get(),
         window: s.window,
         key,
         checks: AtomicU64::new(0),
@@ -133,7 +137,8 @@ impl RateLimit {
         match self.limiter.check_key(&key) {
             Ok(state) => {
                 let remaining = u64::from(state.remaining_burst_capacity());
-                let used = u64::from(self.limit).saturating_sub(remaining);
+                // Each used slot comes back after window / limit.
+                let used = u64::from(self.burst).saturating_sub(remaining);
                 let reset =
                     (self.window.as_secs_f64() * used as f64 / f64::from(self.limit)).ceil() as u64;
                 Verdict::Continue(super::Effects {
@@ -185,15 +190,20 @@ mod tests {
     use super::*;
 
     fn limiter(limit: u32, window: Duration) -> RateLimit {
+        with_burst(limit, limit, window)
+    }
+
+    fn with_burst(limit: u32, burst: u32, window: Duration) -> RateLimit {
         let quota = Quota::with_period(window / limit)
             .unwrap()
-            .allow_burst(NonZeroU32::new(limit).unwrap());
+            .allow_burst(NonZeroU32::new(burst).unwrap());
         let clock = DefaultClock::default();
         RateLimit {
             limiter: RateLimiter::dashmap_with_clock(quota, clock.clone())
                 .with_middleware::<StateInformationMiddleware>(),
             clock,
             limit,
+            burst,
             window,
             key: KeyBy::Global,
             checks: AtomicU64::new(0),
@@ -214,6 +224,29 @@ mod tests {
         assert!((1..=20).contains(&retry), "{retry}");
         // Another key has its own budget.
         assert!(matches!(rl.check("other".into()), Verdict::Continue(_)));
+    }
+
+    #[test]
+    fn headers_report_the_limit_and_the_time_to_refill_not_the_burst() {
+        let rl = with_burst(100, 10, Duration::from_secs(60));
+        let mut last = None;
+        for _ in 0..5 {
+            last = Some(rl.check("k".into()));
+        }
+        let Some(Verdict::Continue(effects)) = last else {
+            panic!("allowed requests expected")
+        };
+        let h = |name: &str| {
+            effects
+                .response_headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_str().unwrap().to_owned())
+                .unwrap()
+        };
+        assert_eq!(h("x-ratelimit-limit"), "100");
+        assert_eq!(h("x-ratelimit-remaining"), "5");
+        assert_eq!(h("x-ratelimit-reset"), "3"); // 5 slots × 0.6 s
     }
 
     #[test]

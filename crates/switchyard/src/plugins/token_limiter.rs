@@ -65,7 +65,10 @@ impl TokenLimit {
             key,
             buckets: moka::sync::Cache::builder()
                 .max_capacity(max_keys)
-                .time_to_idle(window * 2)
+                .expire_after(UntilRefilled {
+                    limit: limit as f64,
+                    window,
+                })
                 .build(),
         }
     }
@@ -128,11 +131,68 @@ impl TokenLimit {
     }
 
     fn charge(&self, key: String, tokens: u64) {
-        let bucket = self.bucket(key);
+        let bucket = self.bucket(key.clone());
         if let Ok(mut b) = bucket.lock() {
             self.refill(&mut b, Instant::now());
             b.available -= tokens as f64;
         };
+        // Re-inserting recomputes the entry's lifetime from the new debt.
+        self.buckets.insert(key, bucket);
+    }
+}
+
+/// A bucket is kept until it would have refilled completely, plus one window idle:
+/// evicting it earlier would forgive a debt.
+struct UntilRefilled {
+    limit: f64,
+    window: Duration,
+}
+
+impl UntilRefilled {
+    fn keep_for(&self, bucket: &Mutex<Bucket>) -> Duration {
+        let missing = bucket
+            .lock()
+            .map_or(0.0, |b| (self.limit - b.available).max(0.0));
+        let rate = self.limit / self.window.as_secs_f64();
+        let refill =
+            Duration::try_from_secs_f64(missing / rate).unwrap_or(switchyard_config::MAX_DURATION);
+        self.window + refill.min(switchyard_config::MAX_DURATION)
+    }
+}
+
+#[expect(
+    clippy::disallowed_types,
+    reason = "moka's Expiry trait is written with std::time::Instant"
+)]
+impl moka::Expiry<String, Arc<Mutex<Bucket>>> for UntilRefilled {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Mutex<Bucket>>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.keep_for(value))
+    }
+
+    fn expire_after_read(
+        &self,
+        _key: &String,
+        value: &Arc<Mutex<Bucket>>,
+        _read_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+        _last_modified_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.keep_for(value))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<Mutex<Bucket>>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.keep_for(value))
     }
 }
 
@@ -169,6 +229,15 @@ mod tests {
         // 51 tokens owed at 100 tokens/min: about 31 s.
         tokio::time::advance(Duration::from_secs(32)).await;
         assert!(matches!(tl.check("k".into()), Verdict::Continue(_)));
+    }
+
+    #[tokio::test]
+    async fn a_debt_is_not_forgiven_by_evicting_the_bucket() {
+        let tl = TokenLimit::new(10, Duration::from_millis(100), KeyBy::Global, 10);
+        tl.charge("k".into(), 1000); // ~10 s to pay back
+        tokio::time::sleep(Duration::from_millis(300)).await; // > 2 windows idle
+        tl.buckets.run_pending_tasks();
+        assert!(matches!(tl.check("k".into()), Verdict::Reject(_)));
     }
 
     #[tokio::test(start_paused = true)]

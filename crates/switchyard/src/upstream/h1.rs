@@ -6,15 +6,18 @@
 //! poll: whatever one `read` returns — often a whole burst of SSE events — is decoded
 //! and handed on as one piece, and the connection goes back to the pool the moment its
 //! body ends. Keep-alive connections are pooled per (scheme, host, port); an idle
-//! connection the server closed is noticed before reuse, and a reused connection that
-//! fails before any response byte arrives is retried once on a fresh one.
+//! connection the server closed is noticed before reuse, and idle connections expire
+//! (after `IDLE_FOR`, or sooner when the upstream's `Keep-Alive: timeout=N` says so).
+//! A request is sent again on a fresh connection only when writing it to a reused one
+//! failed; once it is written, any failure is the caller's (the server may have acted
+//! on it, and a POST must not run twice).
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use rustls::pki_types::ServerName;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,8 +37,14 @@ const MAX_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Idle connections kept per host.
 const MAX_IDLE_PER_HOST: usize = 256;
-/// How long an idle connection is kept.
-const IDLE_FOR: Duration = Duration::from_secs(90);
+/// How long an idle connection is kept (less when the upstream's `Keep-Alive` says so).
+const IDLE_FOR: Duration = Duration::from_secs(30);
+/// Longest chunk-size or trailer line accepted in a chunked body.
+const MAX_LINE: usize = 4 * 1024;
+/// Most trailer fields accepted after a chunked body.
+const MAX_TRAILERS: usize = 32;
+/// Most trailer bytes accepted after a chunked body.
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
 
 /// Why a request failed.
 #[derive(Debug)]
@@ -257,16 +266,94 @@ impl Conn {
     }
 }
 
-struct Idle {
-    conn: Conn,
-    since: Instant,
+/// Idle connections to one host, oldest at the front, each with its own expiry.
+/// Generic so the bookkeeping can be tested without sockets.
+struct IdleList<T> {
+    entries: VecDeque<(T, Instant)>,
+}
+
+impl<T> Default for IdleList<T> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> IdleList<T> {
+    /// Drops expired entries from the front (the oldest).
+    fn sweep(&mut self, now: Instant) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Keeps `item` until `expires`; the oldest entry makes room when the list is full.
+    fn checkin(&mut self, item: T, expires: Instant, now: Instant) {
+        self.sweep(now);
+        if expires <= now {
+            return;
+        }
+        if self.entries.len() >= MAX_IDLE_PER_HOST {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((item, expires));
+    }
+
+    /// The newest unexpired entry that `usable` accepts; the ones it passes over are
+    /// dropped. Only the entry being taken is probed.
+    fn checkout(&mut self, now: Instant, mut usable: impl FnMut(&mut T) -> bool) -> Option<T> {
+        self.sweep(now);
+        while let Some((mut item, expires)) = self.entries.pop_back() {
+            if expires > now && usable(&mut item) {
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// How long a connection may idle after this response: [`IDLE_FOR`], or a second less
+/// than the upstream's `Keep-Alive: timeout=N` (at least a second) when that is
+/// shorter; zero (not pooled) for `timeout=0`.
+fn idle_for(headers: &HeaderMap) -> Duration {
+    match keep_alive_timeout(headers) {
+        None => IDLE_FOR,
+        Some(0) => Duration::ZERO,
+        Some(n) => Duration::from_secs(n.saturating_sub(1).max(1)).min(IDLE_FOR),
+    }
+}
+
+/// The `timeout` parameter of the `Keep-Alive` response header, in seconds.
+fn keep_alive_timeout(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get_all(HeaderName::from_static("keep-alive"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("timeout") {
+                return None;
+            }
+            value.trim().trim_matches('"').parse().ok()
+        })
 }
 
 thread_local! {
     /// Idle connections, per worker thread: checking a connection out or in takes no
     /// lock. (Any worker of the runtime can drive any connection, so where a
     /// connection waits does not matter for correctness.)
-    static IDLE: RefCell<HashMap<ConnKey, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<ConnKey, IdleList<Conn>>> = RefCell::new(HashMap::new());
 }
 
 /// The client: a TLS configuration; idle connections live in per-thread pools.
@@ -310,41 +397,35 @@ impl H1Client {
         if let Some(conn) = self.checkout(&target.key) {
             match self.exchange(conn, target, &head, body).await {
                 Ok(resp) => return Ok(resp),
-                // A kept-alive connection the server dropped: try once more on a new one.
-                Err(Exchange::NothingReceived(_)) => {}
+                // The server closed this kept-alive connection before the request got
+                // out, so it never saw it: a new connection may carry it.
+                Err(Exchange::NotSent(_)) => {}
                 Err(Exchange::Failed(e)) => return Err(e),
             }
         }
         let conn = self.connect(target, connect_timeout).await?;
         match self.exchange(conn, target, &head, body).await {
             Ok(resp) => Ok(resp),
-            Err(Exchange::NothingReceived(e) | Exchange::Failed(e)) => Err(e),
+            Err(Exchange::NotSent(e) | Exchange::Failed(e)) => Err(e),
         }
     }
 
     fn checkout(&self, key: &ConnKey) -> Option<Conn> {
         let now = Instant::now();
-        IDLE.with_borrow_mut(|idle| {
-            let list = idle.get_mut(key)?;
-            while let Some(mut entry) = list.pop() {
-                if now.saturating_duration_since(entry.since) < IDLE_FOR && entry.conn.is_reusable()
-                {
-                    return Some(entry.conn);
-                }
-            }
-            None
-        })
+        IDLE.with_borrow_mut(|idle| idle.get_mut(key)?.checkout(now, Conn::is_reusable))
     }
 
-    fn checkin(&self, key: ConnKey, conn: Conn) {
+    fn checkin(&self, key: ConnKey, conn: Conn, idle_for: Duration) {
+        let now = Instant::now();
         IDLE.with_borrow_mut(|idle| {
-            let list = idle.entry(key).or_default();
-            if list.len() < MAX_IDLE_PER_HOST {
-                list.push(Idle {
-                    conn,
-                    since: Instant::now(),
-                });
+            // Every host's expired connections go, not only this one's: a host that
+            // gets no more requests must not keep dead sockets forever.
+            for list in idle.values_mut() {
+                list.sweep(now);
             }
+            idle.entry(key)
+                .or_default()
+                .checkin(conn, now + idle_for, now);
         });
     }
 
@@ -398,9 +479,11 @@ impl H1Client {
             }
         };
         if let Err(e) = written {
-            return Err(Exchange::NothingReceived(H1Error::io(&e)));
+            return Err(Exchange::NotSent(H1Error::io(&e)));
         }
         conn.buf.clear();
+        // Anything at all came back (a 1xx head included, which leaves `buf` empty).
+        let mut received = false;
         loop {
             if let Some(parsed) = parse_head(&mut conn.buf).map_err(Exchange::Failed)? {
                 if parsed.status.is_informational() {
@@ -416,6 +499,7 @@ impl H1Client {
                     conn: Some(conn),
                     framing,
                     keep_alive,
+                    idle_for: idle_for(&parsed.headers),
                     pool: Arc::downgrade(self),
                     key: target.key.clone(),
                 };
@@ -430,21 +514,16 @@ impl H1Client {
                     "response head too large",
                 )));
             }
+            // The request is out: from here on nothing is retried, whatever happens.
             match conn.fill().await {
-                Ok(0) if conn.buf.is_empty() => {
-                    return Err(Exchange::NothingReceived(H1Error::protocol(
-                        "connection closed before a response",
-                    )))
-                }
                 Ok(0) => {
-                    return Err(Exchange::Failed(H1Error::protocol(
-                        "connection closed inside the response head",
-                    )))
+                    return Err(Exchange::Failed(H1Error::protocol(if received {
+                        "connection closed inside the response head"
+                    } else {
+                        "connection closed before a response"
+                    })))
                 }
-                Ok(_) => {}
-                Err(e) if conn.buf.is_empty() => {
-                    return Err(Exchange::NothingReceived(H1Error::io(&e)))
-                }
+                Ok(_) => received = true,
                 Err(e) => return Err(Exchange::Failed(H1Error::io(&e))),
             }
         }
@@ -452,8 +531,10 @@ impl H1Client {
 }
 
 enum Exchange {
-    /// Failed before any response byte: safe to retry on a fresh connection.
-    NothingReceived(H1Error),
+    /// Writing the request failed: on a reused connection, the server closed it
+    /// before the request got out, so a fresh connection may carry it.
+    NotSent(H1Error),
+    /// The request was written (the server may have acted on it): never sent again.
     Failed(H1Error),
 }
 
@@ -588,7 +669,11 @@ enum Chunk {
     Size,
     Data(u64),
     DataEnd,
-    Trailers,
+    /// Trailer fields seen so far: how many, how many bytes.
+    Trailers {
+        fields: usize,
+        bytes: usize,
+    },
     Done,
 }
 
@@ -618,6 +703,8 @@ pub struct H1Body {
     conn: Option<Conn>,
     framing: Framing,
     keep_alive: bool,
+    /// How long the connection may idle in the pool once the body ends.
+    idle_for: Duration,
     pool: std::sync::Weak<H1Client>,
     key: ConnKey,
 }
@@ -691,7 +778,7 @@ impl H1Body {
         let Some(conn) = self.conn.take() else { return };
         if self.keep_alive && conn.buf.is_empty() && self.framing != Framing::UntilClose {
             if let Some(pool) = self.pool.upgrade() {
-                pool.checkin(self.key.clone(), conn);
+                pool.checkin(self.key.clone(), conn, self.idle_for);
             }
         }
     }
@@ -712,7 +799,9 @@ fn decode(buf: &mut BytesMut, framing: &mut Framing) -> io::Result<(Bytes, bool)
             loop {
                 match *state {
                     Chunk::Size => {
-                        let Some(eol) = find_crlf(buf) else { break };
+                        let Some(eol) = find_line(buf, "chunk size line too long")? else {
+                            break;
+                        };
                         let line = &buf[..eol];
                         let hex_end = line
                             .iter()
@@ -724,7 +813,10 @@ fn decode(buf: &mut BytesMut, framing: &mut Framing) -> io::Result<(Bytes, bool)
                             .ok_or_else(|| bad("bad chunk size"))?;
                         buf.advance(eol + 2);
                         *state = if size == 0 {
-                            Chunk::Trailers
+                            Chunk::Trailers {
+                                fields: 0,
+                                bytes: 0,
+                            }
                         } else {
                             Chunk::Data(size)
                         };
@@ -761,12 +853,21 @@ fn decode(buf: &mut BytesMut, framing: &mut Framing) -> io::Result<(Bytes, bool)
                         buf.advance(2);
                         *state = Chunk::Size;
                     }
-                    Chunk::Trailers => {
-                        let Some(eol) = find_crlf(buf) else { break };
+                    Chunk::Trailers { fields, bytes } => {
+                        let Some(eol) = find_line(buf, "trailer line too long")? else {
+                            break;
+                        };
                         buf.advance(eol + 2);
-                        if eol == 0 {
-                            *state = Chunk::Done;
-                        }
+                        *state = if eol == 0 {
+                            Chunk::Done
+                        } else if fields >= MAX_TRAILERS || bytes + eol > MAX_TRAILER_BYTES {
+                            return Err(bad("too many trailers"));
+                        } else {
+                            Chunk::Trailers {
+                                fields: fields + 1,
+                                bytes: bytes + eol,
+                            }
+                        };
                     }
                     Chunk::Done => break,
                 }
@@ -787,6 +888,17 @@ fn bad(what: &str) -> io::Error {
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Where the line at the front of `buf` ends (its CRLF), if it is all there; an error
+/// (`too_long`) once it is known to be longer than [`MAX_LINE`].
+fn find_line(buf: &[u8], too_long: &str) -> io::Result<Option<usize>> {
+    // A line of MAX_LINE bytes and its CRLF fit in this window.
+    match find_crlf(&buf[..buf.len().min(MAX_LINE + 2)]) {
+        Some(eol) => Ok(Some(eol)),
+        None if buf.len() > MAX_LINE + 1 => Err(bad(too_long)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! out for `cooldown`, then comes back on its own. Knows nothing of HTTP; the send loop
 //! reports each outcome. Time is `tokio::time`, so tests pause it.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -11,6 +11,7 @@ use tokio::time::Instant;
 #[derive(Debug, Default)]
 pub struct Health {
     consecutive_failures: AtomicU32,
+    cooling: AtomicBool,
     cooldown_until: Mutex<Option<Instant>>,
 }
 
@@ -25,7 +26,8 @@ impl Health {
 
     /// A success clears the failure count and any cool-down.
     pub fn record_success(&self) {
-        if self.consecutive_failures.swap(0, Ordering::Relaxed) != 0 {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        if self.cooling.swap(false, Ordering::AcqRel) {
             if let Ok(mut until) = self.cooldown_until.lock() {
                 *until = None;
             }
@@ -40,8 +42,9 @@ impl Health {
         }
         self.consecutive_failures.store(0, Ordering::Relaxed);
         if let Ok(mut until) = self.cooldown_until.lock() {
-            *until = Some(now + cooldown);
+            *until = now.checked_add(cooldown);
         }
+        self.cooling.store(true, Ordering::Release);
         true
     }
 }
@@ -61,6 +64,15 @@ mod tests {
         tokio::time::advance(Duration::from_secs(29)).await;
         assert!(!h.is_available(Instant::now()));
         tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(h.is_available(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_while_cooling_down_ends_the_cool_down() {
+        let h = Health::default();
+        assert!(h.record_failure(1, Duration::from_secs(30), Instant::now()));
+        assert!(!h.is_available(Instant::now()));
+        h.record_success(); // tried anyway (every target was cooling) and it worked
         assert!(h.is_available(Instant::now()));
     }
 

@@ -378,11 +378,13 @@ fn relay(resp: H1Response, up: &UpstreamRt, guard: Option<StreamGuard>) -> Respo
     let sse = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
     for name in HOP_BY_HOP {
         headers.remove(*name);
     }
-    if sse {
-        // Events are re-cut and may be added to (error events): the length can change.
+    if sse || chunked {
+        // Chunked framing wins over a stray Content-Length; SSE events are re-cut and
+        // may be added to (error events), so the length can change.
         headers.remove(header::CONTENT_LENGTH);
     }
     let body = Relay::upstream(
@@ -430,16 +432,23 @@ fn mock_response(out: &Outgoing<'_>, model: &str, name: &Arc<str>) -> Response<R
     resp
 }
 
-/// `Retry-After` (seconds) or OpenAI's `retry-after-ms`.
+/// Longest `Retry-After` believed from an upstream.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` (seconds) or OpenAI's `retry-after-ms`, capped at a day.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
-    }
-    let secs = text("retry-after")?.trim().parse::<f64>().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    let secs = match number("retry-after-ms") {
+        Some(ms) => ms / 1000.0,
+        None => number("retry-after")?,
+    };
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 /// A short description of a client error that never includes the URL.
@@ -465,6 +474,15 @@ pub fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_retry_after_values_are_capped_not_fatal() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("1e300"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert("retry-after", HeaderValue::from_static("-5"));
+        assert_eq!(retry_after(&h), None);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_milliseconds() {

@@ -1,3 +1,6 @@
+//! Tests of the HTTP/1.1 client: body decoding, head parsing, the idle pool's
+//! bookkeeping, and (against a local server) when a request may be sent again.
+
 use super::*;
 
 fn decode_all(input: &[u8], split_every: usize) -> (Vec<u8>, bool, usize) {
@@ -94,4 +97,340 @@ fn request_heads_carry_host_length_and_headers() {
         String::from_utf8(head).unwrap(),
         "POST /v1/x HTTP/1.1\r\nhost: up:9\r\ncontent-length: 2\r\nauthorization: Bearer k\r\n\r\n{}"
     );
+}
+
+#[test]
+fn a_chunk_size_line_longer_than_4_kib_is_an_error() {
+    let mut framing = Framing::Chunked(Chunk::Size);
+    let mut buf = BytesMut::from(&vec![b'0'; MAX_LINE + 2][..]);
+    let e = decode(&mut buf, &mut framing).unwrap_err();
+    assert_eq!(e.to_string(), "chunk size line too long");
+    // Fed a little at a time, it fails as soon as the line is known to be too long.
+    let mut framing = Framing::Chunked(Chunk::Size);
+    let mut buf = BytesMut::new();
+    let mut failed = false;
+    for _ in 0..100 {
+        buf.extend_from_slice(&[b'1'; 100]);
+        if decode(&mut buf, &mut framing).is_err() {
+            failed = true;
+            break;
+        }
+        assert!(buf.len() <= MAX_LINE + 1);
+    }
+    assert!(failed);
+}
+
+#[test]
+fn a_chunk_size_line_of_4_kib_is_still_read() {
+    let mut input = b"5".to_vec();
+    input.resize(MAX_LINE, b' ');
+    input.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+    let (out, done, _) = decode_all(&input, input.len());
+    assert_eq!((&out[..], done), (&b"hello"[..], true));
+}
+
+#[test]
+fn a_trailer_line_longer_than_4_kib_is_an_error() {
+    let mut framing = Framing::Chunked(Chunk::Size);
+    let mut buf = BytesMut::from(&b"0\r\nx-t: "[..]);
+    buf.extend_from_slice(&vec![b'a'; MAX_LINE]);
+    assert!(decode(&mut buf, &mut framing).is_err());
+}
+
+#[test]
+fn endless_trailers_are_an_error() {
+    let mut input = b"0\r\n".to_vec();
+    for _ in 0..MAX_TRAILERS {
+        input.extend_from_slice(b"x-t: 1\r\n");
+    }
+    let mut ok = input.clone();
+    ok.extend_from_slice(b"\r\n");
+    let (_, done, _) = decode_all(&ok, 7);
+    assert!(done, "{MAX_TRAILERS} trailers are fine");
+    input.extend_from_slice(b"x-t: 1\r\n\r\n");
+    let mut framing = Framing::Chunked(Chunk::Size);
+    let mut buf = BytesMut::from(&input[..]);
+    assert!(decode(&mut buf, &mut framing).is_err());
+    // And their total size is capped too.
+    let mut input = b"0\r\n".to_vec();
+    for _ in 0..8 {
+        input.extend_from_slice(b"x-t: ");
+        input.extend_from_slice(&vec![b'a'; MAX_LINE - 10]);
+        input.extend_from_slice(b"\r\n");
+    }
+    let mut framing = Framing::Chunked(Chunk::Size);
+    let mut buf = BytesMut::from(&input[..]);
+    assert!(decode(&mut buf, &mut framing).is_err());
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn expired_idle_entries_are_swept_from_under_the_newest() {
+    let t0 = Instant::now();
+    let mut list = IdleList::default();
+    list.checkin(1, t0 + secs(10), t0);
+    list.checkin(2, t0 + secs(20), t0);
+    list.checkin(3, t0 + secs(60), t0);
+    assert_eq!(list.len(), 3);
+    // A checkin 25 s later drops the two expired ones, though they are under a live one.
+    list.checkin(4, t0 + secs(55), t0 + secs(25));
+    assert_eq!(list.len(), 2);
+    // A checkout sweeps too, then takes the newest.
+    list.checkin(5, t0 + secs(90), t0 + secs(30));
+    assert_eq!(list.checkout(t0 + secs(58), |_| true), Some(5));
+    assert_eq!(list.len(), 2);
+    // 4 expired first (a shorter keep-alive) but sits behind 3: passed over, dropped.
+    assert_eq!(list.checkout(t0 + secs(58), |_| true), Some(3));
+    assert_eq!(list.len(), 0);
+    assert_eq!(list.checkout(t0 + secs(58), |_| true), None);
+}
+
+#[test]
+fn checkout_passes_over_expired_and_dead_entries_probing_only_what_it_takes() {
+    let t0 = Instant::now();
+    let mut list = IdleList::default();
+    list.checkin(1, t0 + secs(60), t0);
+    list.checkin(2, t0 + secs(60), t0);
+    list.checkin(3, t0 + secs(5), t0); // a shorter keep-alive, behind a live entry
+    list.checkin(4, t0 + secs(60), t0);
+    let mut probed = Vec::new();
+    let got = list.checkout(t0 + secs(10), |c| {
+        probed.push(*c);
+        *c != 4 // 4 was closed by the server
+    });
+    assert_eq!(got, Some(2));
+    assert_eq!(probed, vec![4, 2]);
+    assert_eq!(list.len(), 1);
+}
+
+#[test]
+fn a_full_idle_list_lets_its_oldest_entry_go() {
+    let t0 = Instant::now();
+    let mut list = IdleList::default();
+    for i in 0..=MAX_IDLE_PER_HOST {
+        list.checkin(i, t0 + secs(60), t0);
+    }
+    assert_eq!(list.len(), MAX_IDLE_PER_HOST);
+    assert_eq!(list.entries.front().map(|e| e.0), Some(1));
+    // Already expired: not kept at all.
+    let mut list = IdleList::default();
+    list.checkin(0, t0, t0);
+    assert_eq!(list.len(), 0);
+}
+
+fn with_keep_alive(value: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("keep-alive", HeaderValue::from_static(value));
+    h
+}
+
+#[test]
+fn the_upstreams_keep_alive_timeout_shortens_the_idle_time() {
+    assert_eq!(idle_for(&HeaderMap::new()), IDLE_FOR);
+    assert_eq!(IDLE_FOR, secs(30));
+    assert_eq!(idle_for(&with_keep_alive("timeout=5, max=1000")), secs(4));
+    assert_eq!(
+        idle_for(&with_keep_alive("max=1000, Timeout = 10")),
+        secs(9)
+    );
+    assert_eq!(idle_for(&with_keep_alive("timeout=\"3\"")), secs(2));
+    assert_eq!(idle_for(&with_keep_alive("timeout=1")), secs(1));
+    assert_eq!(idle_for(&with_keep_alive("timeout=2")), secs(1));
+    assert_eq!(idle_for(&with_keep_alive("timeout=0")), Duration::ZERO);
+    assert_eq!(idle_for(&with_keep_alive("timeout=600")), IDLE_FOR);
+    assert_eq!(idle_for(&with_keep_alive("max=5")), IDLE_FOR);
+    assert_eq!(idle_for(&with_keep_alive("timeout=soon")), IDLE_FOR);
+}
+
+/// What the test server does with the second request on a connection (the first is
+/// answered `200` with keep-alive).
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    /// Answers it too.
+    Answer,
+    /// Reads it, waits, closes.
+    Close,
+    /// Reads it, sends `100 Continue`, waits, closes.
+    InterimThenClose,
+}
+
+#[derive(Default)]
+struct Seen {
+    connections: usize,
+    requests: Vec<String>,
+}
+
+struct TestServer {
+    port: u16,
+    seen: Arc<std::sync::Mutex<Seen>>,
+}
+
+impl TestServer {
+    async fn start(then: Then) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                record.lock().unwrap().connections += 1;
+                tokio::spawn(serve(sock, then, record.clone()));
+            }
+        });
+        Self { port, seen }
+    }
+
+    fn target(&self) -> Target {
+        Target::from_uri(
+            &format!("http://127.0.0.1:{}/v1/x", self.port)
+                .parse()
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn connections(&self) -> usize {
+        self.seen.lock().unwrap().connections
+    }
+
+    fn posts(&self) -> usize {
+        let seen = self.seen.lock().unwrap();
+        seen.requests
+            .iter()
+            .filter(|r| r.starts_with("POST "))
+            .count()
+    }
+}
+
+async fn serve(mut sock: TcpStream, then: Then, seen: Arc<std::sync::Mutex<Seen>>) {
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while let Some(request) = read_request(&mut sock, &mut buf).await {
+        seen.lock()
+            .unwrap()
+            .requests
+            .push(String::from_utf8_lossy(&request).into_owned());
+        n += 1;
+        let reply: &[u8] = match (n, then) {
+            (1, _) | (_, Then::Answer) => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+            (_, Then::Close) => b"",
+            (_, Then::InterimThenClose) => b"HTTP/1.1 100 Continue\r\n\r\n",
+        };
+        if sock.write_all(reply).await.is_err() {
+            return;
+        }
+        if n > 1 && !matches!(then, Then::Answer) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return; // closes the connection
+        }
+    }
+}
+
+/// One request (head and `content-length` body); `None` at the end of the stream.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            let total = head_end + 4 + length;
+            if buf.len() >= total {
+                return Some(buf.drain(..total).collect());
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn read_body(mut body: H1Body) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(piece) = std::future::poll_fn(|cx| body.poll_data(cx)).await {
+        out.extend_from_slice(&piece.unwrap());
+    }
+    out
+}
+
+const CONNECT: Duration = Duration::from_secs(2);
+
+/// A GET answered with keep-alive: its connection goes to the pool.
+async fn warm_up(client: &Arc<H1Client>, target: &Target) {
+    let resp = client
+        .request(target, std::iter::empty(), None, CONNECT)
+        .await
+        .unwrap();
+    assert_eq!(read_body(resp.body).await, b"{}");
+}
+
+#[tokio::test]
+async fn a_post_the_server_took_is_not_sent_again_when_the_connection_then_closes() {
+    for then in [Then::Close, Then::InterimThenClose] {
+        let server = TestServer::start(then).await;
+        let target = server.target();
+        let client = H1Client::new().unwrap();
+        warm_up(&client, &target).await;
+        let post = Bytes::from_static(b"{\"n\":1}");
+        let sent = client.request(&target, std::iter::empty(), Some(&post), CONNECT);
+        let result = tokio::time::timeout(Duration::from_secs(5), sent)
+            .await
+            .unwrap();
+        assert!(result.is_err(), "{then:?}: the request must fail");
+        // Room for a copy sent on a new connection to arrive, if one were sent.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            server.posts(),
+            1,
+            "{then:?}: the POST reached the server once"
+        );
+        assert_eq!(server.connections(), 1, "{then:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_carries_the_next_request() {
+    let server = TestServer::start(Then::Answer).await;
+    let target = server.target();
+    let client = H1Client::new().unwrap();
+    warm_up(&client, &target).await;
+    let post = Bytes::from_static(b"{}");
+    let resp = client
+        .request(&target, std::iter::empty(), Some(&post), CONNECT)
+        .await
+        .unwrap();
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(read_body(resp.body).await, b"{}");
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.posts(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_pooled_connection_is_not_reused() {
+    let server = TestServer::start(Then::Answer).await;
+    let target = server.target();
+    let client = H1Client::new().unwrap();
+    warm_up(&client, &target).await;
+    // Expire what this thread pooled for this target: the next request connects anew.
+    IDLE.with_borrow_mut(|idle| {
+        if let Some(list) = idle.get_mut(&target.key) {
+            for entry in &mut list.entries {
+                entry.1 = Instant::now();
+            }
+        }
+    });
+    let resp = client
+        .request(&target, std::iter::empty(), None, CONNECT)
+        .await
+        .unwrap();
+    assert_eq!(read_body(resp.body).await, b"{}");
+    assert_eq!(server.connections(), 2);
 }
