@@ -82,8 +82,9 @@ pub enum OnError {
     FailClosed,
 }
 
-/// One plugin entry, validated except for its own `config`.
-#[derive(Debug, Clone)]
+/// One plugin entry, validated except for its own `config`. Its `Debug` leaves out
+/// `config`, which may hold expanded secrets (an `http` plugin's token).
+#[derive(Clone)]
 pub struct PluginSpec {
     /// Registered plugin name (`rate_limiter`, `http`…).
     pub name: String,
@@ -332,4 +333,23 @@ fn glob_match(pat: &[u8], text: &[u8]) -> bool {
         }
     }
     pat[p..].iter().all(|&c| c == b'*')
+}
+
+impl std::fmt::Debug for PluginSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSpec")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("enabled", &self.enabled)
+            .field("stages", &self.stages)
+            .field("priority", &self.priority)
+            .field("parallel", &self.parallel)
+            .field("on_error", &self.on_error)
+            .field("timeout", &self.timeout)
+            .field("models", &self.models)
+            .field("keys", &self.keys)
+            .field("config", &"<not shown>")
+            .finish()
+    }
 }

@@ -192,3 +192,13 @@ fn not_yaml_is_one_clear_error() {
     assert_eq!(e.len(), 1);
     assert!(e[0].message.starts_with("not valid YAML"));
 }
+
+#[test]
+fn plugin_settings_never_print() {
+    let c = parse(
+        "upstreams: [{name: m, dialect: mock}]\nplugins: [{name: http, config: {url: 'http://x', headers: {Authorization: '${T}'}}}]",
+        &|_| Some("tok-very-secret".into()),
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("tok-very-secret"));
+}
