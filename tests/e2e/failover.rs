@@ -307,3 +307,43 @@ async fn nothing_is_retried_once_a_stream_has_started() {
     let _ = read_all(&mut resp.into_body()).await;
     assert!(b.completions().is_empty());
 }
+
+/// A "server" that answers every connection with bytes that are not HTTP.
+async fn garbage_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"\x00\x01SSH-2.0-garbage\r\n\r\n{{{{").await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn an_upstream_speaking_garbage_fails_over_and_is_named_in_the_error() {
+    let junk = garbage_server().await;
+    let good = MockUpstream::start().await;
+    let extra = "routes:\n  - {model: m, targets: [{upstream: junk}, {upstream: good}]}\n  - {model: only-junk, targets: [{upstream: junk}]}\n";
+    let gw = TestGateway::start(&config_for(
+        &[("junk", &junk, &[]), ("good", &good.base_url(), &[])],
+        extra,
+    ))
+    .await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "hi", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let msg = gw
+        .http()
+        .post("/v1/chat/completions", &chat("only-junk", "hi", false))
+        .await
+        .assert_error(502, "upstream_error");
+    assert!(msg.contains("junk"), "{msg}");
+}

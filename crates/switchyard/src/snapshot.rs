@@ -185,3 +185,63 @@ pub fn spawn_catalog_refresh(snap: &Arc<Snapshot>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(yaml: &str) -> Snapshot {
+        let config = switchyard_config::parse(yaml, &|_| None).unwrap();
+        Snapshot::build(config, &Pools::default(), Arc::default()).unwrap()
+    }
+
+    fn plan(s: &Snapshot, model: &str) -> Vec<(String, String)> {
+        s.plan(model)
+            .unwrap()
+            .into_iter()
+            .map(|a| (s.upstreams[a.upstream].name.to_string(), a.model))
+            .collect()
+    }
+
+    const UPSTREAMS: &str = "upstreams:\n  - {name: a, base_url: 'http://a', models: [shared, only-a]}\n  - {name: b, base_url: 'http://b', models: [shared]}\n";
+
+    #[test]
+    fn a_shared_model_rotates_first_target_and_keeps_the_other_for_failover() {
+        let s = snapshot(UPSTREAMS);
+        let first = plan(&s, "shared");
+        let second = plan(&s, "shared");
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0], second[0]);
+        assert_eq!(first[0], second[1]);
+    }
+
+    #[test]
+    fn upstream_prefixed_ids_pin_one_upstream() {
+        let s = snapshot(UPSTREAMS);
+        assert_eq!(plan(&s, "b/shared"), vec![("b".into(), "shared".into())]);
+        assert!(s.plan("b/only-a").is_none());
+        assert!(s.plan("nope").is_none());
+    }
+
+    #[test]
+    fn routes_win_over_catalogue_ids_and_fallbacks_come_last_without_repeats() {
+        let s = snapshot(&format!(
+            "{UPSTREAMS}routes:\n  - {{model: shared, targets: [{{upstream: b, model: only-a}}]}}\n  - {{model: main, targets: [{{upstream: b, model: shared}}], fallbacks: [only-a, b/shared]}}\n"
+        ));
+        // The route named like a catalogue id wins.
+        assert_eq!(plan(&s, "shared"), vec![("b".into(), "only-a".into())]);
+        // Fallbacks follow the targets; `b/shared` repeats the first target and is skipped.
+        assert_eq!(
+            plan(&s, "main"),
+            vec![("b".into(), "shared".into()), ("a".into(), "only-a".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_fallbacks_are_skipped() {
+        let s = snapshot(&format!(
+            "{UPSTREAMS}routes:\n  - {{model: x, targets: [{{upstream: a, model: only-a}}], fallbacks: [ghost]}}\n"
+        ));
+        assert_eq!(plan(&s, "x"), vec![("a".into(), "only-a".into())]);
+    }
+}
