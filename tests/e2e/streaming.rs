@@ -191,3 +191,34 @@ async fn every_upstream_event_reaches_the_client_in_order() {
         assert!(e.contains(&format!("p{i} ")), "{e}");
     }
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_open_stream_finish_then_exits_cleanly() {
+    let up = MockUpstream::with_script(vec![Reply::StreamHold(pieces(3), 1)]).await;
+    let mut gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
+        .await;
+    let mut body = resp.into_body();
+    within(next_data(&mut body)).await.unwrap().unwrap();
+    gw.terminate();
+    // New connections are refused while the open stream drains…
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    within(async {
+        while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // …and the stream still completes.
+    up.release();
+    let rest = within(read_all(&mut body)).await.unwrap();
+    assert_eq!(data_payloads(&rest).last().unwrap(), "[DONE]");
+    assert_eq!(gw.wait_exit().await, Some(0));
+}
