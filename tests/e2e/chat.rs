@@ -336,3 +336,76 @@ fn check_reports_an_unreadable_ca_file_at_its_path() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("upstreams[0].ca_file"), "{err}");
 }
+
+/// An HTTPS client (HTTP/1.1 and HTTP/2 by ALPN) trusting only `ca_pem`.
+fn https_client(
+    ca_pem: &str,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
+}
+
+#[tokio::test]
+async fn the_gateway_serves_https_with_http2_when_configured() {
+    use http_body_util::BodyExt;
+    let certs = test_certs();
+    let cert = temp_file("cert.pem", &certs.chain_pem);
+    let key = temp_file("key.pem", &certs.key_pem);
+    let yaml = format!(
+        "server: {{tls: {{cert_file: '{}', key_file: '{}'}}}}\nupstreams: [{{name: mock, dialect: mock}}]\n",
+        cert.display(),
+        key.display()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let port = gw.base.rsplit(':').next().unwrap().to_owned();
+    let client = https_client(&certs.ca_pem);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://localhost:{port}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            chat("mock-echo", "over https", false).to_string(),
+        )))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "over https");
+}
+
+#[test]
+fn check_reports_unreadable_tls_files_at_their_path() {
+    let cfg = temp_file(
+        "g.yaml",
+        "server: {tls: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}}\nupstreams: [{name: mock, dialect: mock}]\n",
+    );
+    let out = std::process::Command::new(binary())
+        .args(["check", "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.tls.cert_file"), "{err}");
+}

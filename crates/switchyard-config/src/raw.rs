@@ -35,6 +35,14 @@ pub(crate) struct ServerSpec {
     pub max_concurrent_streams: Option<u32>,
     pub log_format: Option<String>,
     pub workers: Option<u32>,
+    pub tls: Option<TlsSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSpec {
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -167,6 +167,10 @@ fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Option<Server> {
         max_concurrent_streams: s.max_concurrent_streams.unwrap_or(10_000),
         log_format,
         workers: s.workers.unwrap_or(0),
+        tls: s.tls.map(|t| ServerTls {
+            cert_file: t.cert_file.into(),
+            key_file: t.key_file.into(),
+        }),
     })
 }
 

@@ -125,6 +125,17 @@ pub struct Server {
     pub log_format: LogFormat,
     /// Worker threads; 0 means one per CPU.
     pub workers: u32,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate.
+    pub tls: Option<ServerTls>,
+}
+
+/// The data plane's certificate and key (PEM files, read when the gateway starts).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// Certificate chain, leaf first.
+    pub cert_file: std::path::PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
 }
 
 /// Log line format.

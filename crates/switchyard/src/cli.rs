@@ -95,6 +95,9 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 /// CA files…), so what passes here also starts.
 fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::ConfigErrors> {
     let config = switchyard_config::load(path)?;
+    if let Some(tls) = &config.server.tls {
+        crate::tls::acceptor(tls)?;
+    }
     build_snapshot(config.clone())?;
     Ok(config)
 }

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 
 use snapshot::{Live, Snapshot};
@@ -29,11 +30,21 @@ use switchyard_config::{Config, ConfigErrors};
 use upstream::pool::Pools;
 
 /// A bound gateway, ready to run.
-#[derive(Debug)]
 pub struct Gateway {
     listener: std::net::TcpListener,
     live: Arc<Live>,
     workers: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("listener", &self.listener)
+            .field("workers", &self.workers)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gateway {
@@ -44,10 +55,18 @@ impl Gateway {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n as usize,
         };
-        let snap = build_snapshot(config).map_err(|e| {
+        let one_line = |e: ConfigErrors| {
             let all: Vec<String> = e.0.iter().map(ToString::to_string).collect();
             format!("invalid config: {}", all.join("; "))
-        })?;
+        };
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()
+            .map_err(one_line)?;
+        let snap = build_snapshot(config).map_err(one_line)?;
         let listener = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -55,6 +74,7 @@ impl Gateway {
             listener,
             live: Arc::new(Live::new(Arc::new(snap))),
             workers,
+            tls,
         })
     }
 
@@ -74,7 +94,7 @@ impl Gateway {
         snapshot::spawn_catalog_refresh(&self.live.load_full());
         let listener = tokio::net::TcpListener::from_std(self.listener)
             .map_err(|e| format!("cannot register the listener: {e}"))?;
-        server::serve(listener, self.live, shutdown).await;
+        server::serve(listener, self.live, self.tls, shutdown).await;
         Ok(())
     }
 }

@@ -418,9 +418,21 @@ impl http_body::Body for ChannelBody {
     }
 }
 
-/// A TLS acceptor with a leaf certificate for `localhost` / `127.0.0.1`, signed by a
-/// fresh CA, and that CA's PEM (what a gateway must trust).
-fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+/// A fresh test CA and a leaf certificate for `localhost` / `127.0.0.1` it signed.
+#[derive(Debug, Clone)]
+pub struct TestCerts {
+    /// The CA certificate (what clients must trust), PEM.
+    pub ca_pem: String,
+    /// The leaf certificate followed by the CA, PEM.
+    pub chain_pem: String,
+    /// The leaf's private key, PKCS#8 PEM.
+    pub key_pem: String,
+    chain_der: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key_der: Vec<u8>,
+}
+
+/// Generates [`TestCerts`].
+pub fn test_certs() -> TestCerts {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -434,17 +446,29 @@ fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    TestCerts {
+        ca_pem: ca.pem(),
+        chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
+        key_pem: leaf_key.serialize_pem(),
+        chain_der: vec![leaf.der().clone(), ca.der().clone()],
+        key_der: leaf_key.serialize_der(),
+    }
+}
+
+/// A TLS acceptor for the test certificate, and the CA's PEM.
+fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+    let certs = test_certs();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into());
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+    .with_single_cert(certs.chain_der.clone(), key)
     .unwrap();
     (
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
-        ca.pem(),
+        certs.ca_pem,
     )
 }
