@@ -222,3 +222,94 @@ async fn sigterm_lets_an_open_stream_finish_then_exits_cleanly() {
     assert_eq!(data_payloads(&rest).last().unwrap(), "[DONE]");
     assert_eq!(gw.wait_exit().await, Some(0));
 }
+
+/// An upstream that answers every request with exactly these bytes, then closes.
+async fn raw_upstream(response: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(response).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+/// SSE with CRLF line ends, a comment, a keep-alive, `data:` without a space, in a
+/// chunked body whose chunks split events.
+const CRLF_SSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+10\r\n: keep-alive\r\n\r\n\r\n\
+1f\r\ndata:{\"choices\":[{\"index\":0,\"de\r\n\
+26\r\nlta\":{\"content\":\"my secret-1 \"}}]}\r\n\r\n\r\n\
+2b\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"cont\r\n\
+26\r\nent\":\"is safe\"}}]}\r\n\r\ndata: [DONE]\r\n\r\n\r\n\
+0\r\n\r\n";
+
+#[tokio::test]
+async fn every_legal_sse_framing_is_relayed_whole() {
+    let up = raw_upstream(CRLF_SSE).await;
+    let gw = TestGateway::start(&config_for(&[("raw", &up, &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
+        .await;
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    let events = data_payloads(&all);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[0].contains("my secret-1 "));
+    assert_eq!(events[2], "[DONE]");
+}
+
+#[tokio::test]
+async fn stream_filters_read_crlf_framed_events() {
+    let up = raw_upstream(CRLF_SSE).await;
+    let extra = "plugins:\n  - {name: content_filter, stage: on_chunk, config: {banned_patterns: ['secret-\\d+'], action: redact, stream_window: 4}}\n";
+    let gw = TestGateway::start(&config_for(&[("raw", &up, &["m"])], extra)).await;
+    let resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
+        .await;
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    let text: String = data_payloads(&all)
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "my [REDACTED] is safe");
+}
+
+#[tokio::test]
+async fn json_bodies_without_a_length_are_read_to_the_close() {
+    let up = raw_upstream(
+        b"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"until close\"}}]}",
+    )
+    .await;
+    let gw = TestGateway::start(&config_for(&[("raw", &up, &["m"])], "")).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "until close");
+}
