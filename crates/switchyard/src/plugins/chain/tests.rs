@@ -1,5 +1,6 @@
 use super::*;
 use crate::auth::Caller;
+use crate::plugins::Rejection;
 use http::HeaderMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicUsize;

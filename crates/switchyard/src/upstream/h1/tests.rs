@@ -1,6 +1,7 @@
 //! Tests of the HTTP/1.1 client: body decoding, head parsing, the idle pool's
 //! bookkeeping, and (against a local server) when a request may be sent again.
 
+use super::wire::{Chunk, MAX_LINE, MAX_TRAILERS};
 use super::*;
 
 fn decode_all(input: &[u8], split_every: usize) -> (Vec<u8>, bool, usize) {
