@@ -110,8 +110,6 @@ pub struct StreamSummary {
     pub usage: Option<Usage>,
     /// The assistant text, if collected.
     pub text: Option<String>,
-    /// Ended normally (not broken, stopped or abandoned).
-    pub completed: bool,
 }
 
 /// Per-request work on a stream's events.
@@ -142,34 +140,44 @@ impl std::fmt::Debug for StreamHooks {
 }
 
 impl StreamHooks {
-    fn finish(&mut self, completed: bool) {
+    fn finish(&mut self) {
         if let Some(on_end) = self.on_end.take() {
-            let mut summary = std::mem::take(&mut self.summary);
-            summary.completed = completed;
-            on_end(summary);
+            on_end(std::mem::take(&mut self.summary));
         }
     }
 
     /// Runs the hooks over whole events; `Err` carries what to send before ending.
+    /// When every event comes out as it went in (the usual case for reject filters and
+    /// usage capture), the aligned bytes are passed on without a copy.
     fn process(&mut self, aligned: &Bytes) -> Result<Bytes, Box<(Bytes, Rejection)>> {
-        let mut out = BytesMut::with_capacity(aligned.len() + 64);
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut unchanged = true;
         for event in split_events(aligned) {
-            if self.capture_usage || self.collect_text {
-                if let Some(v) = self.inspect(&event) {
-                    if self.strip_usage && v {
-                        continue;
-                    }
-                }
+            if (self.capture_usage || self.collect_text)
+                && self.inspect(&event) == Some(true)
+                && self.strip_usage
+            {
+                unchanged = false;
+                continue;
             }
+            let (ptr, len) = (event.as_ptr(), event.len());
             match filter_event(&mut self.filters, event) {
-                FilterOutcome::Send(parts) => parts.iter().for_each(|p| out.extend_from_slice(p)),
-                FilterOutcome::End(parts, rejection) => {
-                    parts.iter().for_each(|p| out.extend_from_slice(p));
-                    return Err(Box::new((out.freeze(), rejection)));
+                FilterOutcome::Send(sent) => {
+                    unchanged &=
+                        matches!(sent.as_slice(), [one] if one.as_ptr() == ptr && one.len() == len);
+                    parts.extend(sent);
+                }
+                FilterOutcome::End(sent, rejection) => {
+                    parts.extend(sent);
+                    return Err(Box::new((join(&parts), rejection)));
                 }
             }
         }
-        Ok(out.freeze())
+        Ok(if unchanged {
+            aligned.clone()
+        } else {
+            join(&parts)
+        })
     }
 
     /// Reads usage and text from one event; `Some(true)` for a usage-only chunk.
@@ -178,7 +186,7 @@ impl StreamHooks {
         if !has_usage && !self.collect_text {
             return None;
         }
-        let data = switchyard_dialects::sse::data_payloads(event).pop()?;
+        let data = switchyard_dialects::sse::single_data(event)?;
         let v: serde_json::Value = serde_json::from_str(&data).ok()?;
         if self.collect_text {
             if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
@@ -194,6 +202,17 @@ impl StreamHooks {
         }
         let choices_empty = v["choices"].as_array().is_some_and(Vec::is_empty);
         Some(usage.is_some() && choices_empty)
+    }
+}
+
+fn join(parts: &[Bytes]) -> Bytes {
+    match parts {
+        [one] => one.clone(),
+        _ => {
+            let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+            parts.iter().for_each(|p| out.extend_from_slice(p));
+            out.freeze()
+        }
     }
 }
 
@@ -397,7 +416,7 @@ impl Relay {
                                 return self.stop(out, &rejection);
                             }
                         }
-                        hooks.finish(true);
+                        hooks.finish();
                     }
                     None if !rest.is_empty() => out = concat(out, rest),
                     None => {}
@@ -440,7 +459,7 @@ impl Relay {
     fn fail(&mut self, out: Bytes, why: &str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
         if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish(false);
+            hooks.finish();
         }
         let message = format!("{why} (upstream: {})", self.upstream_name);
         if self.aligner.is_none() {
@@ -463,7 +482,7 @@ impl Relay {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
         if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish(false);
+            hooks.finish();
         }
         let event = error_event(&r.message, &r.kind, Some(&r.code));
         Poll::Ready(Some(Ok(Frame::data(concat(before, event)))))
@@ -474,7 +493,7 @@ impl Drop for Relay {
     fn drop(&mut self) {
         // The client went away (or the body was dropped early): hooks still learn it ended.
         if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish(false);
+            hooks.finish();
         }
     }
 }

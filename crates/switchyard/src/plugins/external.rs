@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use switchyard_config::ConfigError;
 
 /// Largest answer accepted from the service.
@@ -61,10 +60,7 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
         v.set_sensitive(true);
         headers.push((n, v));
     }
-    let client = ctx
-        .pools
-        .client(Duration::from_secs(5))
-        .map_err(|e| ctx.error("url", e))?;
+    let client = ctx.pools.plugin_client().map_err(|e| ctx.error("url", e))?;
     Ok(Arc::new(HttpPlugin {
         url,
         headers,

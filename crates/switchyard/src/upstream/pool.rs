@@ -1,7 +1,7 @@
 //! Pooled HTTP clients, shared by every config generation. Upstream requests use the
 //! request-path HTTP/1.1 client (`h1`); plugins that call out (`http`) use hyper-util's
 //! client over rustls (bundled webpki roots, so a bare container works), HTTP/1.1 and
-//! HTTP/2 by ALPN, `TCP_NODELAY`, keep-alive — one per connect timeout.
+//! HTTP/2 by ALPN, `TCP_NODELAY`, keep-alive.
 
 use super::h1::H1Client;
 use bytes::Bytes;
@@ -10,49 +10,49 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The client type used for every upstream.
+/// The client plugins call out with.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Clients keyed by connect timeout, and the upstream HTTP/1 client; lives as long as
-/// the process so connections survive reloads.
+/// Connect bound of the plugins' client.
+const PLUGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The process's HTTP clients, each built on first use; they outlive config
+/// generations so connections survive reloads.
 #[derive(Debug, Default)]
 pub struct Pools {
-    clients: Mutex<HashMap<Duration, HttpClient>>,
+    plugins: Mutex<Option<HttpClient>>,
     h1: Mutex<Option<Arc<H1Client>>>,
 }
 
 impl Pools {
-    /// The request-path client for upstreams, built on first use.
+    /// The request-path client for upstreams.
     pub fn h1(&self) -> Result<Arc<H1Client>, String> {
-        let mut slot = self
-            .h1
-            .lock()
-            .map_err(|_discarded| "client pool lock poisoned".to_owned())?;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let client = H1Client::new()?;
-        *slot = Some(client.clone());
-        Ok(client)
+        built_once(&self.h1, H1Client::new)
     }
 
-    /// The client for a connect timeout, built on first use.
-    pub fn client(&self, connect_timeout: Duration) -> Result<HttpClient, String> {
-        let mut clients = self
-            .clients
-            .lock()
-            .map_err(|_discarded| "client pool lock poisoned".to_owned())?;
-        if let Some(c) = clients.get(&connect_timeout) {
-            return Ok(c.clone());
-        }
-        let client = build(connect_timeout)?;
-        clients.insert(connect_timeout, client.clone());
-        Ok(client)
+    /// The client plugins that call out (`http`) use.
+    pub fn plugin_client(&self) -> Result<HttpClient, String> {
+        built_once(&self.plugins, || build(PLUGIN_CONNECT_TIMEOUT))
     }
+}
+
+/// The value in `slot`, building it the first time.
+fn built_once<T: Clone>(
+    slot: &Mutex<Option<T>>,
+    build: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    let mut slot = slot
+        .lock()
+        .map_err(|_discarded| "client pool lock poisoned".to_owned())?;
+    if let Some(c) = slot.as_ref() {
+        return Ok(c.clone());
+    }
+    let client = build()?;
+    *slot = Some(client.clone());
+    Ok(client)
 }
 
 fn build(connect_timeout: Duration) -> Result<HttpClient, String> {
