@@ -1,8 +1,9 @@
 //! Who is calling. With `keys:` configured, every data-plane request must carry one of
 //! them as `Authorization: Bearer …` (else 401); without, callers are anonymous and
 //! told apart (for per-key limits) by a keyed hash of whatever bearer token they sent.
-//! Key values never leave this module except as that hash.
+//! Key values never leave this module except as that hash ([`Caller`] carries it).
 
+use crate::caller::Caller;
 use crate::error::GatewayError;
 use http::{header, HeaderMap};
 use std::collections::HashMap;
@@ -10,34 +11,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use switchyard_config::ClientKey;
-
-/// The caller of one request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The gateway key used, when keys are configured.
-    pub key: Option<Arc<ClientKey>>,
-    /// Keyed hash of the presented bearer token (stable within the process).
-    pub token_hash: Option<u64>,
-    /// Peer address.
-    pub ip: IpAddr,
-}
-
-impl Caller {
-    /// The key name, if the caller used a gateway key.
-    pub fn key_name(&self) -> Option<&str> {
-        self.key.as_ref().map(|k| &*k.name)
-    }
-
-    /// A stable identity for per-key limits: the key name, else the token hash, else
-    /// `anonymous`.
-    pub fn limit_key(&self) -> String {
-        match (&self.key, self.token_hash) {
-            (Some(k), _) => format!("key:{}", k.name),
-            (None, Some(h)) => format!("token:{h:016x}"),
-            (None, None) => "anonymous".to_owned(),
-        }
-    }
-}
 
 /// Configured client keys, by value.
 #[derive(Debug, Default)]

@@ -5,8 +5,9 @@
 //! `fetch_timeout`) keeps the last known list — stale beats empty — and is retried
 //! after a short back-off. Readers see an immutable [`Index`] swapped in whole.
 
+use crate::client::h1::H1Error;
 use crate::upstream::balance::Balancer;
-use crate::upstream::UpstreamRt;
+use crate::upstream::Upstream;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,18 +122,18 @@ impl Catalog {
     /// upstreams never heard from are fetched now (concurrent callers share one fetch);
     /// upstreams with a known list are served stale until the background refresh
     /// (`force`) fetches them again, so readers never wait on a slow upstream twice.
-    pub async fn refresh(&self, upstreams: &[UpstreamRt], force: bool) {
+    pub async fn refresh(&self, upstreams: &[Upstream], force: bool) {
         let fetches = upstreams
             .iter()
             .enumerate()
             .filter(|(_, up)| up.config.fetch_models)
             .map(|(i, up)| self.refresh_one(i, up, force));
-        crate::concurrent::join_all(fetches).await;
+        futures_util::future::join_all(fetches).await;
         // Another caller may have published a list and not rebuilt yet.
         self.rebuild_if_stale();
     }
 
-    async fn refresh_one(&self, i: usize, up: &UpstreamRt, force: bool) {
+    async fn refresh_one(&self, i: usize, up: &Upstream, force: bool) {
         if force {
             self.fresh.invalidate(&i).await;
         } else if self.fresh.contains_key(&i) || self.fetched[i].load().is_some() {
@@ -151,13 +152,13 @@ impl Catalog {
             .try_get_with(i, async move {
                 let list = match tokio::time::timeout(timeout, fetch_models(up)).await {
                     Ok(result) => Arc::new(result?),
-                    Err(_elapsed) => return Err(format!("no answer within {timeout:?}")),
+                    Err(_elapsed) => return Err(FetchError::TimedOut(timeout)),
                 };
                 // Published before the entry counts as fresh, so a reader that sees
                 // it fresh also sees the list.
                 self.fetched[i].store(Some(list.clone()));
                 self.generation.fetch_add(1, Ordering::AcqRel);
-                Ok::<_, String>(list)
+                Ok::<_, FetchError>(list)
             })
             .await;
         if let Err(e) = fetched {
@@ -263,9 +264,35 @@ impl Catalog {
     }
 }
 
+/// Why an upstream's model list could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The upstream is served in-process (no HTTP client).
+    #[error("the upstream has no HTTP client")]
+    NoClient,
+    /// The request failed.
+    #[error(transparent)]
+    Request(#[from] H1Error),
+    /// No complete answer within `fetch_timeout`.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    /// The upstream answered with a non-success status.
+    #[error("answered {0}")]
+    Status(http::StatusCode),
+    /// The body broke off.
+    #[error("body: {0}")]
+    Body(#[source] std::io::Error),
+    /// Larger than [`MAX_MODELS_BODY`].
+    #[error("the model list is too large")]
+    TooLarge,
+    /// Not an OpenAI model list.
+    #[error("{0}")]
+    NotAList(String),
+}
+
 /// GET `{base_url}/models` with the upstream's auth; the ids it lists, filtered.
-async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
-    let client = up.client.as_ref().ok_or("no HTTP client")?;
+async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
+    let client = up.client.as_ref().ok_or(FetchError::NoClient)?;
     let accept = (
         http::header::ACCEPT,
         http::HeaderValue::from_static("application/json"),
@@ -276,17 +303,21 @@ async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
         .filter(|(name, _)| **name != http::header::ACCEPT)
         .chain(std::iter::once((&accept.0, &accept.1)));
     let mut resp = client
-        .request(up.target(None), headers, None, up.config.connect_timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+        .request(
+            up.models_destination(),
+            headers,
+            None,
+            up.config.connect_timeout,
+        )
+        .await?;
     if !resp.status.is_success() {
-        return Err(format!("answered {}", resp.status));
+        return Err(FetchError::Status(resp.status));
     }
     let mut body = Vec::new();
     while let Some(piece) = std::future::poll_fn(|cx| resp.body.poll_data(cx)).await {
-        body.extend_from_slice(&piece.map_err(|e| format!("body: {e}"))?);
+        body.extend_from_slice(&piece.map_err(FetchError::Body)?);
         if body.len() > MAX_MODELS_BODY {
-            return Err("the model list is too large".to_owned());
+            return Err(FetchError::TooLarge);
         }
     }
     let ids = parse_model_ids(&body)?;
@@ -294,14 +325,14 @@ async fn fetch_models(up: &UpstreamRt) -> Result<Vec<String>, String> {
 }
 
 /// Ids from an OpenAI list (`{"data":[{"id":…}]}`) or a bare array.
-pub fn parse_model_ids(body: &[u8]) -> Result<Vec<String>, String> {
+pub fn parse_model_ids(body: &[u8]) -> Result<Vec<String>, FetchError> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| FetchError::NotAList(format!("not JSON: {e}")))?;
     let items = value
         .get("data")
         .or(Some(&value))
         .and_then(|v| v.as_array())
-        .ok_or("no `data` array")?;
+        .ok_or_else(|| FetchError::NotAList("no `data` array".to_owned()))?;
     Ok(items
         .iter()
         .filter_map(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_owned))

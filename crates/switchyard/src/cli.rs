@@ -191,7 +191,7 @@ async fn models(config: Config, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    snap.catalog.refresh(&snap.upstreams, true).await;
+    snap.catalog.refresh(&snap.upstreams.list, true).await;
     let index = snap.catalog.index();
     if json {
         let rows: Vec<_> = index

@@ -1,12 +1,40 @@
-//! `GatewayError`: every way a request can fail before a response starts, mapped to an
-//! OpenAI-shaped JSON error and a status in one place ([`GatewayError::into_response`]).
-//! Upstream 4xx replies are not errors here: they are relayed as they came.
+//! `GatewayError`: every way a request can fail before a response starts, with its
+//! status and OpenAI `type` / `code` decided in one place; and [`Rejection`], a
+//! plugin's refusal. This is the bottom layer: it imports nothing from the crate. The
+//! response is built at the edge (`pipeline::respond`). Upstream 4xx replies are not
+//! errors here: they are relayed as they came.
 
-use crate::body::ResponseBody;
-use crate::plugins::Rejection;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A plugin's refusal, sent to the client as an OpenAI-shaped error.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// HTTP status (400, 403, 429…).
+    pub status: StatusCode,
+    /// Shown to the client.
+    pub message: String,
+    /// OpenAI error `type`.
+    pub kind: String,
+    /// OpenAI error `code`.
+    pub code: String,
+    /// Extra response headers (`Retry-After`, `x-ratelimit-*`…).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Rejection {
+    /// A rejection with no extra headers.
+    pub fn new(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind: kind.to_owned(),
+            code: code.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+}
 
 /// Why every attempt at the upstreams failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,29 +177,19 @@ impl GatewayError {
         serde_json::json!({"error": {"message": self.to_string(), "type": kind, "param": param, "code": code}})
     }
 
-    /// The OpenAI-shaped error response.
-    pub fn into_response(self) -> Response<ResponseBody> {
-        let body = self.body_json().to_string();
-        let mut resp = Response::new(ResponseBody::full(body));
-        *resp.status_mut() = self.status();
-        let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Self::RateLimited {
-            retry_after: Some(after),
-            ..
-        } = &self
-        {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        }
-        if let Self::PluginRejected(r) = &self {
-            for (name, value) in &r.headers {
-                headers.insert(name.clone(), value.clone());
+    /// Response headers the error carries: `Retry-After` for upstream rate limits, a
+    /// rejecting plugin's own headers.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        match self {
+            Self::RateLimited {
+                retry_after: Some(after),
+                ..
+            } => {
+                let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                vec![(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)))]
             }
+            Self::PluginRejected(r) => r.headers.clone(),
+            _ => Vec::new(),
         }
-        resp
     }
 }

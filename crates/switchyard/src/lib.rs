@@ -2,32 +2,54 @@
 //! APIs. [`Gateway`] is the API the binary, tests and benches use: build it from a
 //! [`Config`], bind, run until a shutdown signal.
 //!
-//! Map of the crate: `pipeline` (one request top to bottom) · `snapshot` (everything
-//! built from one config, swapped atomically) · `auth` (client keys) · `plugins` (the
-//! chain and the built-ins) · `catalog` (model lists) · `upstream` (send with
-//! failover; `balance`, `health`, `pool`) · `body` (relay, stream hooks, SSE errors) ·
-//! `error` (OpenAI-shaped errors) · `server` (listener) · `cli`.
+//! The modules form layers; each imports only from layers below it (ARCHITECTURE.md
+//! draws them, and `tests/layers.rs` enforces it). Bottom to top: vocabulary (`error`,
+//! `endpoint`, `caller`) · transport (`client`, `tls`) · `relay` (response bodies) ·
+//! `upstream` (send with failover) · services (`auth`, `catalog`, `plugins`) ·
+//! `snapshot` · `pipeline` (one request, top to bottom) · edge (`server`, `cli`, this
+//! file).
 
 pub mod auth;
-pub mod body;
+pub mod caller;
 pub mod catalog;
 pub mod cli;
-pub mod concurrent;
+pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod pipeline;
 pub mod plugins;
+pub mod relay;
 pub mod server;
 pub mod snapshot;
 pub mod tls;
 pub mod upstream;
 
+use client::Clients;
 use snapshot::{Live, Snapshot};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use switchyard_config::{Config, ConfigErrors};
-use upstream::pool::Pools;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config failed a check only a full build can make (plugins, files, TLS).
+    #[error("invalid config: {}", .0.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Config(ConfigErrors),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bound listener could not join the runtime.
+    #[error("cannot register the listener: {0}")]
+    Register(std::io::Error),
+}
 
 /// A bound gateway, ready to run.
 pub struct Gateway {
@@ -49,15 +71,11 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Builds the first snapshot and binds the data-plane listener.
-    pub fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, String> {
+    pub fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, StartError> {
         let addr = listen.unwrap_or(config.server.listen);
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n as usize,
-        };
-        let one_line = |e: ConfigErrors| {
-            let all: Vec<String> = e.0.iter().map(ToString::to_string).collect();
-            format!("invalid config: {}", all.join("; "))
         };
         let tls = config
             .server
@@ -65,11 +83,11 @@ impl Gateway {
             .as_ref()
             .map(tls::acceptor)
             .transpose()
-            .map_err(one_line)?;
-        let snap = build_snapshot(config).map_err(one_line)?;
+            .map_err(StartError::Config)?;
+        let snap = build_snapshot(config).map_err(StartError::Config)?;
         let listener = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|source| StartError::Listen { addr, source })?;
         Ok(Self {
             listener,
             live: Arc::new(Live::new(Arc::new(snap))),
@@ -90,16 +108,16 @@ impl Gateway {
 
     /// Serves until `shutdown` resolves, then drains in-flight requests. Call it on a
     /// multi-threaded runtime with [`Gateway::workers`] threads.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         snapshot::spawn_catalog_refresh(&self.live.load_full());
-        let listener = tokio::net::TcpListener::from_std(self.listener)
-            .map_err(|e| format!("cannot register the listener: {e}"))?;
+        let listener =
+            tokio::net::TcpListener::from_std(self.listener).map_err(StartError::Register)?;
         server::serve(listener, self.live, self.tls, shutdown).await;
         Ok(())
     }
 }
 
-/// Builds a snapshot with fresh pools (one-shot uses such as `switchyard models`).
+/// Builds a snapshot with clients of its own (one-shot uses such as `switchyard models`).
 pub fn build_snapshot(config: Config) -> Result<Snapshot, ConfigErrors> {
-    Snapshot::build(config, &Pools::default(), Arc::new(AtomicU32::new(0)))
+    Snapshot::build(config, &Clients::default(), Arc::new(AtomicU32::new(0)))
 }

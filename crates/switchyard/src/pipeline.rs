@@ -1,33 +1,34 @@
 //! One request, top to bottom: load one config snapshot → dispatch on the path →
 //! authenticate → read the body under the size limit → peek `model` / `stream` →
-//! plugins (`pre_request`) → resolve the model to a plan of targets → send with
-//! failover → stream hooks (`on_chunk`) or `post_response` → relay. Every error becomes
-//! an OpenAI-shaped response in one place (after the `error` plugins), and every
-//! response carries `x-request-id`. With no plugins configured, the request takes the
-//! short path: no body parse beyond the peek, no copies.
+//! (plugins: `pre_request`) → plan the model's candidates → send with failover →
+//! (plugins: stream hooks or `post_response`) → relay. Every error becomes an
+//! OpenAI-shaped response at one edge (`respond`, after the `error` plugins), and every
+//! response carries `x-request-id`. With no plugins configured the plugin layer is
+//! skipped: no body parse beyond the peek, no copies.
 
-use crate::body::{ResponseBody, StreamHooks, StreamSummary};
+mod models;
+mod plugin_layer;
+mod request_id;
+mod respond;
+
+pub use request_id::REQUEST_ID;
+
+use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
-use crate::plugins::chain::{BodyCell, StageInput};
-use crate::plugins::{RequestMeta, Usage};
-use crate::snapshot::{Attempt, Live, Snapshot};
-use crate::upstream::{self, Endpoint, Outgoing};
+use crate::plugins::RequestMeta;
+use crate::relay::ResponseBody;
+use crate::snapshot::{Live, Snapshot};
+use crate::upstream::{Candidate, Outgoing};
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use plugin_layer::PluginLayer;
+use respond::{json_response, respond_error};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use switchyard_config::Stage;
+use std::sync::Arc;
 use switchyard_dialects::{peek, Peek, PeekError};
-
-/// Header carrying the request id both ways.
-pub const REQUEST_ID: &str = "x-request-id";
-
-/// Largest response body buffered for `post_response` plugins.
-const MAX_BUFFERED_RESPONSE: usize = 32 * 1024 * 1024;
 
 /// A failed request, with what was known about it (for `error` plugins).
 #[derive(Debug)]
@@ -48,11 +49,11 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
-    let request_id = request_id(&req);
+    let request_id = request_id::request_id(&req);
     let snap = live.load_full();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let mut resp = match route(&snap, req, &request_id, peer).await {
+    let mut resp = match dispatch(&snap, req, &request_id, peer).await {
         Ok(resp) => resp,
         Err(failed) => {
             tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
@@ -63,10 +64,10 @@ pub async fn handle(
     resp
 }
 
-async fn route(
+async fn dispatch(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
-    request_id: &HeaderValue,
+    request_id: &http::HeaderValue,
     peer: SocketAddr,
 ) -> Result<Response<ResponseBody>, Failed> {
     let path = req.uri().path();
@@ -77,23 +78,22 @@ async fn route(
         (&Method::POST, "/embeddings") => Endpoint::Embeddings,
         (&Method::GET, "/models") => {
             snap.keys.authenticate(req.headers(), peer.ip())?;
-            return Ok(list_models(snap).await);
+            return Ok(models::list(snap).await);
         }
         (&Method::GET, p) if p.starts_with("/models/") => {
             snap.keys.authenticate(req.headers(), peer.ip())?;
-            let id = percent_decode(&p["/models/".len()..]);
-            return Ok(get_model(snap, &id).await?);
+            return Ok(models::get(snap, &p["/models/".len()..]).await?);
         }
         (&Method::GET, "/healthz") => {
-            return Ok(json_response(StatusCode::OK, json!({"status": "ok"})))
+            return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
         (&Method::GET, "/readyz") => {
             return Ok(if snap.is_ready() {
-                json_response(StatusCode::OK, json!({"status": "ready"}))
+                json_response(StatusCode::OK, &json!({"status": "ready"}))
             } else {
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"status": "not ready", "reason": "every upstream is in cool-down"}),
+                    &json!({"status": "not ready", "reason": "every upstream is in cool-down"}),
                 )
             })
         }
@@ -108,12 +108,13 @@ async fn route(
     proxy(snap, req, endpoint, request_id, peer).await
 }
 
-/// The proxied endpoints: authenticate, read, peek, (plugins), plan, send.
+/// The proxied endpoints: authenticate, read, peek, (plugins before), plan, send,
+/// (plugins after). The one send path; the plugin layer wraps it when configured.
 async fn proxy(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     endpoint: Endpoint,
-    request_id: &HeaderValue,
+    request_id: &http::HeaderValue,
     peer: SocketAddr,
 ) -> Result<Response<ResponseBody>, Failed> {
     let (parts, incoming) = req.into_parts();
@@ -126,216 +127,47 @@ async fn proxy(
     };
     let raw = read_body(incoming, snap.config.server.max_body_bytes).await?;
     let peeked = peek_body(&raw)?;
-    if snap.chain.is_empty() {
-        let plan = plan(snap, &peeked.model).await?;
-        let out = Outgoing {
+    let layer = if snap.chain.is_empty() {
+        None
+    } else {
+        let meta = RequestMeta {
+            request_id: request_id.clone(),
             endpoint,
-            peek: &peeked,
-            body: &raw,
-            client_auth: client_auth.as_ref(),
-            request_id,
-            extra_headers: &[],
+            model: peeked.model.clone(),
+            stream: peeked.stream,
+            caller,
+            headers: parts.headers,
         };
-        return Ok(upstream::send(snap, &plan, &out).await?);
-    }
-    let meta = RequestMeta {
-        request_id: request_id.clone(),
-        endpoint,
-        model: peeked.model.clone(),
-        stream: peeked.stream,
-        caller,
-        headers: parts.headers,
+        Some(PluginLayer::before(snap, meta, raw.clone()).await?)
     };
-    with_plugins(snap, meta, raw, client_auth).await
-}
-
-/// The same path with the plugin chain around the upstream call.
-async fn with_plugins(
-    snap: &Arc<Snapshot>,
-    mut meta: RequestMeta,
-    raw: Bytes,
-    client_auth: Option<HeaderValue>,
-) -> Result<Response<ResponseBody>, Failed> {
-    let chain = &snap.chain;
-    let mut body = BodyCell::new(raw);
-    let pre = match chain
-        .run(
-            Stage::PreRequest,
-            Some(&meta),
-            StageInput::Request,
-            &mut body,
-        )
-        .await
-    {
-        Ok(effects) => effects,
-        Err(error) => {
-            return Err(Failed {
-                error,
-                meta: Some(Arc::new(meta)),
-            })
-        }
-    };
-    // Usage for plugins: ask streaming upstreams for it, hide it from clients that
-    // did not ask.
-    let needs_usage = chain.needs_usage(&meta);
-    let strip_usage = meta.stream
-        && needs_usage
-        && body
-            .json_now()
-            .is_some_and(|v| v["stream_options"]["include_usage"] != true);
-    if strip_usage {
-        body.apply(Box::new(|v| {
-            let Some(request) = v.as_object_mut() else {
-                return;
-            };
-            let options = request.entry("stream_options").or_insert_with(|| json!({}));
-            if let Some(options) = options.as_object_mut() {
-                options.insert("include_usage".to_owned(), json!(true));
-            }
-        }));
-    }
-    let bytes = body.to_bytes();
-    let peeked = match peek_body(&bytes) {
-        Ok(p) => p,
-        Err(error) => {
-            return Err(Failed {
-                error,
-                meta: Some(Arc::new(meta)),
-            })
-        }
-    };
-    // `meta.model` stays the model the client asked for (plugins key limits and
-    // selectors on it at every stage); routing uses the body as the plugins left it.
-    if body.dirty {
-        meta.stream = peeked.stream;
-    }
-    let meta = Arc::new(meta);
     let with_meta = |error: GatewayError| Failed {
         error,
-        meta: Some(meta.clone()),
+        meta: layer.as_ref().map(PluginLayer::meta),
     };
-    let plan = plan(snap, &meta.model).await.map_err(with_meta)?;
+    // Plugins may have changed the body; routing stays on the model the client asked
+    // for (plugins key limits and selectors on it at every stage).
+    let repeeked;
+    let (body, peek) = match layer.as_ref().and_then(PluginLayer::changed_body) {
+        None => (&raw, &peeked),
+        Some(changed) => {
+            repeeked = peek_body(changed).map_err(with_meta)?;
+            (changed, &repeeked)
+        }
+    };
+    let plan = plan(snap, &peeked.model).await.map_err(with_meta)?;
     let out = Outgoing {
-        endpoint: meta.endpoint,
-        peek: &peeked,
-        body: &bytes,
+        endpoint,
+        peek,
+        body,
         client_auth: client_auth.as_ref(),
-        request_id: &meta.request_id,
-        extra_headers: &pre.upstream_headers,
+        request_id,
+        extra_headers: layer.as_ref().map_or(&[], PluginLayer::upstream_headers),
     };
-    let mut resp = upstream::send(snap, &plan, &out).await.map_err(with_meta)?;
-    let status = resp.status();
-    let post = chain.applies(Stage::PostResponse, &meta);
-    match resp.body_mut() {
-        ResponseBody::Relay(relay) if relay.is_sse() => {
-            let on_end = post.then(|| {
-                let (snap, meta) = (snap.clone(), meta.clone());
-                let request = body.json().cloned();
-                Box::new(move |summary: StreamSummary| {
-                    after_stream(snap, meta, request, status, summary);
-                }) as Box<dyn FnOnce(StreamSummary) + Send>
-            });
-            relay.set_hooks(StreamHooks {
-                filters: chain.chunk_filters(&meta),
-                capture_usage: needs_usage,
-                strip_usage,
-                collect_text: chain.needs_response_body(&meta),
-                on_end,
-                ..StreamHooks::default()
-            });
-        }
-        _ if post && status.is_success() => {
-            let (mut parts, resp_body) = resp.into_parts();
-            let collected = Limited::new(resp_body, MAX_BUFFERED_RESPONSE)
-                .collect()
-                .await
-                .map_err(|e| with_meta(GatewayError::ResponseUnreadable(e.to_string())))?
-                .to_bytes();
-            let mut cell = BodyCell::new(collected);
-            let usage = if needs_usage {
-                cell.json_now().and_then(Usage::from_json)
-            } else {
-                None
-            };
-            let input = StageInput::Response {
-                status,
-                usage,
-                streamed: false,
-                content: None,
-                request: body.json(),
-            };
-            let effects = chain
-                .run(Stage::PostResponse, Some(&meta), input, &mut cell)
-                .await
-                .map_err(with_meta)?;
-            if cell.dirty {
-                parts.headers.remove(header::CONTENT_LENGTH);
-            }
-            resp = Response::from_parts(parts, ResponseBody::full(cell.to_bytes()));
-            add_headers(&mut resp, effects.response_headers);
-        }
-        _ => {}
+    let resp = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;
+    match layer {
+        None => Ok(resp),
+        Some(layer) => layer.after(snap, resp).await,
     }
-    add_headers(&mut resp, pre.response_headers);
-    Ok(resp)
-}
-
-/// `post_response` for a stream, once it ended (observe only: the bytes are gone).
-fn after_stream(
-    snap: Arc<Snapshot>,
-    meta: Arc<RequestMeta>,
-    request: Option<serde_json::Value>,
-    status: StatusCode,
-    summary: StreamSummary,
-) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    rt.spawn(async move {
-        let input = StageInput::Response {
-            status,
-            usage: summary.usage,
-            streamed: true,
-            content: summary.text.as_deref(),
-            request: request.as_ref(),
-        };
-        let mut cell = BodyCell::default();
-        if let Err(e) = snap
-            .chain
-            .run(Stage::PostResponse, Some(&meta), input, &mut cell)
-            .await
-        {
-            tracing::debug!(request_id = ?meta.request_id, error = %e, "post_response after a stream");
-        }
-    });
-}
-
-fn add_headers(resp: &mut Response<ResponseBody>, headers: Vec<(http::HeaderName, HeaderValue)>) {
-    for (name, value) in headers {
-        resp.headers_mut().insert(name, value);
-    }
-}
-
-/// The error response, after `error` plugins had their look (and maybe their say).
-async fn respond_error(snap: &Arc<Snapshot>, failed: Failed) -> Response<ResponseBody> {
-    if !snap.chain.has_stage(Stage::Error) {
-        return failed.error.into_response();
-    }
-    let status = failed.error.status();
-    let mut cell = BodyCell::parsed(failed.error.body_json());
-    let meta = failed.meta.as_deref();
-    if let Err(e) = snap
-        .chain
-        .run(Stage::Error, meta, StageInput::Error { status }, &mut cell)
-        .await
-    {
-        tracing::warn!(error = %e, "an error plugin failed");
-    }
-    let mut resp = failed.error.into_response();
-    if cell.dirty {
-        *resp.body_mut() = ResponseBody::full(cell.to_bytes());
-    }
-    resp
 }
 
 fn peek_body(raw: &Bytes) -> Result<Peek<'_>, GatewayError> {
@@ -346,13 +178,13 @@ fn peek_body(raw: &Bytes) -> Result<Peek<'_>, GatewayError> {
     })
 }
 
-/// The targets for a model. A miss may mean the catalogue is stale or still loading:
-/// refresh (bounded) and look again.
-async fn plan(snap: &Arc<Snapshot>, model: &str) -> Result<Vec<Attempt>, GatewayError> {
+/// The candidates for a model. A miss may mean the catalogue is stale or still
+/// loading: refresh (bounded) and look again.
+async fn plan(snap: &Snapshot, model: &str) -> Result<Vec<Candidate>, GatewayError> {
     if let Some(plan) = snap.plan(model) {
         return Ok(plan);
     }
-    snap.catalog.refresh(&snap.upstreams, false).await;
+    snap.catalog.refresh(&snap.upstreams.list, false).await;
     snap.plan(model)
         .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))
 }
@@ -372,82 +204,4 @@ async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, GatewayError> {
             None,
         )),
     }
-}
-
-async fn list_models(snap: &Arc<Snapshot>) -> Response<ResponseBody> {
-    snap.catalog.refresh(&snap.upstreams, false).await;
-    let index = snap.catalog.index();
-    let data: Vec<_> = index.listing.iter().map(model_json).collect();
-    json_response(StatusCode::OK, json!({"object": "list", "data": data}))
-}
-
-async fn get_model(snap: &Arc<Snapshot>, id: &str) -> Result<Response<ResponseBody>, GatewayError> {
-    snap.catalog.refresh(&snap.upstreams, false).await;
-    let index = snap.catalog.index();
-    let found = index.listing.iter().find(|m| m.id == id);
-    match found {
-        Some(m) => Ok(json_response(StatusCode::OK, model_json(m))),
-        None if snap.plan(id).is_some() => Ok(json_response(
-            StatusCode::OK,
-            json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"}),
-        )),
-        None => Err(GatewayError::UnknownModel(id.to_owned())),
-    }
-}
-
-fn model_json(m: &crate::catalog::Listed) -> serde_json::Value {
-    json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by})
-}
-
-fn json_response(status: StatusCode, value: serde_json::Value) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::full(value.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// The client's `x-request-id` if it is sane, else a new one.
-fn request_id(req: &Request<Incoming>) -> HeaderValue {
-    if let Some(v) = req.headers().get(REQUEST_ID) {
-        if !v.is_empty() && v.len() <= 128 {
-            return v.clone();
-        }
-    }
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.finish()
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = format!("req_{:08x}{n:012x}", prefix as u32);
-    HeaderValue::from_str(&id).unwrap_or_else(|_discarded| HeaderValue::from_static("req_unknown"))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

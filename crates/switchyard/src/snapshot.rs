@@ -1,14 +1,17 @@
-//! `Snapshot`: everything built from one `Config` — upstream clients and headers,
-//! route balancers, the catalogue — behind one `ArcSwap` (`Live`). A request loads it
-//! once and sees one config generation from start to end; a reload builds a new one
-//! completely before swapping it in. Pools live outside, so connections survive.
+//! `Snapshot`: everything built from one `Config` — upstreams with their clients and
+//! headers, route balancers, the catalogue, client keys, the plugin chain — behind one
+//! `ArcSwap` (`Live`). A request loads it once and sees one config generation from
+//! start to end. Today a snapshot is built once at start (there is no reload yet); the
+//! HTTP clients ([`Clients`]) and the open-stream counter are passed in rather than
+//! owned, so that a reload can build a new snapshot beside the old one and keep them.
 
 use crate::auth::Keys;
 use crate::catalog::Catalog;
+use crate::client::Clients;
 use crate::plugins::Chain;
+use crate::relay::StreamLimit;
 use crate::upstream::balance::Balancer;
-use crate::upstream::pool::Pools;
-use crate::upstream::UpstreamRt;
+use crate::upstream::{Candidate, Upstream, Upstreams};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
@@ -20,18 +23,9 @@ use tokio::time::Instant;
 /// The swappable current snapshot.
 pub type Live = ArcSwap<Snapshot>;
 
-/// One target to try: an upstream and the model name it knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// Index into [`Snapshot::upstreams`].
-    pub upstream: usize,
-    /// Model name sent upstream.
-    pub model: String,
-}
-
 /// An explicit route with its rotation.
 #[derive(Debug)]
-pub struct RouteRt {
+pub struct BalancedRoute {
     /// As configured.
     pub route: Route,
     /// Rotation over its targets.
@@ -43,14 +37,12 @@ pub struct RouteRt {
 pub struct Snapshot {
     /// The config it was built from.
     pub config: Config,
-    /// Upstreams, config order.
-    pub upstreams: Vec<UpstreamRt>,
+    /// Upstreams, config order, with the routing policy and the stream limit.
+    pub upstreams: Upstreams,
     /// Explicit routes by model name.
-    pub routes: HashMap<String, RouteRt>,
+    pub routes: HashMap<String, BalancedRoute>,
     /// Model catalogue.
     pub catalog: Catalog,
-    /// Open streams (shared across generations).
-    pub streams: Arc<AtomicU32>,
     /// Client keys.
     pub keys: Keys,
     /// The plugin chain.
@@ -62,28 +54,26 @@ impl Snapshot {
     /// check) and everything else; every problem is reported with its YAML path.
     pub fn build(
         config: Config,
-        pools: &Pools,
-        streams: Arc<AtomicU32>,
+        clients: &Clients,
+        open_streams: Arc<AtomicU32>,
     ) -> Result<Self, ConfigErrors> {
-        let fail =
-            |path: String, message: String| ConfigErrors(vec![ConfigError { path, message }]);
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (i, up) in config.upstreams.iter().enumerate() {
+            let path = format!("upstreams[{i}]");
             let client = match up.dialect {
                 Dialect::Mock => None,
-                Dialect::OpenAi => {
-                    Some(pools.h1().map_err(|e| fail(format!("upstreams[{i}]"), e))?)
-                }
+                Dialect::OpenAi => Some(clients.h1().map_err(|e| {
+                    ConfigErrors(vec![ConfigError {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }])
+                })?),
             };
-            upstreams.push(UpstreamRt::new(up.clone(), client).map_err(|(field, e)| {
-                let path = match field {
-                    Some(f) => format!("upstreams[{i}].{f}"),
-                    None => format!("upstreams[{i}]"),
-                };
-                fail(path, e)
-            })?);
+            upstreams.push(
+                Upstream::build(up.clone(), client, &path).map_err(|e| ConfigErrors(vec![e]))?,
+            );
         }
-        let chain = Chain::build(&config.plugins, pools).map_err(ConfigErrors)?;
+        let chain = Chain::build(&config.plugins, clients).map_err(ConfigErrors)?;
         let routes = config
             .routes
             .iter()
@@ -92,34 +82,37 @@ impl Snapshot {
                     Strategy::RoundRobin => r.targets.iter().map(|_| 1).collect(),
                     Strategy::Weighted => r.targets.iter().map(|t| t.weight).collect(),
                 };
-                let rt = RouteRt {
+                let balanced = BalancedRoute {
                     route: r.clone(),
                     balancer: Balancer::new(&weights),
                 };
-                (r.model.clone(), rt)
+                (r.model.clone(), balanced)
             })
             .collect();
         Ok(Self {
             catalog: Catalog::new(&config),
             keys: Keys::new(&config.keys),
             chain,
-            config,
-            upstreams,
+            upstreams: Upstreams {
+                list: upstreams,
+                routing: config.routing.clone(),
+                streams: StreamLimit::new(open_streams, config.server.max_concurrent_streams),
+            },
             routes,
-            streams,
+            config,
         })
     }
 
     /// Targets for a model, in the order to try them: the route's (or the catalogue's)
     /// pick first, the other targets next, then each fallback model's targets.
-    pub fn plan(&self, model: &str) -> Option<Vec<Attempt>> {
+    pub fn plan(&self, model: &str) -> Option<Vec<Candidate>> {
         let mut plan = Vec::new();
         let route = self.routes.get(model);
         if !self.targets_for(model, &mut plan) {
             return None;
         }
-        if let Some(rt) = route {
-            for fallback in &rt.route.fallbacks {
+        if let Some(balanced) = route {
+            for fallback in &balanced.route.fallbacks {
                 self.targets_for(fallback, &mut plan);
             }
         }
@@ -127,21 +120,21 @@ impl Snapshot {
     }
 
     /// Appends the targets serving `model` (no fallbacks); false if none does.
-    fn targets_for(&self, model: &str, plan: &mut Vec<Attempt>) -> bool {
+    fn targets_for(&self, model: &str, plan: &mut Vec<Candidate>) -> bool {
         let mut push = |upstream: usize, model: &str| {
             if !plan
                 .iter()
                 .any(|a| a.upstream == upstream && a.model == model)
             {
-                plan.push(Attempt {
+                plan.push(Candidate {
                     upstream,
                     model: model.to_owned(),
                 });
             }
         };
-        if let Some(rt) = self.routes.get(model) {
-            for i in rt.balancer.order() {
-                let t = &rt.route.targets[i];
+        if let Some(balanced) = self.routes.get(model) {
+            for i in balanced.balancer.order() {
+                let t = &balanced.route.targets[i];
                 push(t.upstream, &t.model);
             }
             return true;
@@ -154,7 +147,7 @@ impl Snapshot {
             return true;
         }
         if let Some((prefix, rest)) = model.split_once('/') {
-            if let Some(u) = self.upstreams.iter().position(|u| &*u.name == prefix) {
+            if let Some(u) = self.upstreams.list.iter().position(|u| &*u.name == prefix) {
                 if index.per_upstream[u].iter().any(|m| m == rest) {
                     push(u, rest);
                     return true;
@@ -167,7 +160,10 @@ impl Snapshot {
     /// Ready: at least one upstream is out of cool-down.
     pub fn is_ready(&self) -> bool {
         let now = Instant::now();
-        self.upstreams.iter().any(|u| u.health.is_available(now))
+        self.upstreams
+            .list
+            .iter()
+            .any(|u| u.health.is_available(now))
     }
 }
 
@@ -178,7 +174,7 @@ pub fn spawn_catalog_refresh(snap: &Arc<Snapshot>) {
     tokio::spawn(async move {
         loop {
             let Some(snap) = weak.upgrade() else { return };
-            snap.catalog.refresh(&snap.upstreams, true).await;
+            snap.catalog.refresh(&snap.upstreams.list, true).await;
             drop(snap);
             // Refresh a little before entries expire so readers rarely wait.
             tokio::time::sleep(ttl.mul_f64(0.9).max(std::time::Duration::from_millis(100))).await;
@@ -192,14 +188,14 @@ mod tests {
 
     fn snapshot(yaml: &str) -> Snapshot {
         let config = switchyard_config::parse(yaml, &|_| None).unwrap();
-        Snapshot::build(config, &Pools::default(), Arc::default()).unwrap()
+        Snapshot::build(config, &Clients::default(), Arc::default()).unwrap()
     }
 
     fn plan(s: &Snapshot, model: &str) -> Vec<(String, String)> {
         s.plan(model)
             .unwrap()
             .into_iter()
-            .map(|a| (s.upstreams[a.upstream].name.to_string(), a.model))
+            .map(|c| (s.upstreams.list[c.upstream].name.to_string(), c.model))
             .collect()
     }
 

@@ -13,16 +13,16 @@
 //! a failure is logged and counted, then `on_error` decides — `fail_open` goes on,
 //! `fail_closed` answers 500.
 
-use super::isolate;
+use super::isolate::{self, Failure};
 use super::selector::Selector;
 use super::{
     BuildCtx, ErrorExchange, Exchange, Plugin, PluginFuture, RequestMeta, ResponseExchange, Usage,
     Verdict, REGISTRY,
 };
-use crate::concurrent::join_until;
+use crate::client::Clients;
 use crate::error::GatewayError;
-use crate::upstream::pool::Pools;
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,14 +197,14 @@ fn stage_index(stage: Stage) -> usize {
 
 impl Chain {
     /// Builds every configured plugin; reports every problem with its YAML path.
-    pub fn build(specs: &[PluginSpec], pools: &Pools) -> Result<Self, Vec<ConfigError>> {
-        Self::build_with(specs, pools, REGISTRY)
+    pub fn build(specs: &[PluginSpec], clients: &Clients) -> Result<Self, Vec<ConfigError>> {
+        Self::build_with(specs, clients, REGISTRY)
     }
 
     /// Builds against a given registry (tests register their own plugins).
     pub fn build_with(
         specs: &[PluginSpec],
-        pools: &Pools,
+        clients: &Clients,
         registry: &[super::Registration],
     ) -> Result<Self, Vec<ConfigError>> {
         let mut errors = Vec::new();
@@ -241,7 +241,7 @@ impl Chain {
                     ));
                 }
             }
-            let plugin = match (reg.build)(&BuildCtx { spec, pools }) {
+            let plugin = match (reg.build)(&BuildCtx { spec, clients }) {
                 Ok(p) => p,
                 Err(mut e) => {
                     errors.append(&mut e);
@@ -433,7 +433,7 @@ impl Chain {
             });
             // The first rejection (or fail_closed failure) ends the group; at the error
             // stage nothing can stop the error already on its way, so all members finish.
-            let stops = |i: usize, r: &Result<Verdict, String>| {
+            let stops = |i: usize, r: &Result<Verdict, Failure>| {
                 stage != Stage::Error
                     && match r {
                         Ok(Verdict::Reject(_)) => true,
@@ -507,7 +507,7 @@ fn invoke<'a>(
 fn settle(
     inst: &Instance,
     stage: Stage,
-    result: Result<Verdict, String>,
+    result: Result<Verdict, Failure>,
 ) -> Result<Option<super::Effects>, GatewayError> {
     match result {
         Ok(Verdict::Continue(effects)) => Ok(Some(effects)),
@@ -526,7 +526,7 @@ fn settle(
 
 /// Counts and logs a plugin failure; `fail_closed` turns it into a 500, except at the
 /// `error` stage, where the request has failed already and its error stands.
-fn failed(inst: &Instance, stage: Stage, error: &str) -> Result<(), GatewayError> {
+fn failed(inst: &Instance, stage: Stage, error: &Failure) -> Result<(), GatewayError> {
     inst.counters.errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(plugin = %inst.id, stage = stage.name(), error = %error, policy = ?inst.on_error, "plugin failed");
     match (inst.on_error, stage) {
@@ -537,9 +537,33 @@ fn failed(inst: &Instance, stage: Stage, error: &str) -> Result<(), GatewayError
     }
 }
 
+/// Polls a parallel group's calls on this task (so they may borrow) until all are done
+/// or `stop` accepts a result; the rest are then dropped, which cancels them. Returns
+/// the results in input order, or the stopping result with its index.
+async fn join_until<F: std::future::Future>(
+    calls: impl IntoIterator<Item = F>,
+    stop: impl Fn(usize, &F::Output) -> bool,
+) -> Result<Vec<F::Output>, (usize, F::Output)> {
+    let mut running: FuturesUnordered<_> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| async move { (i, call.await) })
+        .collect();
+    let mut results: Vec<Option<F::Output>> = (0..running.len()).map(|_| None).collect();
+    while let Some((i, out)) = running.next().await {
+        if stop(i, &out) {
+            return Err((i, out));
+        }
+        results[i] = Some(out);
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+mod hooks;
 mod stream;
+pub use hooks::{ChainHooks, StreamSummary};
+pub use stream::ActiveFilter;
 use stream::Broken;
-pub use stream::{filter_event, flush_filters, ActiveFilter, FilterOutcome};
 
 #[cfg(test)]
 mod tests;

@@ -1,55 +1,51 @@
 //! Running plugin code so that it cannot take the gateway down: every call is bounded
 //! by the plugin's timeout, and a panic — while building the future or while polling
-//! it — becomes an error like any other.
+//! it — becomes a [`Failure`] like any other.
 
 use super::{PluginError, PluginFuture};
-use std::future::Future;
+use futures_util::FutureExt as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Calls `make` and awaits its future under `timeout`, turning panics and timeouts into
-/// `Err(description)`.
+/// Why a plugin call produced no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// It ran past its `timeout`.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    /// It panicked (the payload's text, when it had one).
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// It reported an error of its own.
+    #[error("{0}")]
+    Failed(#[from] PluginError),
+}
+
+/// Calls `make` and awaits its future under `timeout`.
 pub(super) async fn run<'a, T>(
     timeout: Duration,
     make: impl FnOnce() -> PluginFuture<'a, T>,
-) -> Result<T, String> {
-    let fut = catch_unwind(AssertUnwindSafe(make)).map_err(|p| panic_message(&p))?;
-    match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
-        Err(_elapsed) => Err(format!("timed out after {timeout:?}")),
-        Ok(Err(panic)) => Err(panic),
-        Ok(Ok(Err(PluginError(msg)))) => Err(msg),
-        Ok(Ok(Ok(v))) => Ok(v),
+) -> Result<T, Failure> {
+    let fut = call(make)?;
+    match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind()).await {
+        Err(_elapsed) => Err(Failure::TimedOut(timeout)),
+        Ok(Err(panic)) => Err(panicked(&panic)),
+        Ok(Ok(result)) => Ok(result?),
     }
 }
 
-/// Runs a synchronous plugin call, turning a panic into `Err`.
-pub(super) fn call<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&p))
+/// Runs a synchronous plugin call, turning a panic into a [`Failure`].
+pub(super) fn call<T>(f: impl FnOnce() -> T) -> Result<T, Failure> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panicked(&p))
 }
 
-struct CatchUnwind<'a, T>(PluginFuture<'a, T>);
-
-impl<T> Future for CatchUnwind<'_, T> {
-    type Output = Result<Result<T, PluginError>, String>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let fut = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Err(p) => Poll::Ready(Err(panic_message(&p))),
-        }
-    }
-}
-
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+fn panicked(p: &Box<dyn std::any::Any + Send>) -> Failure {
     let what = p
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown payload".to_owned());
-    format!("panicked: {what}")
+    Failure::Panicked(what)
 }
 
 #[cfg(test)]
@@ -58,28 +54,40 @@ mod tests {
 
     #[tokio::test]
     async fn panics_while_polling_become_errors() {
-        let r: Result<(), String> = run(Duration::from_secs(1), || {
+        let r: Result<(), Failure> = run(Duration::from_secs(1), || {
             Box::pin(async { panic!("boom") })
         })
         .await;
-        assert_eq!(r.unwrap_err(), "panicked: boom");
+        assert_eq!(r.unwrap_err().to_string(), "panicked: boom");
     }
 
     #[tokio::test]
     async fn panics_while_building_become_errors() {
-        let r: Result<(), String> = run(Duration::from_secs(1), || panic!("early")).await;
-        assert_eq!(r.unwrap_err(), "panicked: early");
+        let r: Result<(), Failure> = run(Duration::from_secs(1), || panic!("early")).await;
+        assert_eq!(r.unwrap_err().to_string(), "panicked: early");
     }
 
     #[tokio::test(start_paused = true)]
     async fn slow_plugins_time_out() {
-        let r: Result<(), String> = run(Duration::from_millis(50), || {
+        let r: Result<(), Failure> = run(Duration::from_millis(50), || {
             Box::pin(async {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 Ok(())
             })
         })
         .await;
-        assert!(r.unwrap_err().starts_with("timed out"));
+        assert!(matches!(r, Err(Failure::TimedOut(_))));
+    }
+
+    #[tokio::test]
+    async fn a_plugin_error_is_kept_as_it_was() {
+        let r: Result<(), Failure> = run(Duration::from_secs(1), || {
+            Box::pin(async { Err(PluginError::Status(http::StatusCode::BAD_GATEWAY)) })
+        })
+        .await;
+        assert!(matches!(
+            r,
+            Err(Failure::Failed(PluginError::Status(s))) if s == http::StatusCode::BAD_GATEWAY
+        ));
     }
 }

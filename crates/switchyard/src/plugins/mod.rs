@@ -9,7 +9,7 @@
 
 pub mod chain;
 mod content_filter;
-mod external;
+mod http_plugin;
 mod isolate;
 mod params;
 mod rate_limiter;
@@ -22,9 +22,11 @@ mod user_headers;
 
 pub use chain::Chain;
 
-use crate::auth::Caller;
-use crate::upstream::pool::Pools;
-use crate::upstream::Endpoint;
+pub use crate::error::Rejection;
+
+use crate::caller::Caller;
+use crate::client::Clients;
+use crate::endpoint::Endpoint;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -39,43 +41,20 @@ pub type PluginFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PluginError
 /// A change to a JSON body, applied by the chain after the plugin returns.
 pub type Patch = Box<dyn FnOnce(&mut Value) + Send>;
 
-/// A plugin's own failure (not a rejection): bad upstream answer, I/O error…
-/// The plugin's `on_error` policy decides what happens next.
-#[derive(Debug)]
-pub struct PluginError(pub String);
-
-impl<E: std::fmt::Display> From<E> for PluginError {
-    fn from(e: E) -> Self {
-        Self(e.to_string())
-    }
-}
-
-/// A plugin's refusal, sent to the client as an OpenAI-shaped error.
-#[derive(Debug, Clone)]
-pub struct Rejection {
-    /// HTTP status (400, 403, 429…).
-    pub status: StatusCode,
-    /// Shown to the client.
-    pub message: String,
-    /// OpenAI error `type`.
-    pub kind: String,
-    /// OpenAI error `code`.
-    pub code: String,
-    /// Extra response headers (`Retry-After`, `x-ratelimit-*`…).
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl Rejection {
-    /// A rejection with no extra headers.
-    pub fn new(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            kind: kind.to_owned(),
-            code: code.to_owned(),
-            headers: Vec::new(),
-        }
-    }
+/// A plugin's own failure (not a rejection): the service it calls is unreachable or
+/// answered something unusable. The plugin's `on_error` policy decides what happens
+/// next.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The call out failed before an answer (connect, I/O).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The service answered with a non-success status.
+    #[error("the plugin service answered {0}")]
+    Status(StatusCode),
+    /// The answer could not be read or understood.
+    #[error("the plugin service's answer is not valid: {0}")]
+    BadAnswer(String),
 }
 
 /// What a plugin wants done besides letting the request go on.
@@ -375,7 +354,7 @@ pub struct BuildCtx<'a> {
     /// The entry as configured.
     pub spec: &'a PluginSpec,
     /// HTTP clients (for plugins that call out).
-    pub pools: &'a Pools,
+    pub clients: &'a Clients,
 }
 
 impl BuildCtx<'_> {
@@ -468,7 +447,7 @@ pub const REGISTRY: &[Registration] = &[
         name: "http",
         stages: &[PreRequest, PostResponse, ErrorStage],
         default_stages: &[PreRequest],
-        build: external::build,
+        build: http_plugin::build,
     },
 ];
 

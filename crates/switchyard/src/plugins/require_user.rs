@@ -48,9 +48,9 @@ impl Plugin for RequireUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::Clients;
     use crate::plugins::chain::{BodyCell, Chain, StageInput};
     use crate::plugins::{Registration, RequestMeta};
-    use crate::upstream::pool::Pools;
 
     /// The README's worked example, registered the way the README says.
     const REG: Registration = Registration {
@@ -78,7 +78,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let chain = Chain::build_with(&config.plugins, &Pools::default(), &[REG]).unwrap();
+        let chain = Chain::build_with(&config.plugins, &Clients::default(), &[REG]).unwrap();
         let meta = RequestMeta::for_tests("m");
         let mut without = BodyCell::new(bytes::Bytes::from_static(br#"{"model":"m"}"#));
         let err = chain

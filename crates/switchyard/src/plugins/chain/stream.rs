@@ -3,7 +3,7 @@
 //! when the upstream ends) each filter flushes what it held back through the filters
 //! after it. A filter that fails is counted and logged; `fail_closed` ends the stream.
 
-use super::super::isolate;
+use super::super::isolate::{self, Failure};
 use super::super::{ChunkFilter, ChunkVerdict, Rejection, SseEvent};
 use super::Counters;
 use bytes::Bytes;
@@ -30,7 +30,7 @@ impl std::fmt::Debug for ActiveFilter {
 
 /// What the filters did with one event.
 #[derive(Debug)]
-pub enum FilterOutcome {
+pub(super) enum FilterOutcome {
     /// Send these bytes (maybe none).
     Send(Vec<Bytes>),
     /// Send these, then end the stream with this error.
@@ -39,7 +39,7 @@ pub enum FilterOutcome {
 
 /// Runs a stream's filters over one event, in priority order. Before `[DONE]`, every
 /// filter flushes what it held back, in order, through the filters after it.
-pub fn filter_event(filters: &mut [ActiveFilter], raw: Bytes) -> FilterOutcome {
+pub(super) fn filter_event(filters: &mut [ActiveFilter], raw: Bytes) -> FilterOutcome {
     let event = SseEvent::new(raw);
     if !event.is_done() {
         return run_from(filters, 0, event);
@@ -55,7 +55,7 @@ pub fn filter_event(filters: &mut [ActiveFilter], raw: Bytes) -> FilterOutcome {
 
 /// Flushes every filter (the stream is ending), each flushed event going through the
 /// filters after the one that held it.
-pub fn flush_filters(filters: &mut [ActiveFilter]) -> FilterOutcome {
+pub(super) fn flush_filters(filters: &mut [ActiveFilter]) -> FilterOutcome {
     let mut out = Vec::new();
     for i in 0..filters.len() {
         let f = &mut filters[i];
@@ -100,7 +100,7 @@ fn run_from(filters: &mut [ActiveFilter], start: usize, mut event: SseEvent) -> 
 }
 
 /// A filter failed: counted and logged; `fail_closed` ends the stream.
-fn filter_failed(f: &ActiveFilter, error: &str) -> Option<Rejection> {
+fn filter_failed(f: &ActiveFilter, error: &Failure) -> Option<Rejection> {
     f.counters.errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(plugin = %f.id, error = %error, stage = "on_chunk", "plugin failed");
     (f.on_error == OnError::FailClosed).then(|| {

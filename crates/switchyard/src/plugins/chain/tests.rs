@@ -1,5 +1,5 @@
 use super::*;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::plugins::Rejection;
 use http::HeaderMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -46,7 +46,7 @@ impl Plugin for Probe {
                 Behaviour::PatchField(field) => Ok(Verdict::patch(move |v| {
                     v[field] = Value::Bool(true);
                 })),
-                Behaviour::Fail => Err(super::super::PluginError("broken".into())),
+                Behaviour::Fail => Err(super::super::PluginError::Unreachable("broken".into())),
                 Behaviour::Panic => panic!("plugin bug"),
                 Behaviour::Wait => {
                     let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -116,7 +116,7 @@ impl Harness {
 fn meta() -> RequestMeta {
     RequestMeta {
         request_id: HeaderValue::from_static("r1"),
-        endpoint: crate::upstream::Endpoint::Chat,
+        endpoint: crate::endpoint::Endpoint::Chat,
         model: "m".into(),
         stream: false,
         caller: Caller {
@@ -277,7 +277,7 @@ plugins:
         &|_| None,
     )
     .unwrap();
-    let errors = Chain::build(&config.plugins, &Pools::default()).unwrap_err();
+    let errors = Chain::build(&config.plugins, &Clients::default()).unwrap_err();
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -295,6 +295,6 @@ plugins:
 
 #[test]
 fn an_empty_chain_is_empty() {
-    let chain = Chain::build(&[], &Pools::default()).unwrap();
+    let chain = Chain::build(&[], &Clients::default()).unwrap();
     assert!(chain.is_empty());
 }

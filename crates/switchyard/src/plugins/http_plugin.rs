@@ -1,4 +1,4 @@
-//! `http` (this file: `external`): an external plugin over HTTP, like Open WebUI's pipelines. At `pre_request`
+//! The plugin named `http`: an external plugin over HTTP, like Open WebUI's pipelines. At `pre_request`
 //! (inlet) it POSTs the request, at `post_response` (outlet) the response, at `error`
 //! the error, each as JSON with the caller and request facts. The service answers
 //! `{"action":"continue"}` (or nothing), `{"action":"modify","body":{…}}` (the new
@@ -9,7 +9,7 @@ use super::{
     BuildCtx, ErrorExchange, Exchange, Plugin, PluginError, PluginFuture, Rejection, RequestMeta,
     ResponseExchange, Verdict,
 };
-use crate::upstream::pool::HttpClient;
+use crate::client::{describe_client_error, HttpClient};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -60,7 +60,10 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
         v.set_sensitive(true);
         headers.push((n, v));
     }
-    let client = ctx.pools.plugin_client().map_err(|e| ctx.error("url", e))?;
+    let client = ctx
+        .clients
+        .plugin_client()
+        .map_err(|e| ctx.error("url", e.to_string()))?;
     Ok(Arc::new(HttpPlugin {
         url,
         headers,
@@ -121,27 +124,27 @@ impl HttpPlugin {
             .client
             .request(req)
             .await
-            .map_err(|e| PluginError(crate::upstream::describe_client_error(&e)))?;
+            .map_err(|e| PluginError::Unreachable(describe_client_error(&e)))?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| PluginError(format!("reading the answer: {e}")))?
+            .map_err(|e| PluginError::BadAnswer(format!("reading it failed: {e}")))?
             .to_bytes();
         if !status.is_success() {
-            return Err(PluginError(format!("the plugin service answered {status}")));
+            return Err(PluginError::Status(status));
         }
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Verdict::pass());
         }
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| PluginError(format!("the plugin service's answer is not valid: {e}")))?;
+        let answer: Answer =
+            serde_json::from_slice(&body).map_err(|e| PluginError::BadAnswer(e.to_string()))?;
         match answer.action.as_deref() {
             None | Some("continue") => Ok(Verdict::pass()),
             Some("modify") => {
-                let new = answer
-                    .body
-                    .ok_or_else(|| PluginError("`modify` without a `body`".to_owned()))?;
+                let new = answer.body.ok_or_else(|| {
+                    PluginError::BadAnswer("`modify` without a `body`".to_owned())
+                })?;
                 Ok(Verdict::patch(move |b| *b = new))
             }
             Some("reject") => {
@@ -159,7 +162,7 @@ impl HttpPlugin {
                     }),
                 )))
             }
-            Some(other) => Err(PluginError(format!("unknown action `{other}`"))),
+            Some(other) => Err(PluginError::BadAnswer(format!("unknown action `{other}`"))),
         }
     }
 }

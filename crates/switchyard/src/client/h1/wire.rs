@@ -2,7 +2,7 @@
 //! response head (header values sliced from the received bytes), deciding how the body
 //! ends, and decoding `Content-Length`, chunked and close-delimited bodies from a buffer.
 
-use super::{H1Error, Target, SMALL_BODY};
+use super::{Destination, H1Error, SMALL_BODY};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
@@ -17,7 +17,7 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 
 /// The request head — and, for small bodies, the body too, so one write sends all.
 pub(super) fn encode_head<'h>(
-    target: &Target,
+    target: &Destination,
     headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
     body: Option<&Bytes>,
 ) -> Vec<u8> {

@@ -13,11 +13,13 @@
 //! on it, and a POST must not run twice).
 
 use bytes::{Bytes, BytesMut};
+use destination::{connector, default_roots, ConnKey};
+pub use destination::{Destination, DestinationError};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{StatusCode, Uri};
-use rustls::pki_types::ServerName;
+use http::StatusCode;
+use idle::{idle_for, IdleList};
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use wire::{decode, encode_head, framing, parse_head, Framing};
 
+mod destination;
+mod idle;
 mod wire;
 
 /// Bodies up to this size are sent in the same write as the head.
@@ -38,171 +42,49 @@ const SMALL_BODY: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
-/// Idle connections kept per host.
-const MAX_IDLE_PER_HOST: usize = 256;
-/// How long an idle connection is kept (less when the upstream's `Keep-Alive` says so).
-const IDLE_FOR: Duration = Duration::from_secs(30);
-/// Why a request failed.
-#[derive(Debug)]
-pub struct H1Error {
-    connect: bool,
-    timeout: bool,
-    message: String,
+/// Why a request failed: before the connection was up (`Connect`, `ConnectTimeout`,
+/// `Tls`: the upstream never saw the request) or after (`Io`, `Protocol`).
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// TCP connect failed.
+    #[error("could not connect: {0}")]
+    Connect(#[source] io::Error),
+    /// TCP connect plus TLS handshake took longer than the connect timeout.
+    #[error("could not connect: timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    /// The TLS handshake failed.
+    #[error("could not connect: TLS: {0}")]
+    Tls(#[source] io::Error),
+    /// Reading or writing the connection failed.
+    #[error("request failed: {0}")]
+    Io(#[source] io::Error),
+    /// The upstream broke HTTP/1.1 (bad head, closed before a response…).
+    #[error("request failed: {0}")]
+    Protocol(String),
 }
 
 impl H1Error {
-    fn connect(message: String, timeout: bool) -> Self {
-        Self {
-            connect: true,
-            timeout,
-            message,
-        }
+    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+        Self::Protocol(message.into())
     }
 
-    fn io(e: &io::Error) -> Self {
-        Self {
-            connect: false,
-            timeout: e.kind() == io::ErrorKind::TimedOut,
-            message: e.to_string(),
-        }
-    }
-
-    fn protocol(message: impl Into<String>) -> Self {
-        Self {
-            connect: false,
-            timeout: false,
-            message: message.into(),
-        }
-    }
-
-    /// The connection could not be made.
+    /// The connection could not be made (the upstream never saw the request).
     pub fn is_connect(&self) -> bool {
-        self.connect
+        match self {
+            Self::Connect(_) | Self::ConnectTimeout(_) | Self::Tls(_) => true,
+            Self::Io(_) | Self::Protocol(_) => false,
+        }
     }
 
-    /// A timeout (connect).
+    /// A timeout: connecting, or a socket timeout reading or writing.
     pub fn is_timeout(&self) -> bool {
-        self.timeout
-    }
-}
-
-impl std::fmt::Display for H1Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.connect {
-            write!(f, "could not connect: {}", self.message)
-        } else {
-            write!(f, "request failed: {}", self.message)
+        match self {
+            Self::ConnectTimeout(_) => true,
+            Self::Connect(e) | Self::Io(e) => e.kind() == io::ErrorKind::TimedOut,
+            Self::Tls(_) | Self::Protocol(_) => false,
         }
     }
 }
-
-/// Where requests go: scheme, host and port (the pool key), plus the path.
-#[derive(Clone)]
-pub struct Target {
-    key: ConnKey,
-    /// A connector with extra trusted roots (`ca_file`), instead of the default.
-    tls: Option<TlsConnector>,
-    server_name: ServerName<'static>,
-    host_header: HeaderValue,
-    path: String,
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("key", &self.key)
-            .field("path", &"…")
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ConnKey {
-    tls: bool,
-    host: Arc<str>,
-    port: u16,
-    /// 0 for the bundled roots, else an id of the extra roots (connections verified
-    /// against different trust are never shared).
-    trust: u64,
-}
-
-impl Target {
-    /// Trusts the CA certificates in `pem` (beside the bundled roots) for this target.
-    pub fn trusting(mut self, pem: &[u8]) -> Result<Self, String> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::CertificateDer;
-        use std::hash::{Hash, Hasher};
-        let mut roots = default_roots();
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("certificate rejected: {e}"))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err("no certificate found".to_owned());
-        }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        pem.hash(&mut h);
-        self.key.trust = h.finish() | 1;
-        self.tls = Some(connector(roots)?);
-        Ok(self)
-    }
-
-    /// From a full `http://` or `https://` URL (query included).
-    pub fn from_uri(uri: &Uri) -> Result<Self, String> {
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err("the URL must start with http:// or https://".to_owned()),
-        };
-        let host = uri.host().ok_or("the URL has no host")?;
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let server_name = ServerName::try_from(bare.to_owned())
-            .map_err(|_discarded| format!("`{host}` is not a valid host name"))?;
-        let host_header = match uri.port_u16() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        };
-        Ok(Self {
-            key: ConnKey {
-                tls,
-                host: Arc::from(bare),
-                port,
-                trust: 0,
-            },
-            tls: None,
-            server_name,
-            host_header: HeaderValue::from_str(&host_header)
-                .map_err(|_discarded| "the host is not a valid header value".to_owned())?,
-            path: uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-        })
-    }
-}
-
-fn default_roots() -> rustls::RootCertStore {
-    rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    }
-}
-
-fn connector(roots: rustls::RootCertStore) -> Result<TlsConnector, String> {
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup failed: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
 enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
@@ -262,89 +144,6 @@ impl Conn {
     }
 }
 
-/// Idle connections to one host, oldest at the front, each with its own expiry.
-/// Generic so the bookkeeping can be tested without sockets.
-struct IdleList<T> {
-    entries: VecDeque<(T, Instant)>,
-}
-
-impl<T> Default for IdleList<T> {
-    fn default() -> Self {
-        Self {
-            entries: VecDeque::new(),
-        }
-    }
-}
-
-impl<T> IdleList<T> {
-    /// Drops expired entries from the front (the oldest).
-    fn sweep(&mut self, now: Instant) {
-        while self
-            .entries
-            .front()
-            .is_some_and(|(_, expires)| *expires <= now)
-        {
-            self.entries.pop_front();
-        }
-    }
-
-    /// Keeps `item` until `expires`; the oldest entry makes room when the list is full.
-    fn checkin(&mut self, item: T, expires: Instant, now: Instant) {
-        self.sweep(now);
-        if expires <= now {
-            return;
-        }
-        if self.entries.len() >= MAX_IDLE_PER_HOST {
-            self.entries.pop_front();
-        }
-        self.entries.push_back((item, expires));
-    }
-
-    /// The newest unexpired entry that `usable` accepts; the ones it passes over are
-    /// dropped. Only the entry being taken is probed.
-    fn checkout(&mut self, now: Instant, mut usable: impl FnMut(&mut T) -> bool) -> Option<T> {
-        self.sweep(now);
-        while let Some((mut item, expires)) = self.entries.pop_back() {
-            if expires > now && usable(&mut item) {
-                return Some(item);
-            }
-        }
-        None
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-/// How long a connection may idle after this response: [`IDLE_FOR`], or a second less
-/// than the upstream's `Keep-Alive: timeout=N` (at least a second) when that is
-/// shorter; zero (not pooled) for `timeout=0`.
-fn idle_for(headers: &HeaderMap) -> Duration {
-    match keep_alive_timeout(headers) {
-        None => IDLE_FOR,
-        Some(0) => Duration::ZERO,
-        Some(n) => Duration::from_secs(n.saturating_sub(1).max(1)).min(IDLE_FOR),
-    }
-}
-
-/// The `timeout` parameter of the `Keep-Alive` response header, in seconds.
-fn keep_alive_timeout(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get_all(HeaderName::from_static("keep-alive"))
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|param| {
-            let (name, value) = param.split_once('=')?;
-            if !name.trim().eq_ignore_ascii_case("timeout") {
-                return None;
-            }
-            value.trim().trim_matches('"').parse().ok()
-        })
-}
-
 thread_local! {
     /// Idle connections, per worker thread: checking a connection out or in takes no
     /// lock. (Any worker of the runtime can drive any connection, so where a
@@ -375,16 +174,16 @@ pub struct H1Response {
 
 impl H1Client {
     /// A client trusting the bundled webpki roots.
-    pub fn new() -> Result<Arc<Self>, String> {
+    pub fn new() -> Result<Arc<Self>, DestinationError> {
         Ok(Arc::new(Self {
-            tls: connector(default_roots())?,
+            tls: connector(default_roots()).map_err(DestinationError::Tls)?,
         }))
     }
 
     /// Sends a POST (or GET when `body` is `None`) and reads the response head.
     pub async fn request<'h>(
         self: &Arc<Self>,
-        target: &Target,
+        target: &Destination,
         headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
         body: Option<&Bytes>,
         connect_timeout: Duration,
@@ -395,14 +194,14 @@ impl H1Client {
                 Ok(resp) => return Ok(resp),
                 // The server closed this kept-alive connection before the request got
                 // out, so it never saw it: a new connection may carry it.
-                Err(Exchange::NotSent(_)) => {}
-                Err(Exchange::Failed(e)) => return Err(e),
+                Err(SendError::NotSent(_)) => {}
+                Err(SendError::Failed(e)) => return Err(e),
             }
         }
         let conn = self.connect(target, connect_timeout).await?;
         match self.exchange(conn, target, &head, body).await {
             Ok(resp) => Ok(resp),
-            Err(Exchange::NotSent(e) | Exchange::Failed(e)) => Err(e),
+            Err(SendError::NotSent(e) | SendError::Failed(e)) => Err(e),
         }
     }
 
@@ -425,16 +224,13 @@ impl H1Client {
         });
     }
 
-    async fn connect(&self, target: &Target, timeout: Duration) -> Result<Conn, H1Error> {
+    async fn connect(&self, target: &Destination, timeout: Duration) -> Result<Conn, H1Error> {
         let key = &target.key;
         let connect = async {
             let tcp = TcpStream::connect((&*key.host, key.port))
                 .await
-                .map_err(|e| {
-                    H1Error::connect(e.to_string(), e.kind() == io::ErrorKind::TimedOut)
-                })?;
-            tcp.set_nodelay(true)
-                .map_err(|e| H1Error::connect(e.to_string(), false))?;
+                .map_err(|e| H1Error::Connect(e))?;
+            tcp.set_nodelay(true).map_err(H1Error::Connect)?;
             let io = if key.tls {
                 let tls = target
                     .tls
@@ -442,7 +238,7 @@ impl H1Client {
                     .unwrap_or(&self.tls)
                     .connect(target.server_name.clone(), tcp)
                     .await
-                    .map_err(|e| H1Error::connect(format!("TLS: {e}"), false))?;
+                    .map_err(H1Error::Tls)?;
                 Io::Tls(Box::new(tls))
             } else {
                 Io::Plain(tcp)
@@ -455,16 +251,16 @@ impl H1Client {
         };
         tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_elapsed| H1Error::connect(format!("timed out after {timeout:?}"), true))?
+            .map_err(|_elapsed| H1Error::ConnectTimeout(timeout))?
     }
 
     async fn exchange(
         self: &Arc<Self>,
         mut conn: Conn,
-        target: &Target,
+        target: &Destination,
         head: &[u8],
         body: Option<&Bytes>,
-    ) -> Result<H1Response, Exchange> {
+    ) -> Result<H1Response, SendError> {
         let small = body.is_none_or(|b| b.len() <= SMALL_BODY);
         let written = if small {
             conn.io.write_all(head).await // the body is already in `head`
@@ -475,13 +271,13 @@ impl H1Client {
             }
         };
         if let Err(e) = written {
-            return Err(Exchange::NotSent(H1Error::io(&e)));
+            return Err(SendError::NotSent(H1Error::Io(e)));
         }
         conn.buf.clear();
         // Anything at all came back (a 1xx head included, which leaves `buf` empty).
         let mut received = false;
         loop {
-            if let Some(parsed) = parse_head(&mut conn.buf).map_err(Exchange::Failed)? {
+            if let Some(parsed) = parse_head(&mut conn.buf).map_err(SendError::Failed)? {
                 if parsed.status.is_informational() {
                     continue; // 100 Continue and friends
                 }
@@ -506,27 +302,27 @@ impl H1Client {
                 });
             }
             if conn.buf.len() > MAX_HEAD {
-                return Err(Exchange::Failed(H1Error::protocol(
+                return Err(SendError::Failed(H1Error::protocol(
                     "response head too large",
                 )));
             }
             // The request is out: from here on nothing is retried, whatever happens.
             match conn.fill().await {
                 Ok(0) => {
-                    return Err(Exchange::Failed(H1Error::protocol(if received {
+                    return Err(SendError::Failed(H1Error::protocol(if received {
                         "connection closed inside the response head"
                     } else {
                         "connection closed before a response"
                     })))
                 }
                 Ok(_) => received = true,
-                Err(e) => return Err(Exchange::Failed(H1Error::io(&e))),
+                Err(e) => return Err(SendError::Failed(H1Error::Io(e))),
             }
         }
     }
 }
 
-enum Exchange {
+enum SendError {
     /// Writing the request failed: on a reused connection, the server closed it
     /// before the request got out, so a fresh connection may carry it.
     NotSent(H1Error),

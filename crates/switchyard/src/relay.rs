@@ -1,14 +1,13 @@
 //! The response body type: a complete buffer, or a relay of an upstream body (or of
 //! the mock model's ready-made events). The relay forwards whatever is ready in one
 //! write (no waiting: only frames already received are coalesced), enforces the idle
-//! timeout, keeps SSE output aligned to whole events, runs stream hooks (`on_chunk`
-//! filters, usage capture) when a request has them, and — when an SSE stream breaks
-//! after bytes were sent — ends it with an OpenAI-shaped error event, never a silent
-//! cut.
+//! timeout, keeps SSE output aligned to whole events, runs a request's
+//! [`StreamHooks`] (the plugin chain implements them: `on_chunk` filters, usage
+//! capture) and — when an SSE stream breaks after bytes were sent — ends it with an
+//! OpenAI-shaped error event, never a silent cut. It knows nothing of plugins.
 
-use crate::plugins::chain::{filter_event, flush_filters, ActiveFilter, FilterOutcome};
-use crate::plugins::{Rejection, Usage};
-use crate::upstream::h1::H1Body;
+use crate::client::h1::H1Body;
+use crate::error::Rejection;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -19,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use switchyard_dialects::error_event;
-use switchyard_dialects::sse::{split_events, EventAligner};
+use switchyard_dialects::sse::EventAligner;
 use tokio::time::{Instant, Sleep};
 
 /// Error type of a relayed body; makes hyper abort the client connection.
@@ -80,22 +79,36 @@ impl Body for ResponseBody {
     }
 }
 
-/// Counts open streams; the count drops when the guard does (stream finished or the
+/// Open streams — a counter every config generation shares — and the most allowed at
+/// once (`server.max_concurrent_streams` of this generation).
+#[derive(Debug, Clone)]
+pub struct StreamLimit {
+    open: Arc<AtomicU32>,
+    /// The limit.
+    pub max: u32,
+}
+
+impl StreamLimit {
+    /// A limit over a (shared) counter.
+    pub fn new(open: Arc<AtomicU32>, max: u32) -> Self {
+        Self { open, max }
+    }
+
+    /// Takes a slot if fewer than `max` are taken.
+    pub fn acquire(&self) -> Option<StreamGuard> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StreamGuard(self.open.clone()))
+    }
+}
+
+/// One open stream; the count drops when the guard does (stream finished or the
 /// client went away).
 #[derive(Debug)]
 pub struct StreamGuard(Arc<AtomicU32>);
-
-impl StreamGuard {
-    /// Takes a slot if fewer than `limit` are taken.
-    pub fn acquire(counter: &Arc<AtomicU32>, limit: u32) -> Option<Self> {
-        counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(counter.clone()))
-    }
-}
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
@@ -103,121 +116,19 @@ impl Drop for StreamGuard {
     }
 }
 
-/// How a stream went, for `post_response` plugins.
-#[derive(Debug, Default)]
-pub struct StreamSummary {
-    /// Usage, if the upstream reported it.
-    pub usage: Option<Usage>,
-    /// The assistant text, if collected.
-    pub text: Option<String>,
-}
+/// Per-request work on a stream's events (the plugin chain's `on_chunk` filters and
+/// usage capture implement it). The relay hands it whole SSE events only, and calls
+/// [`StreamHooks::finish`] exactly once, however the stream ends.
+pub trait StreamHooks: Send + std::fmt::Debug {
+    /// Whole events in, what to send out; `Err` carries what to send before the stream
+    /// ends with the rejection's error event.
+    fn on_events(&mut self, aligned: &Bytes) -> Result<Bytes, Box<(Bytes, Rejection)>>;
 
-/// Per-request work on a stream's events.
-#[derive(Default)]
-pub struct StreamHooks {
-    /// `on_chunk` filters, in run order.
-    pub filters: Vec<ActiveFilter>,
-    /// Read `usage` from the events.
-    pub capture_usage: bool,
-    /// Leave out the usage-only chunk (the client did not ask for it).
-    pub strip_usage: bool,
-    /// Collect the assistant text.
-    pub collect_text: bool,
-    /// Called once when the stream ends, however it ends.
-    pub on_end: Option<Box<dyn FnOnce(StreamSummary) + Send>>,
-    /// Filled in as the stream goes.
-    pub summary: StreamSummary,
-}
+    /// The upstream ended cleanly: whatever the hooks held back, or a final rejection.
+    fn on_upstream_end(&mut self) -> Result<Bytes, Box<(Bytes, Rejection)>>;
 
-impl std::fmt::Debug for StreamHooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamHooks")
-            .field("filters", &self.filters)
-            .field("capture_usage", &self.capture_usage)
-            .field("strip_usage", &self.strip_usage)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StreamHooks {
-    fn finish(&mut self) {
-        if let Some(on_end) = self.on_end.take() {
-            on_end(std::mem::take(&mut self.summary));
-        }
-    }
-
-    /// Runs the hooks over whole events; `Err` carries what to send before ending.
-    /// When every event comes out as it went in (the usual case for reject filters and
-    /// usage capture), the aligned bytes are passed on without a copy.
-    fn process(&mut self, aligned: &Bytes) -> Result<Bytes, Box<(Bytes, Rejection)>> {
-        let mut parts: Vec<Bytes> = Vec::new();
-        let mut unchanged = true;
-        for event in split_events(aligned) {
-            if (self.capture_usage || self.collect_text)
-                && self.inspect(&event) == Some(true)
-                && self.strip_usage
-            {
-                unchanged = false;
-                continue;
-            }
-            let (ptr, len) = (event.as_ptr(), event.len());
-            match filter_event(&mut self.filters, event) {
-                FilterOutcome::Send(sent) => {
-                    unchanged &=
-                        matches!(sent.as_slice(), [one] if one.as_ptr() == ptr && one.len() == len);
-                    parts.extend(sent);
-                }
-                FilterOutcome::End(sent, rejection) => {
-                    parts.extend(sent);
-                    return Err(Box::new((join(&parts), rejection)));
-                }
-            }
-        }
-        Ok(if unchanged {
-            aligned.clone()
-        } else {
-            join(&parts)
-        })
-    }
-
-    /// Reads usage and text from one event; `Some(true)` for a usage-only chunk.
-    fn inspect(&mut self, event: &Bytes) -> Option<bool> {
-        let has_usage = contains(event, b"\"usage\"");
-        if !has_usage && !self.collect_text {
-            return None;
-        }
-        let data = switchyard_dialects::sse::single_data(event)?;
-        let v: serde_json::Value = serde_json::from_str(&data).ok()?;
-        if self.collect_text {
-            if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
-                self.summary
-                    .text
-                    .get_or_insert_with(String::new)
-                    .push_str(t);
-            }
-        }
-        let usage = Usage::from_json(&v);
-        if usage.is_some() {
-            self.summary.usage = usage;
-        }
-        let choices_empty = v["choices"].as_array().is_some_and(Vec::is_empty);
-        Some(usage.is_some() && choices_empty)
-    }
-}
-
-fn join(parts: &[Bytes]) -> Bytes {
-    match parts {
-        [one] => one.clone(),
-        _ => {
-            let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
-            parts.iter().for_each(|p| out.extend_from_slice(p));
-            out.freeze()
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    /// The stream is over (completed, failed, stopped or dropped by the client).
+    fn finish(&mut self);
 }
 
 #[derive(Debug)]
@@ -241,7 +152,7 @@ pub struct Relay {
     source: Source,
     /// `Some` for SSE: output is cut at event boundaries.
     aligner: Option<EventAligner>,
-    hooks: Option<Box<StreamHooks>>,
+    hooks: Option<Box<dyn StreamHooks>>,
     idle: Duration,
     last_data: Instant,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -301,9 +212,9 @@ impl Relay {
     }
 
     /// Installs per-request stream hooks (SSE only).
-    pub fn set_hooks(&mut self, hooks: StreamHooks) {
+    pub fn set_hooks(&mut self, hooks: Box<dyn StreamHooks>) {
         if self.is_sse() {
-            self.hooks = Some(Box::new(hooks));
+            self.hooks = Some(hooks);
         }
     }
 
@@ -375,7 +286,7 @@ impl Relay {
                         if let Some(aligned) = pushed {
                             match self.hooks.as_mut() {
                                 None => out = aligned,
-                                Some(hooks) => match hooks.process(&aligned) {
+                                Some(hooks) => match hooks.on_events(&aligned) {
                                     Ok(bytes) => out = bytes,
                                     Err(stopped) => {
                                         let (before, rejection) = *stopped;
@@ -403,17 +314,11 @@ impl Relay {
                     // it too), so nothing reaches the client unfiltered; what the filters
                     // held back goes out.
                     Some(hooks) => {
-                        match flush_filters(&mut hooks.filters) {
-                            FilterOutcome::Send(parts) => {
-                                for p in parts {
-                                    out = concat(out, p);
-                                }
-                            }
-                            FilterOutcome::End(parts, rejection) => {
-                                for p in parts {
-                                    out = concat(out, p);
-                                }
-                                return self.stop(out, &rejection);
+                        match hooks.on_upstream_end() {
+                            Ok(held) => out = concat(out, held),
+                            Err(stopped) => {
+                                let (held, rejection) = *stopped;
+                                return self.stop(concat(out, held), &rejection);
                             }
                         }
                         hooks.finish();

@@ -1,6 +1,7 @@
 //! Tests of the HTTP/1.1 client: body decoding, head parsing, the idle pool's
 //! bookkeeping, and (against a local server) when a request may be sent again.
 
+use super::idle::{IDLE_FOR, MAX_IDLE_PER_HOST};
 use super::wire::{Chunk, MAX_LINE, MAX_TRAILERS};
 use super::*;
 
@@ -73,7 +74,7 @@ fn heads_parse_with_their_headers_and_leave_the_body() {
 
 #[test]
 fn targets_come_from_urls() {
-    let t = Target::from_uri(
+    let t = Destination::from_uri(
         &"https://api.openai.com/v1/chat/completions?key=a"
             .parse()
             .unwrap(),
@@ -83,14 +84,14 @@ fn targets_come_from_urls() {
     assert!(t.key.tls);
     assert_eq!(t.path, "/v1/chat/completions?key=a");
     assert_eq!(t.host_header, "api.openai.com");
-    let t = Target::from_uri(&"http://127.0.0.1:8000/v1/models".parse().unwrap()).unwrap();
+    let t = Destination::from_uri(&"http://127.0.0.1:8000/v1/models".parse().unwrap()).unwrap();
     assert_eq!((t.key.port, t.key.tls), (8000, false));
     assert_eq!(t.host_header, "127.0.0.1:8000");
 }
 
 #[test]
 fn request_heads_carry_host_length_and_headers() {
-    let t = Target::from_uri(&"http://up:9/v1/x".parse().unwrap()).unwrap();
+    let t = Destination::from_uri(&"http://up:9/v1/x".parse().unwrap()).unwrap();
     let mut h = HeaderMap::new();
     h.insert("authorization", HeaderValue::from_static("Bearer k"));
     let head = encode_head(&t, h.iter(), Some(&Bytes::from_static(b"{}")));
@@ -284,8 +285,8 @@ impl TestServer {
         Self { port, seen }
     }
 
-    fn target(&self) -> Target {
-        Target::from_uri(
+    fn target(&self) -> Destination {
+        Destination::from_uri(
             &format!("http://127.0.0.1:{}/v1/x", self.port)
                 .parse()
                 .unwrap(),
@@ -365,7 +366,7 @@ async fn read_body(mut body: H1Body) -> Vec<u8> {
 const CONNECT: Duration = Duration::from_secs(2);
 
 /// A GET answered with keep-alive: its connection goes to the pool.
-async fn warm_up(client: &Arc<H1Client>, target: &Target) {
+async fn warm_up(client: &Arc<H1Client>, target: &Destination) {
     let resp = client
         .request(target, std::iter::empty(), None, CONNECT)
         .await

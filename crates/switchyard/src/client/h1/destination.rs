@@ -1,0 +1,148 @@
+//! [`Destination`]: where an upstream request goes — scheme, host and port (the
+//! connection pool's key), the trust its TLS uses, and the path — parsed once when a
+//! config is loaded, never per request.
+
+use http::{HeaderValue, Uri};
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
+use tokio_rustls::TlsConnector;
+
+/// Why a URL or a CA file cannot make a [`Destination`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationError {
+    /// Not an `http://` or `https://` URL with a valid host.
+    #[error("{0}")]
+    Url(&'static str),
+    /// The host is not a valid DNS name or IP address.
+    #[error("`{0}` is not a valid host name")]
+    Host(String),
+    /// The CA file holds no usable certificate.
+    #[error("{0}")]
+    Certificate(String),
+    /// rustls refused the configuration.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+/// Where requests go: scheme, host and port (the pool key), plus the path.
+#[derive(Clone)]
+pub struct Destination {
+    pub(super) key: ConnKey,
+    /// A connector with extra trusted roots (`ca_file`), instead of the default.
+    pub(super) tls: Option<TlsConnector>,
+    pub(super) server_name: ServerName<'static>,
+    pub(super) host_header: HeaderValue,
+    pub(super) path: String,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("key", &self.key)
+            .field("path", &"…")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct ConnKey {
+    pub(super) tls: bool,
+    pub(super) host: Arc<str>,
+    pub(super) port: u16,
+    /// 0 for the bundled roots, else an id of the extra roots (connections verified
+    /// against different trust are never shared).
+    pub(super) trust: u64,
+}
+
+impl Destination {
+    /// The request target sent on the wire: path and query (which may hold a key, so
+    /// `Debug` leaves it out).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Trusts the CA certificates in `pem` (beside the bundled roots) for this target.
+    pub fn trusting(mut self, pem: &[u8]) -> Result<Self, DestinationError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        use std::hash::{Hash, Hasher};
+        let mut roots = default_roots();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| {
+                DestinationError::Certificate(format!("not a PEM certificate: {e}"))
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| DestinationError::Certificate(format!("certificate rejected: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(DestinationError::Certificate(
+                "no certificate found".to_owned(),
+            ));
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        pem.hash(&mut h);
+        self.key.trust = h.finish() | 1;
+        self.tls = Some(connector(roots).map_err(DestinationError::Tls)?);
+        Ok(self)
+    }
+
+    /// From a full `http://` or `https://` URL (query included).
+    pub fn from_uri(uri: &Uri) -> Result<Self, DestinationError> {
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(DestinationError::Url(
+                    "the URL must start with http:// or https://",
+                ))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or(DestinationError::Url("the URL has no host"))?;
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(bare.to_owned())
+            .map_err(|_discarded| DestinationError::Host(host.to_owned()))?;
+        let host_header = match uri.port_u16() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        Ok(Self {
+            key: ConnKey {
+                tls,
+                host: Arc::from(bare),
+                port,
+                trust: 0,
+            },
+            tls: None,
+            server_name,
+            host_header: HeaderValue::from_str(&host_header)
+                .map_err(|_discarded| DestinationError::Host(host.to_owned()))?,
+            path: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        })
+    }
+}
+
+pub(super) fn default_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+pub(super) fn connector(roots: rustls::RootCertStore) -> Result<TlsConnector, String> {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}

@@ -1,0 +1,41 @@
+//! `GET /v1/models` and `GET /v1/models/{id}`: the catalogue's listing, OpenAI-shaped.
+//! An id that routes (an explicit route, an alias) but is not listed still answers.
+
+use super::respond::json_response;
+use crate::catalog::Listed;
+use crate::error::GatewayError;
+use crate::relay::ResponseBody;
+use crate::snapshot::Snapshot;
+use http::{Response, StatusCode};
+use serde_json::json;
+
+/// The whole listing (fetching lists never fetched yet, bounded by `fetch_timeout`).
+pub(super) async fn list(snap: &Snapshot) -> Response<ResponseBody> {
+    snap.catalog.refresh(&snap.upstreams.list, false).await;
+    let index = snap.catalog.index();
+    let data: Vec<_> = index.listing.iter().map(model_json).collect();
+    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+/// One model; `encoded_id` is the path segment as sent (percent-encoded, since ids
+/// like `upstream/model` contain a slash).
+pub(super) async fn get(
+    snap: &Snapshot,
+    encoded_id: &str,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let id = percent_encoding::percent_decode_str(encoded_id).decode_utf8_lossy();
+    snap.catalog.refresh(&snap.upstreams.list, false).await;
+    let index = snap.catalog.index();
+    match index.listing.iter().find(|m| m.id == id) {
+        Some(m) => Ok(json_response(StatusCode::OK, &model_json(m))),
+        None if snap.plan(&id).is_some() => Ok(json_response(
+            StatusCode::OK,
+            &json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"}),
+        )),
+        None => Err(GatewayError::UnknownModel(id.into_owned())),
+    }
+}
+
+fn model_json(m: &Listed) -> serde_json::Value {
+    json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by})
+}

@@ -1,0 +1,390 @@
+//! [`Upstreams::send`]: one attempt per [`Candidate`] of the plan, bounded by
+//! `routing.max_attempts`. Every attempt failure is an [`AttemptError`] that says what
+//! happened; the loop asks it whether to move on to the next candidate (while nothing
+//! has reached the client, every kind may) and reports the outcome to the target's
+//! health. A response that starts is relayed as it arrives.
+
+use super::{Upstream, Upstreams};
+use crate::client::h1::{H1Error, H1Response};
+use crate::endpoint::Endpoint;
+use crate::error::{FailureKind, GatewayError};
+use crate::relay::{Relay, ResponseBody, StreamGuard};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_config::Auth;
+use switchyard_dialects::mock::{other_reply, MockReply};
+use switchyard_dialects::{rewrite_model, Peek};
+use tokio::time::Instant;
+
+/// One planned target: an upstream and the model name it knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Index into [`Upstreams::list`].
+    pub upstream: usize,
+    /// Model name sent upstream.
+    pub model: String,
+}
+
+/// A request as it will be sent to each candidate.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The peeked body (model, stream, raw bytes).
+    pub peek: &'a Peek<'a>,
+    /// The body, forwarded as is when the model name does not change.
+    pub body: &'a Bytes,
+    /// The client's `Authorization`, for `passthrough` upstreams.
+    pub client_auth: Option<&'a HeaderValue>,
+    /// Propagated as `x-request-id`.
+    pub request_id: &'a HeaderValue,
+    /// Added by plugins (`user_headers`…).
+    pub extra_headers: &'a [(HeaderName, HeaderValue)],
+}
+
+/// Why one attempt produced nothing to relay.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// No connection (refused, DNS, TLS, connect timeout): the upstream never saw it.
+    #[error(transparent)]
+    Connect(H1Error),
+    /// The request went out, then the exchange failed before a response head.
+    #[error(transparent)]
+    Exchange(H1Error),
+    /// No response head within `first_byte_timeout`.
+    #[error("no response within {0:?}")]
+    FirstByteTimeout(Duration),
+    /// The upstream answered 429 (with how long it asked us to wait, if it said).
+    #[error("answered {}", StatusCode::TOO_MANY_REQUESTS)]
+    RateLimited(Option<Duration>),
+    /// The upstream answered 5xx.
+    #[error("answered {0}")]
+    ServerError(StatusCode),
+}
+
+impl AttemptError {
+    fn from_h1(e: H1Error) -> Self {
+        if e.is_connect() {
+            Self::Connect(e)
+        } else {
+            Self::Exchange(e)
+        }
+    }
+
+    /// Whether the next candidate may be tried. Every kind may, because nothing has
+    /// reached the client yet: connect failures never reached the upstream; 429 and 5xx
+    /// are answers asking to go elsewhere; a timeout or a broken exchange leaves this
+    /// upstream's outcome unknown, and another upstream is a separate system.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect(_)
+            | Self::Exchange(_)
+            | Self::FirstByteTimeout(_)
+            | Self::RateLimited(_)
+            | Self::ServerError(_) => true,
+        }
+    }
+
+    /// Whether it was a timeout (connecting, or waiting for the head).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::Connect(e) | Self::Exchange(e) => e.is_timeout(),
+            Self::FirstByteTimeout(_) => true,
+            Self::RateLimited(_) | Self::ServerError(_) => false,
+        }
+    }
+
+    /// A low-cardinality name of the outcome, for logs and metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            _ if self.is_timeout() => "timeout",
+            Self::Connect(_) => "connect_error",
+            Self::Exchange(_) => "exchange_error",
+            Self::FirstByteTimeout(_) => "timeout",
+            Self::RateLimited(_) => "status_429",
+            Self::ServerError(_) => "status_5xx",
+        }
+    }
+}
+
+/// The failed attempts of one request, in order.
+#[derive(Debug, Default)]
+struct Failures(Vec<(Arc<str>, AttemptError)>);
+
+impl Failures {
+    fn into_error(self) -> GatewayError {
+        let n = self.0.len();
+        let rate_limited = self
+            .0
+            .iter()
+            .filter(|(_, e)| matches!(e, AttemptError::RateLimited(_)))
+            .count();
+        let timeouts = self.0.iter().filter(|(_, e)| e.is_timeout()).count();
+        let retry_after = self
+            .0
+            .iter()
+            .filter_map(|(_, e)| match e {
+                AttemptError::RateLimited(after) => *after,
+                _ => None,
+            })
+            .min();
+        let tried = self.0.into_iter().map(|(name, _)| name).collect();
+        if n > 0 && rate_limited == n {
+            return GatewayError::RateLimited { tried, retry_after };
+        }
+        let kind = if n == 0 {
+            FailureKind::Unavailable
+        } else if timeouts == n {
+            FailureKind::Timeout
+        } else {
+            FailureKind::BadGateway
+        };
+        GatewayError::UpstreamsFailed { kind, tried }
+    }
+}
+
+impl Upstreams {
+    /// Tries the plan's candidates in order until one answers with something to relay.
+    /// Candidates in cool-down are skipped, unless every one is (then all are tried).
+    pub async fn send(
+        &self,
+        plan: &[Candidate],
+        out: &Outgoing<'_>,
+    ) -> Result<Response<ResponseBody>, GatewayError> {
+        let mut guard = if out.peek.stream {
+            Some(
+                self.streams
+                    .acquire()
+                    .ok_or(GatewayError::Overloaded(self.streams.max))?,
+            )
+        } else {
+            None
+        };
+        let routing = &self.routing;
+        let mut failures = Failures::default();
+        let now = Instant::now();
+        let any_available = plan
+            .iter()
+            .any(|c| self.list[c.upstream].health.is_available(now));
+        for candidate in plan {
+            if failures.0.len() >= routing.max_attempts as usize {
+                break;
+            }
+            let up = &self.list[candidate.upstream];
+            if any_available && !up.health.is_available(now) {
+                continue;
+            }
+            let error = match attempt(up, candidate, out).await {
+                Ok(Some(resp)) => {
+                    up.health.record_success();
+                    return Ok(relay(resp, up, guard.take()));
+                }
+                Ok(None) => return Ok(mock_response(out, &candidate.model, &up.name)),
+                Err(e) => e,
+            };
+            let cooled = up.health.record_failure(
+                routing.failures_before_cooldown,
+                routing.cooldown,
+                Instant::now(),
+            );
+            tracing::warn!(
+                request_id = ?out.request_id,
+                upstream = %up.name,
+                model = %candidate.model,
+                outcome = error.outcome(),
+                reason = %error,
+                cooldown = cooled,
+                "upstream attempt failed"
+            );
+            let retryable = error.is_retryable();
+            failures.0.push((up.name.clone(), error));
+            if !retryable {
+                break;
+            }
+        }
+        Err(failures.into_error())
+    }
+}
+
+/// One attempt at one candidate: the response to relay, `None` for the in-process mock
+/// (answered by the caller), or why there is nothing to relay.
+async fn attempt(
+    up: &Upstream,
+    candidate: &Candidate,
+    out: &Outgoing<'_>,
+) -> Result<Option<H1Response>, AttemptError> {
+    let Some(client) = &up.client else {
+        return Ok(None);
+    };
+    let body = if candidate.model == out.peek.model {
+        out.body.clone()
+    } else {
+        rewrite_model(out.peek, &candidate.model)
+    };
+    let fixed = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (
+            header::ACCEPT,
+            HeaderValue::from_static(if out.peek.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        ),
+        (
+            HeaderName::from_static("x-request-id"),
+            out.request_id.clone(),
+        ),
+    ];
+    let sent = client.request(
+        up.destination(out.endpoint),
+        request_headers(up, out, &fixed),
+        Some(&body),
+        up.config.connect_timeout,
+    );
+    let resp = match tokio::time::timeout(up.config.first_byte_timeout, sent).await {
+        Err(_elapsed) => return Err(AttemptError::FirstByteTimeout(up.config.first_byte_timeout)),
+        Ok(Err(e)) => return Err(AttemptError::from_h1(e)),
+        Ok(Ok(resp)) => resp,
+    };
+    if resp.status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(AttemptError::RateLimited(retry_after(&resp.headers)));
+    }
+    if resp.status.is_server_error() {
+        return Err(AttemptError::ServerError(resp.status));
+    }
+    Ok(Some(resp))
+}
+
+/// The headers of an upstream request: the upstream's own (auth, extras), the JSON
+/// content type, what the client accepts, the request id, plugin headers, and the
+/// client's `Authorization` for bring-your-own-key upstreams.
+fn request_headers<'a>(
+    up: &'a Upstream,
+    out: &'a Outgoing<'_>,
+    fixed: &'a [(HeaderName, HeaderValue); 3],
+) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> {
+    let passthrough = match up.config.auth {
+        Auth::Passthrough => out.client_auth.map(|v| (&header::AUTHORIZATION, v)),
+        _ => None,
+    };
+    up.headers
+        .iter()
+        .chain(fixed.iter().map(|(n, v)| (n, v)))
+        .chain(out.extra_headers.iter().map(|(n, v)| (n, v)))
+        .chain(passthrough)
+}
+
+/// Hop-by-hop headers are not relayed.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
+fn relay(resp: H1Response, up: &Upstream, guard: Option<StreamGuard>) -> Response<ResponseBody> {
+    let H1Response {
+        status,
+        mut headers,
+        body,
+    } = resp;
+    let sse = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    if sse || chunked {
+        // Chunked framing wins over a stray Content-Length; SSE events are re-cut and
+        // may be added to (error events), so the length can change.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let body = Relay::upstream(
+        body,
+        sse,
+        up.config.idle_timeout,
+        up.name.clone(),
+        guard.filter(|_| sse),
+    );
+    let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+fn mock_response(out: &Outgoing<'_>, model: &str, name: &Arc<str>) -> Response<ResponseBody> {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let id = format!("chatcmpl-{}", out.request_id.to_str().unwrap_or("mock"));
+    let (body, content_type) = match out.endpoint {
+        Endpoint::Chat => {
+            let reply = MockReply::for_chat(out.body, model, id, created);
+            if out.peek.stream {
+                (
+                    ResponseBody::Relay(Box::new(Relay::events(reply.to_events(), name.clone()))),
+                    "text/event-stream",
+                )
+            } else {
+                (ResponseBody::full(reply.to_json()), "application/json")
+            }
+        }
+        Endpoint::Completions => (
+            ResponseBody::full(other_reply("completions", out.body, model, created)),
+            "application/json",
+        ),
+        Endpoint::Embeddings => (
+            ResponseBody::full(other_reply("embeddings", out.body, model, created)),
+            "application/json",
+        ),
+    };
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// Longest `Retry-After` believed from an upstream.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// OpenAI's `retry-after-ms`, else `Retry-After` in seconds or as an HTTP date; capped
+/// at a day.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let number = |name: &str| {
+        text(name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    let secs = match number("retry-after-ms") {
+        Some(ms) => ms / 1000.0,
+        None => match number("retry-after") {
+            Some(secs) => secs,
+            None => {
+                let date = httpdate::parse_http_date(text("retry-after")?).ok()?;
+                let wait = date.duration_since(SystemTime::now()).unwrap_or_default();
+                return Some(wait.min(MAX_RETRY_AFTER));
+            }
+        },
+    };
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
+}
+
+#[cfg(test)]
+mod tests;
