@@ -1,6 +1,14 @@
 //! Server-sent-events framing: cutting a byte stream at event boundaries, and reading
 //! the `data` of each event. Accepts every legal framing (LF, CRLF or CR line ends,
 //! `data:` with or without a space, comments, keep-alives). Knows nothing of sockets.
+//!
+//! Why hand-written rather than an SSE crate: the gateway's job here is different from
+//! event parsing. It must forward the upstream's bytes untouched (no re-encoding of
+//! `data`, ids or comments), cut them only at event boundaries so that a client never
+//! sees half an event, and do it without copying when chunks already align — SSE parser
+//! crates (`eventsource-stream` and the like) decode into owned events and re-serialise
+//! them. The re-cutter is small, scans each byte once, and has a property test over
+//! arbitrary chunkings (`any_chunking_of_mixed_line_ends_cuts_like_the_whole_buffer_rescan`).
 
 use bytes::{Bytes, BytesMut};
 

@@ -3,6 +3,11 @@
 //! a top-level file) only modules of lower layers. A new module must be given a layer
 //! here, and an import that climbs fails this test with the file and line.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code outside #[test] fns: an unreadable source tree must fail loudly"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +34,12 @@ fn layer_of(module: &str) -> Option<usize> {
 /// The top-level module a source file belongs to (`src/upstream/send.rs` → `upstream`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
@@ -160,8 +170,14 @@ fn the_checker_catches_a_lower_layer_importing_a_higher_one() {
     let src = dir.join("src");
     std::fs::create_dir_all(src.join("upstream")).unwrap();
     let files = BTreeMap::from([
-        ("lib.rs", "pub mod error;\npub mod upstream;\npub mod snapshot;\n"),
-        ("error.rs", "// crate::snapshot in a comment does not count\n"),
+        (
+            "lib.rs",
+            "pub mod error;\npub mod upstream;\npub mod snapshot;\n",
+        ),
+        (
+            "error.rs",
+            "// crate::snapshot in a comment does not count\n",
+        ),
         ("snapshot.rs", "use crate::upstream::Upstreams;\n"),
         (
             "upstream/mod.rs",

@@ -176,7 +176,7 @@ impl H1Client {
     /// A client trusting the bundled webpki roots.
     pub fn new() -> Result<Arc<Self>, DestinationError> {
         Ok(Arc::new(Self {
-            tls: connector(default_roots()).map_err(DestinationError::Tls)?,
+            tls: connector(default_roots())?,
         }))
     }
 
@@ -229,7 +229,7 @@ impl H1Client {
         let connect = async {
             let tcp = TcpStream::connect((&*key.host, key.port))
                 .await
-                .map_err(|e| H1Error::Connect(e))?;
+                .map_err(H1Error::Connect)?;
             tcp.set_nodelay(true).map_err(H1Error::Connect)?;
             let io = if key.tls {
                 let tls = target

@@ -85,7 +85,7 @@ impl Destination {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         pem.hash(&mut h);
         self.key.trust = h.finish() | 1;
-        self.tls = Some(connector(roots).map_err(DestinationError::Tls)?);
+        self.tls = Some(connector(roots)?);
         Ok(self)
     }
 
@@ -135,12 +135,12 @@ pub(super) fn default_roots() -> rustls::RootCertStore {
     }
 }
 
-pub(super) fn connector(roots: rustls::RootCertStore) -> Result<TlsConnector, String> {
+pub(super) fn connector(roots: rustls::RootCertStore) -> Result<TlsConnector, DestinationError> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup failed: {e}"))?
+    .map_err(|e| DestinationError::Tls(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
