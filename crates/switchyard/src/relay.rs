@@ -407,6 +407,9 @@ fn concat(a: Bytes, b: Bytes) -> Bytes {
     if a.is_empty() {
         return b;
     }
+    if b.is_empty() {
+        return a;
+    }
     let mut m = BytesMut::with_capacity(a.len() + b.len());
     m.extend_from_slice(&a);
     m.extend_from_slice(&b);
