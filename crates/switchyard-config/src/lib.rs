@@ -2,9 +2,10 @@
 //!
 //! Pipeline: YAML text → `serde_yaml::Value` → `${ENV}` expansion over every string
 //! (`env`) → each section typed with unknown keys denied (`raw`) → defaults, units and
-//! cross-references resolved (`resolve`) → [`Config`] (`resolved`). Every problem is
+//! cross-references resolved (`resolve`, durations by `duration`) → [`Config`] (`resolved`). Every problem is
 //! collected with its YAML path; [`parse`] is pure, [`load`] reads the file.
 
+mod duration;
 mod env;
 mod error;
 mod raw;
@@ -12,9 +13,9 @@ mod resolve;
 mod resolved;
 mod secret;
 
+pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};
-pub use resolve::{parse_duration, parse_duration_str, MAX_DURATION};
 pub use resolved::*;
 pub use secret::Secret;
 

@@ -2,6 +2,7 @@
 //! is reported), fills defaults, parses durations, URLs and globs, and checks
 //! cross-references. Pure: the environment arrives already expanded.
 
+use crate::duration::parse_duration;
 use crate::error::{join, ConfigError};
 use crate::raw;
 use crate::resolved::*;
@@ -582,68 +583,21 @@ fn duration_or(
     let Some(value) = value else {
         return Some(default);
     };
-    match parse_duration(&value) {
-        Ok(d) if !d.is_zero() => Some(d),
-        Ok(_) => {
-            errors.push(ConfigError::new(path, "must be greater than 0"));
-            None
-        }
-        Err(msg) => {
-            errors.push(ConfigError::new(path, msg));
-            None
-        }
-    }
+    duration_text(&value)
+        .and_then(|text| parse_duration(&text))
+        .map_err(|msg| errors.push(ConfigError::new(path, msg)))
+        .ok()
 }
 
-/// A duration written as text: `250ms`, `5s`, `1m`, `2h`, or a number of seconds.
-pub fn parse_duration_str(text: &str) -> Result<Duration, String> {
-    parse_duration(&Value::String(text.to_owned()))
-}
-
-/// Longest duration accepted anywhere in the config.
-pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// `250ms`, `5s`, `1m`, `2h`, or a bare number of seconds; at most 30 days.
-pub fn parse_duration(value: &Value) -> Result<Duration, String> {
-    let text = value.as_str().map(str::trim).unwrap_or_default();
-    let bad = || {
-        format!(
-            "`{}` is not a duration like 250ms, 5s, 1m or 2h",
-            text_of(value)
-        )
-    };
-    let secs = if let Some(n) = value.as_f64() {
-        n
-    } else {
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (num, unit) = text.split_at(split);
-        let n: f64 = num.parse().map_err(|_discarded| bad())?;
-        let scale = match unit.trim() {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        n * scale
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(bad());
-    }
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if d <= MAX_DURATION => Ok(d),
-        _ => Err(format!("`{}` is longer than 30 days", text_of(value))),
-    }
-}
-
-fn text_of(value: &Value) -> String {
+/// The text of a duration as written: a string as it is (already `${ENV}`-expanded), a
+/// YAML number as its decimal form, so both reach the one parser.
+fn duration_text(value: &Value) -> Result<String, String> {
     match value {
-        Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Tagged(t) => duration_text(&t.value),
+        Value::Null | Value::Bool(_) | Value::Sequence(_) | Value::Mapping(_) => {
+            Err("is not a duration like 250ms, 5s, 1m or 2h".to_owned())
+        }
     }
 }

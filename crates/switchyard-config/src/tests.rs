@@ -160,20 +160,66 @@ fn route_targets_default_model_and_weight() {
     assert_eq!(c.routes[0].strategy, Strategy::Weighted);
 }
 
+fn one_upstream_with(field: &str) -> String {
+    format!("upstreams:\n  - name: a\n    base_url: 'http://x'\n    {field}\n")
+}
+
 #[test]
-fn durations_accept_units_and_bare_seconds() {
-    let d = |s: &str| parse_duration(&serde_yaml::Value::String(s.into()));
-    assert_eq!(d("250ms").unwrap(), Duration::from_millis(250));
-    assert_eq!(d("1m").unwrap(), Duration::from_secs(60));
-    assert_eq!(d("1.5s").unwrap(), Duration::from_millis(1500));
+fn a_yaml_number_duration_is_seconds() {
+    let c = parse(&one_upstream_with("first_byte_timeout: 7"), &no_env).unwrap();
+    assert_eq!(c.upstreams[0].first_byte_timeout, Duration::from_secs(7));
+}
+
+#[test]
+fn a_yaml_decimal_duration_is_fractional_seconds() {
+    let c = parse(&one_upstream_with("first_byte_timeout: 1.5"), &no_env).unwrap();
     assert_eq!(
-        parse_duration(&serde_yaml::Value::from(7)).unwrap(),
-        Duration::from_secs(7)
+        c.upstreams[0].first_byte_timeout,
+        Duration::from_millis(1500)
     );
-    assert!(d("5 parsecs").is_err());
-    assert!(d("1e30s").is_err());
-    assert!(d("9999999h").is_err());
-    assert!(parse_duration(&serde_yaml::Value::from(-1)).is_err());
+}
+
+#[test]
+fn a_quoted_bare_number_duration_is_seconds() {
+    let c = parse(&one_upstream_with("first_byte_timeout: \"30\""), &no_env).unwrap();
+    assert_eq!(c.upstreams[0].first_byte_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn a_duration_from_an_environment_variable_is_expanded_before_parsing() {
+    let yaml = one_upstream_with("connect_timeout: ${CONNECT_TIMEOUT}");
+    let c = parse(&yaml, &|n| (n == "CONNECT_TIMEOUT").then(|| "5s".into())).unwrap();
+    assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn an_environment_variable_holding_bare_seconds_is_a_duration() {
+    let yaml = one_upstream_with("connect_timeout: ${CONNECT_TIMEOUT}");
+    let c = parse(&yaml, &|n| (n == "CONNECT_TIMEOUT").then(|| "2".into())).unwrap();
+    assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn a_plugin_timeout_accepts_a_compound_quoted_duration() {
+    let c = parse(
+        "upstreams: [{name: m, dialect: mock}]\nplugins: [{name: http, timeout: '1m 30s'}]",
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(c.plugins[0].timeout, Duration::from_secs(90));
+}
+
+#[test]
+fn a_zero_duration_is_rejected_with_its_path() {
+    let e = errors(&one_upstream_with("idle_timeout: 0"));
+    assert_eq!(e[0].path, "upstreams[0].idle_timeout");
+    assert!(e[0].message.contains("greater than 0"), "{}", e[0]);
+}
+
+#[test]
+fn a_duration_that_is_not_text_or_a_number_is_rejected() {
+    let e = errors(&one_upstream_with("idle_timeout: [5s]"));
+    assert_eq!(e[0].path, "upstreams[0].idle_timeout");
 }
 
 #[test]

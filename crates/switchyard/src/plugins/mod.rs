@@ -458,13 +458,8 @@ pub fn de_duration<'de, D: serde::Deserializer<'de>>(
     use serde::Deserialize;
     let v = Value::deserialize(d)?;
     let parsed = match &v {
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
-            .filter(|d| *d <= switchyard_config::MAX_DURATION)
-            .ok_or_else(|| format!("`{n}` is not a duration of at most 30 days")),
-        Value::String(s) => switchyard_config::parse_duration_str(s),
+        Value::Number(n) => switchyard_config::parse_duration(&n.to_string()),
+        Value::String(s) => switchyard_config::parse_duration(s),
         other => Err(format!(
             "`{other}` is not a duration like 250ms, 5s, 1m or 2h"
         )),
