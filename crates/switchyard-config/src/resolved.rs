@@ -309,12 +309,17 @@ pub enum Strategy {
     Weighted,
 }
 
-/// A `*`-wildcard pattern over model ids.
+/// A `*`-wildcard pattern over model ids (upstream `include`/`exclude`, plugin `models`).
+///
+/// Only `*` is special: it matches any run of characters, including none, and the
+/// pattern must match the whole id. Every other character, `?`, `[` and `\` included,
+/// matches only itself, and matching is case-sensitive. That covers model-family filters
+/// (`gpt-4o*`, `*-preview`, `claude-*-sonnet*`) without a glob library.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob(String);
 
 impl Glob {
-    /// Builds a glob; `*` matches any run of characters.
+    /// Builds a glob; `*` matches any run of characters, nothing else is special.
     pub fn new(pattern: impl Into<String>) -> Self {
         Self(pattern.into())
     }

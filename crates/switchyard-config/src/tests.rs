@@ -233,6 +233,26 @@ fn globs_and_model_kinds_filter() {
 }
 
 #[test]
+fn a_glob_star_matches_any_run_including_none() {
+    let g = Glob::new("*-preview");
+    assert!(g.matches("gpt-4o-preview"));
+    assert!(g.matches("-preview"));
+    assert!(!g.matches("gpt-4o-preview-2"));
+}
+
+#[test]
+fn a_glob_treats_question_mark_and_brackets_as_literals() {
+    assert!(Glob::new("o?-mini").matches("o?-mini"));
+    assert!(!Glob::new("o?-mini").matches("o1-mini"));
+    assert!(!Glob::new("o[13]-mini").matches("o1-mini"));
+}
+
+#[test]
+fn a_glob_is_case_sensitive() {
+    assert!(!Glob::new("GPT-*").matches("gpt-4o"));
+}
+
+#[test]
 fn not_yaml_is_one_clear_error() {
     let e = errors("upstreams: [");
     assert_eq!(e.len(), 1);
