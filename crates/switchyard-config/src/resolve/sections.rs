@@ -1,0 +1,112 @@
+//! The three single-entry sections: `server`, `catalogue` and `routing`. Each field gets
+//! its default and its own check; nothing here looks at other sections.
+
+use super::duration_or;
+use crate::error::ConfigError;
+use crate::raw;
+use crate::resolved::*;
+use std::time::Duration;
+
+pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Option<Server> {
+    let listen = s.listen.as_deref().unwrap_or("0.0.0.0:8080");
+    let listen = listen
+        .parse()
+        .map_err(|_discarded| {
+            errors.push(ConfigError::new(
+                "server.listen",
+                format!("`{listen}` is not an address like 0.0.0.0:8080"),
+            ))
+        })
+        .ok();
+    let max_body_bytes = s.max_body_bytes.unwrap_or(10 * 1024 * 1024);
+    if max_body_bytes == 0 {
+        errors.push(ConfigError::new(
+            "server.max_body_bytes",
+            "must be greater than 0",
+        ));
+    }
+    let log_format = match s.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            errors.push(ConfigError::new(
+                "server.log_format",
+                format!("unknown log format `{other}` (expected text or json)"),
+            ));
+            LogFormat::Text
+        }
+    };
+    Some(Server {
+        listen: listen?,
+        max_body_bytes,
+        max_concurrent_streams: s.max_concurrent_streams.unwrap_or(10_000),
+        log_format,
+        workers: s.workers.unwrap_or(0),
+        tls: s.tls.map(|t| ServerTls {
+            cert_file: t.cert_file.into(),
+            key_file: t.key_file.into(),
+        }),
+    })
+}
+
+pub(super) fn catalogue(s: raw::CatalogueSpec, errors: &mut Vec<ConfigError>) -> Option<Catalogue> {
+    let ttl = duration_or(s.ttl, "catalogue.ttl", Duration::from_secs(300), errors);
+    let fetch_timeout = duration_or(
+        s.fetch_timeout,
+        "catalogue.fetch_timeout",
+        Duration::from_secs(3),
+        errors,
+    );
+    let hide = match s.hide {
+        None => ModelKind::ALL.iter().map(|(k, _)| *k).collect(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let found = ModelKind::ALL.iter().find(|(_, name)| name == n);
+                if found.is_none() {
+                    errors.push(ConfigError::new(
+                        format!("catalogue.hide[{i}]"),
+                        format!(
+                            "unknown model kind `{n}` (expected one of: embedding, tts, speech, image, moderation)"
+                        ),
+                    ));
+                }
+                found.map(|(k, _)| *k)
+            })
+            .collect(),
+    };
+    Some(Catalogue {
+        ttl: ttl?,
+        fetch_timeout: fetch_timeout?,
+        hide,
+    })
+}
+
+pub(super) fn routing(s: raw::RoutingSpec, errors: &mut Vec<ConfigError>) -> Option<Routing> {
+    let max_attempts = s.max_attempts.unwrap_or(4);
+    if max_attempts == 0 {
+        errors.push(ConfigError::new(
+            "routing.max_attempts",
+            "must be at least 1",
+        ));
+    }
+    let cooldown = duration_or(
+        s.cooldown,
+        "routing.cooldown",
+        Duration::from_secs(30),
+        errors,
+    );
+    let failures_before_cooldown = s.failures_before_cooldown.unwrap_or(3);
+    if failures_before_cooldown == 0 {
+        errors.push(ConfigError::new(
+            "routing.failures_before_cooldown",
+            "must be at least 1",
+        ));
+    }
+    Some(Routing {
+        max_attempts,
+        cooldown: cooldown?,
+        failures_before_cooldown,
+    })
+}
