@@ -109,7 +109,7 @@ pub(crate) enum AuthSpec {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteSpec {
     pub model: String,
-    pub targets: Vec<TargetSpec>,
+    pub targets: Vec<RouteTargetSpec>,
     pub strategy: Option<String>,
     #[serde(default)]
     pub fallbacks: Vec<String>,
@@ -117,7 +117,7 @@ pub(crate) struct RouteSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TargetSpec {
+pub(crate) struct RouteTargetSpec {
     pub upstream: String,
     pub model: Option<String>,
     pub weight: Option<u32>,

@@ -282,16 +282,17 @@ pub struct Route {
     /// The name clients send as `model`.
     pub model: String,
     /// Where it can be served.
-    pub targets: Vec<Target>,
+    pub targets: Vec<RouteTarget>,
     /// How a target is picked.
     pub strategy: Strategy,
     /// Models tried, in order, after every target failed.
     pub fallbacks: Vec<String>,
 }
 
-/// One place a route can be served.
+/// One place a route can be served: an upstream, the model name sent there, and its
+/// share. (Named apart from the daemon's connection-level `h1::Target`.)
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct RouteTarget {
     /// Index into [`Config::upstreams`].
     pub upstream: usize,
     /// Model name sent upstream.

@@ -73,7 +73,7 @@ fn route(
         if weight == 0 {
             errors.push(ConfigError::new(join(&at, "weight"), "must be at least 1"));
         }
-        targets.push(Target {
+        targets.push(RouteTarget {
             upstream: index,
             model: t.model.unwrap_or_else(|| s.model.clone()),
             weight,
