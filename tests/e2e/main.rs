@@ -19,6 +19,7 @@ mod catalogue;
 mod chat;
 mod cli;
 mod failover;
+mod metrics;
 mod plugins;
 mod python_sdk;
 mod streaming;

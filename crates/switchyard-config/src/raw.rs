@@ -25,6 +25,23 @@ pub(crate) struct Top {
     pub keys: Vec<Value>,
     #[serde(default)]
     pub plugins: Vec<Value>,
+    #[serde(default)]
+    pub metrics: Option<Value>,
+    #[serde(default)]
+    pub log: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsSpec {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSpec {
+    pub access: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,9 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
     let routes = route::routes(top.routes, &upstreams, errors);
     let keys = key::keys(top.keys, errors);
     let plugins = plugin::plugins(top.plugins, &keys, errors);
+    let metrics = section::<raw::MetricsSpec>(top.metrics, "metrics", errors)
+        .and_then(|s| sections::metrics(s, errors));
+    let log = section::<raw::LogSpec>(top.log, "log", errors).map(sections::log);
 
     if !errors.is_empty() {
         return None;
@@ -63,6 +66,8 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
         routes,
         keys,
         plugins,
+        metrics: metrics?,
+        log: log?,
     })
 }
 

@@ -25,6 +25,27 @@ pub struct Config {
     pub keys: Vec<ClientKey>,
     /// The plugin chain as written (plugin-specific `config` is checked by the daemon).
     pub plugins: Vec<PluginSpec>,
+    /// The Prometheus listener.
+    pub metrics: Metrics,
+    /// Logging beyond the format (`server.log_format`).
+    pub log: Log,
+}
+
+/// The Prometheus metrics listener: `GET /metrics` on an address of its own, without
+/// client keys, so a scraper can reach it while the data plane stays key-protected.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Serve metrics at all (default true).
+    pub enabled: bool,
+    /// Address to bind (default `0.0.0.0:9464`).
+    pub listen: SocketAddr,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// One access-log line per request (default true).
+    pub access: bool,
 }
 
 /// A client API key and the identity it carries.

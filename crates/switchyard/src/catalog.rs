@@ -6,6 +6,7 @@
 //! after a short back-off. Readers see an immutable [`Index`] swapped in whole.
 
 use crate::client::h1::H1Error;
+use crate::metrics::metrics;
 use crate::upstream::balance::Balancer;
 use crate::upstream::Upstream;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -65,6 +66,8 @@ pub struct Catalog {
     fresh: moka::future::Cache<usize, Arc<Vec<String>>>,
     fetched: Vec<ArcSwapOption<Vec<String>>>,
     retry_at: Vec<Mutex<Option<Instant>>>,
+    /// When each upstream's list was last fetched.
+    fetched_at: Vec<Mutex<Option<Instant>>>,
     /// Bumped after every change to `fetched`.
     generation: AtomicU64,
     /// Serialises rebuilds so an older view never replaces a newer one.
@@ -100,6 +103,7 @@ impl Catalog {
                 .build(),
             fetched: ups.iter().map(|_| ArcSwapOption::empty()).collect(),
             retry_at: ups.iter().map(|_| Mutex::new(None)).collect(),
+            fetched_at: ups.iter().map(|_| Mutex::new(None)).collect(),
             generation: AtomicU64::new(1),
             rebuilding: Mutex::new(()),
             index: ArcSwap::default(),
@@ -111,6 +115,18 @@ impl Catalog {
     /// The current view.
     pub fn index(&self) -> Arc<Index> {
         self.index.load_full()
+    }
+
+    /// Per upstream: how long ago its list was fetched (`None`: static, or never).
+    pub fn list_ages(&self) -> impl Iterator<Item = (&Arc<str>, Option<Duration>)> {
+        let now = Instant::now();
+        self.names
+            .iter()
+            .zip(&self.fetched_at)
+            .map(move |(name, at)| {
+                let at = at.lock().ok().and_then(|at| *at);
+                (name, at.map(|t| now.saturating_duration_since(t)))
+            })
     }
 
     /// How often the background task refreshes.
@@ -157,10 +173,18 @@ impl Catalog {
                 // Published before the entry counts as fresh, so a reader that sees
                 // it fresh also sees the list.
                 self.fetched[i].store(Some(list.clone()));
+                if let Ok(mut at) = self.fetched_at[i].lock() {
+                    *at = Some(Instant::now());
+                }
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 Ok::<_, FetchError>(list)
             })
             .await;
+        let outcome = if fetched.is_ok() { "ok" } else { "error" };
+        metrics()
+            .catalog_refreshes
+            .with_label_values(&[&up.name, outcome])
+            .inc();
         if let Err(e) = fetched {
             tracing::warn!(upstream = %up.name, error = %e, "model list fetch failed; serving the last known list");
             if let Ok(mut at) = self.retry_at[i].lock() {

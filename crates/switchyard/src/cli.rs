@@ -2,11 +2,13 @@
 //! and maps every failure to a one-line message and an exit code (64 for a bad config
 //! or usage, 1 for runtime failures). Printing to stdout is this module's job.
 
+use crate::log_writer::LogWriter;
 use crate::{build_snapshot, Gateway};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use switchyard_config::{Config, LogFormat};
 
 /// `EX_USAGE`: bad arguments or config.
@@ -39,6 +41,9 @@ enum Command {
         /// Listen address, overriding `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Metrics listen address, overriding `metrics.listen`.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
     Check {
@@ -62,12 +67,23 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config, listen } => {
-            let Some(config) = load_one_line(&config) else {
+        Command::Serve {
+            config,
+            listen,
+            metrics_listen,
+        } => {
+            let Some(mut config) = load_one_line(&config) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            init_logging(config.server.log_format);
-            serve(config, listen)
+            if let Some(addr) = metrics_listen {
+                config.metrics.listen = addr;
+            }
+            let writer = init_logging(config.server.log_format);
+            let code = serve(config, listen);
+            if let Some(writer) = writer {
+                writer.flush(Duration::from_secs(2));
+            }
+            code
         }
         Command::Models { config, json } => {
             let Some(config) = load_one_line(&config) else {
@@ -153,7 +169,10 @@ fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     if let Some(addr) = gateway.local_addr() {
-        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "switchyard listening");
+        let metrics = gateway
+            .metrics_addr()
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(%addr, %metrics, version = env!("CARGO_PKG_VERSION"), "switchyard listening");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(gateway.workers())
@@ -216,17 +235,28 @@ async fn models(config: Config, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through the non-blocking writer (a slow stderr drops lines, never
+/// requests); returns the writer so the last lines can be flushed before exit.
+fn init_logging(format: LogFormat) -> Option<LogWriter> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = match LogWriter::spawn(std::io::stderr()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: cannot start the log writer: {e}");
+            return None;
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer.clone());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    Some(writer)
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,7 @@
 //!
 //! The modules form layers; each imports only from layers below it (ARCHITECTURE.md
 //! draws them, and `tests/layers.rs` enforces it). Bottom to top: vocabulary (`error`,
-//! `endpoint`, `caller`) · transport (`client`, `tls`) · `relay` (response bodies) ·
+//! `endpoint`, `caller`) · telemetry (`metrics`, `record`, `log_writer`) · transport (`client`, `tls`) · `relay` (response bodies) ·
 //! `upstream` (send with failover) · services (`auth`, `catalog`, `plugins`) ·
 //! `snapshot` · `pipeline` (one request, top to bottom) · edge (`server`, `cli`, this
 //! file).
@@ -16,8 +16,11 @@ pub mod cli;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod log_writer;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugins;
+pub mod record;
 pub mod relay;
 pub mod server;
 pub mod snapshot;
@@ -54,6 +57,7 @@ pub enum StartError {
 /// A bound gateway, ready to run.
 pub struct Gateway {
     listener: std::net::TcpListener,
+    metrics_listener: Option<std::net::TcpListener>,
     live: Arc<Live>,
     workers: usize,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -84,12 +88,13 @@ impl Gateway {
             .map(tls::acceptor)
             .transpose()
             .map_err(StartError::Config)?;
+        let metrics_addr = config.metrics.enabled.then_some(config.metrics.listen);
         let snap = build_snapshot(config).map_err(StartError::Config)?;
-        let listener = std::net::TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|source| StartError::Listen { addr, source })?;
+        let listener = bind(addr)?;
+        let metrics_listener = metrics_addr.map(bind).transpose()?;
         Ok(Self {
             listener,
+            metrics_listener,
             live: Arc::new(Live::new(Arc::new(snap))),
             workers,
             tls,
@@ -99,6 +104,11 @@ impl Gateway {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// The metrics listener's address, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref()?.local_addr().ok()
     }
 
     /// Worker threads the runtime should have (`server.workers`, or one per CPU).
@@ -112,9 +122,25 @@ impl Gateway {
         snapshot::spawn_catalog_refresh(&self.live.load_full());
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(StartError::Register)?;
+        let metrics = match self.metrics_listener {
+            Some(l) => {
+                let l = tokio::net::TcpListener::from_std(l).map_err(StartError::Register)?;
+                Some(tokio::spawn(server::serve_metrics(l, self.live.clone())))
+            }
+            None => None,
+        };
         server::serve(listener, self.live, self.tls, shutdown).await;
+        if let Some(task) = metrics {
+            task.abort();
+        }
         Ok(())
     }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| StartError::Listen { addr, source })
 }
 
 /// Builds a snapshot with clients of its own (one-shot uses such as `switchyard models`).

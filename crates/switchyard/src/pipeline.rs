@@ -15,10 +15,13 @@ pub use request_id::REQUEST_ID;
 
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
+use crate::metrics::metrics;
 use crate::plugins::RequestMeta;
+use crate::record::{rfc3339, RequestRecord, NO_MODEL, OTHER_MODEL};
+use crate::relay::BodyStats;
 use crate::relay::ResponseBody;
 use crate::snapshot::{Live, Snapshot};
-use crate::upstream::{Candidate, Outgoing};
+use crate::upstream::{Candidate, Outgoing, Served};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -28,7 +31,9 @@ use respond::{json_response, respond_error};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use switchyard_dialects::{peek, Peek, PeekError};
+use tokio::time::Instant;
 
 /// A failed request, with what was known about it (for `error` plugins).
 #[derive(Debug)]
@@ -43,25 +48,89 @@ impl From<GatewayError> for Failed {
     }
 }
 
-/// Handles one data-plane request. Never fails: errors are responses.
+/// Handles one data-plane request. Never fails: errors are responses. The request is
+/// counted and logged when its response body ends.
 pub async fn handle(
     live: &Live,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let at = SystemTime::now();
     let request_id = request_id::request_id(&req);
     let snap = live.load_full();
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut resp = match dispatch(&snap, req, &request_id, peer).await {
+    let mut record = RequestRecord {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        endpoint: endpoint_label(req.uri().path()),
+        model_label: NO_MODEL,
+        ..RequestRecord::default()
+    };
+    let in_flight = metrics()
+        .requests_in_flight
+        .with_label_values(&[record.endpoint]);
+    in_flight.inc();
+    let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record).await {
         Ok(resp) => resp,
         Err(failed) => {
-            tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
+            tracing::info!(request_id = ?request_id, method = %record.method, path = %record.path, status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
+            record.error_code = Some(failed.error.code().to_owned());
             respond_error(&snap, failed).await
         }
     };
+    if let Some(served) = resp.extensions().get::<Served>() {
+        record.upstream = Some(served.upstream.to_string());
+        record.served_model = Some(served.model.clone());
+        record.attempts = served.attempts;
+    }
+    record.status = resp.status().as_u16();
+    record.timestamp = rfc3339(at);
+    record.request_id = request_id.to_str().unwrap_or_default().to_owned();
     resp.headers_mut().insert(REQUEST_ID, request_id);
+    let access_log = snap.config.log.access;
+    let finish = move |mut record: RequestRecord, stats: BodyStats| {
+        in_flight.dec();
+        let latency = started.elapsed();
+        let ttfb = stats
+            .first_byte
+            .map(|t| t.saturating_duration_since(started));
+        record.latency_ms = ms(latency);
+        record.ttfb_ms = ttfb.map(ms);
+        record.bytes_out = stats.bytes;
+        record.stream_error = stats.failure;
+        record.report(latency, ttfb, access_log);
+    };
+    match resp.body_mut() {
+        ResponseBody::Relay(relay) => {
+            record.stream = relay.is_sse();
+            relay.observe(Box::new(move |stats| finish(record, stats)));
+        }
+        ResponseBody::Full(bytes) => {
+            let stats = BodyStats {
+                bytes: bytes.as_ref().map_or(0, |b| b.len() as u64),
+                completed: true,
+                ..BodyStats::default()
+            };
+            finish(record, stats);
+        }
+    }
     resp
+}
+
+/// Milliseconds, to the microsecond.
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The `endpoint` label of a path.
+fn endpoint_label(path: &str) -> &'static str {
+    match path.strip_prefix("/v1").unwrap_or(path) {
+        "/chat/completions" => "chat",
+        "/completions" => "completions",
+        "/embeddings" => "embeddings",
+        p if p == "/models" || p.starts_with("/models/") => "models",
+        _ => "other",
+    }
 }
 
 async fn dispatch(
@@ -69,6 +138,7 @@ async fn dispatch(
     req: Request<Incoming>,
     request_id: &http::HeaderValue,
     peer: SocketAddr,
+    record: &mut RequestRecord,
 ) -> Result<Response<ResponseBody>, Failed> {
     let path = req.uri().path();
     let path = path.strip_prefix("/v1").unwrap_or(path);
@@ -105,7 +175,7 @@ async fn dispatch(
             .into())
         }
     };
-    proxy(snap, req, endpoint, request_id, peer).await
+    proxy(snap, req, endpoint, request_id, peer, record).await
 }
 
 /// The proxied endpoints: authenticate, read, peek, (plugins before), plan, send,
@@ -116,9 +186,12 @@ async fn proxy(
     endpoint: Endpoint,
     request_id: &http::HeaderValue,
     peer: SocketAddr,
+    record: &mut RequestRecord,
 ) -> Result<Response<ResponseBody>, Failed> {
     let (parts, incoming) = req.into_parts();
+    record.model_label = OTHER_MODEL;
     let caller = snap.keys.authenticate(&parts.headers, peer.ip())?;
+    record.key = caller.key_name().map(str::to_owned);
     // Bring-your-own-key upstreams get the client's Authorization, unless it was a
     // gateway key (that one never leaves the gateway).
     let client_auth = match caller.key {
@@ -127,6 +200,8 @@ async fn proxy(
     };
     let raw = read_body(incoming, snap.config.server.max_body_bytes).await?;
     let peeked = peek_body(&raw)?;
+    record.model = Some(peeked.model.clone());
+    record.stream = peeked.stream;
     let layer = if snap.chain.is_empty() {
         None
     } else {
@@ -155,6 +230,7 @@ async fn proxy(
         }
     };
     let plan = plan(snap, &peeked.model).await.map_err(with_meta)?;
+    record.known_model = true;
     let out = Outgoing {
         endpoint,
         peek,

@@ -8,6 +8,7 @@
 
 use crate::client::h1::H1Body;
 use crate::error::Rejection;
+use crate::metrics::UpstreamMetrics;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -94,6 +95,11 @@ impl StreamLimit {
         Self { open, max }
     }
 
+    /// Streams open now (every generation's).
+    pub fn open(&self) -> u32 {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// Takes a slot if fewer than `max` are taken.
     pub fn acquire(&self) -> Option<StreamGuard> {
         self.open
@@ -131,6 +137,25 @@ pub trait StreamHooks: Send + std::fmt::Debug {
     fn finish(&mut self);
 }
 
+/// What the relay saw of one body, reported once when it is dropped (finished, failed,
+/// or abandoned by the client).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyStats {
+    /// Bytes handed to the client.
+    pub bytes: u64,
+    /// Frames handed to the client.
+    pub frames: u64,
+    /// When the first byte was handed over.
+    pub first_byte: Option<Instant>,
+    /// Why the body ended early, if it did (one of `metrics::STREAM_FAILURES`).
+    pub failure: Option<&'static str>,
+    /// The body reached its end (not abandoned by the client).
+    pub completed: bool,
+}
+
+/// Called once with the body's [`BodyStats`].
+pub type BodyObserver = Box<dyn FnOnce(BodyStats) + Send>;
+
 #[derive(Debug)]
 enum Source {
     Upstream(H1Body),
@@ -147,7 +172,6 @@ impl Source {
 }
 
 /// A body on its way to the client.
-#[derive(Debug)]
 pub struct Relay {
     source: Source,
     /// `Some` for SSE: output is cut at event boundaries.
@@ -160,6 +184,20 @@ pub struct Relay {
     done: bool,
     fail_next: Option<Bytes>,
     _guard: Option<StreamGuard>,
+    stats: BodyStats,
+    observer: Option<BodyObserver>,
+    upstream_metrics: Option<UpstreamMetrics>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("sse", &self.aligner.is_some())
+            .field("upstream", &self.upstream_name)
+            .field("done", &self.done)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Relay {
@@ -203,7 +241,20 @@ impl Relay {
             done: false,
             fail_next: None,
             _guard: guard,
+            stats: BodyStats::default(),
+            observer: None,
+            upstream_metrics: None,
         }
+    }
+
+    /// Counts this body's frames and its attempt outcome against an upstream.
+    pub fn count_for(&mut self, upstream: UpstreamMetrics) {
+        self.upstream_metrics = Some(upstream);
+    }
+
+    /// Reports the body's [`BodyStats`] to `observer` once it is dropped.
+    pub fn observe(&mut self, observer: BodyObserver) {
+        self.observer = Some(observer);
     }
 
     /// Whether this relays SSE.
@@ -219,6 +270,24 @@ impl Relay {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = self.poll_inner(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.stats.bytes += data.len() as u64;
+                    self.stats.frames += 1;
+                    if self.stats.first_byte.is_none() {
+                        self.stats.first_byte = Some(Instant::now());
+                    }
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.stats.completed = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(event) = self.fail_next.take() {
             return Poll::Ready(Some(Ok(Frame::data(event))));
         }
@@ -280,7 +349,11 @@ impl Relay {
                             Ok(pushed) => pushed,
                             Err(e) => {
                                 tracing::warn!(upstream = %self.upstream_name, error = %e, "upstream event too large");
-                                return self.fail(Bytes::new(), "an upstream event exceeded 1 MiB");
+                                return self.fail(
+                                    Bytes::new(),
+                                    "upstream_error",
+                                    "an upstream event exceeded 1 MiB",
+                                );
                             }
                         };
                         if let Some(aligned) = pushed {
@@ -300,7 +373,11 @@ impl Relay {
             }
             if let Some(e) = broke {
                 tracing::warn!(upstream = %self.upstream_name, error = %e, "upstream body broke");
-                return self.fail(out, "the upstream connection broke mid-response");
+                return self.fail(
+                    out,
+                    "upstream_error",
+                    "the upstream connection broke mid-response",
+                );
             }
             if ended {
                 self.done = true;
@@ -352,6 +429,7 @@ impl Relay {
                 tracing::warn!(upstream = %self.upstream_name, idle = ?self.idle, "upstream went idle");
                 self.fail(
                     Bytes::new(),
+                    "idle_timeout",
                     "the upstream stopped sending before the response was complete",
                 )
             }
@@ -361,8 +439,14 @@ impl Relay {
     /// Ends the body after an upstream failure: what was received whole, then an error
     /// event for SSE; an aborted connection otherwise (a truncated JSON body must not
     /// look complete).
-    fn fail(&mut self, out: Bytes, why: &str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn fail(
+        &mut self,
+        out: Bytes,
+        reason: &'static str,
+        why: &str,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
+        self.stats.failure = Some(reason);
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.finish();
         }
@@ -386,6 +470,7 @@ impl Relay {
         r: &Rejection,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
+        self.stats.failure = Some("plugin");
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.finish();
         }
@@ -396,6 +481,23 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        if let Some(m) = &self.upstream_metrics {
+            m.stream_chunks.inc_by(self.stats.frames);
+            match self.stats.failure {
+                Some(reason @ ("upstream_error" | "idle_timeout")) => {
+                    m.attempt("stream_error");
+                    m.stream_failed(reason);
+                }
+                Some(reason) => {
+                    m.attempt("ok");
+                    m.stream_failed(reason);
+                }
+                None => m.attempt("ok"),
+            }
+        }
+        if let Some(observer) = self.observer.take() {
+            observer(self.stats);
+        }
         // The client went away (or the body was dropped early): hooks still learn it ended.
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.finish();

@@ -1,9 +1,14 @@
-//! The data-plane listener: accepts TCP connections (`TCP_NODELAY`), serves HTTP/1.1
-//! and h2c with hyper-util's auto builder, hands each request to `pipeline::handle`,
-//! and drains in-flight connections on shutdown.
+//! The listeners. The data plane accepts TCP connections (`TCP_NODELAY`), serves
+//! HTTP/1.1 and h2c with hyper-util's auto builder (HTTPS with `server.tls`), hands each
+//! request to `pipeline::handle`, and drains in-flight connections on shutdown. The
+//! metrics listener answers `GET /metrics` in the Prometheus text format, without keys.
 
+use crate::metrics::metrics;
 use crate::pipeline;
 use crate::snapshot::Live;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -98,5 +103,51 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timed out; exiting"),
+    }
+}
+
+/// Serves `GET /metrics` until the task is dropped. Scrape-time gauges (cool-downs,
+/// open streams, the catalogue) are read from the current snapshot.
+pub async fn serve_metrics(listener: TcpListener, live: Arc<Live>) {
+    let builder = hyper::server::conn::http1::Builder::new();
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let live = live.clone();
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let live = live.clone();
+            async move {
+                let resp = if req.method() == Method::GET && req.uri().path() == "/metrics" {
+                    live.load().observe(metrics());
+                    let mut resp = Response::new(Full::new(Bytes::from(metrics().render())));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    resp
+                } else {
+                    let mut resp = Response::new(Full::new(Bytes::from_static(
+                        b"only GET /metrics is served here\n",
+                    )));
+                    *resp.status_mut() = StatusCode::NOT_FOUND;
+                    resp
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::spawn(async move {
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(60), conn).await {
+                tracing::debug!(error = %e, "metrics connection timed out");
+            }
+        });
     }
 }

@@ -8,6 +8,7 @@
 use crate::auth::Keys;
 use crate::catalog::Catalog;
 use crate::client::Clients;
+use crate::metrics::Metrics;
 use crate::plugins::Chain;
 use crate::relay::StreamLimit;
 use crate::upstream::balance::Balancer;
@@ -155,6 +156,27 @@ impl Snapshot {
             }
         }
         false
+    }
+
+    /// Sets the gauges that describe this snapshot's state, for a scrape.
+    pub fn observe(&self, m: &Metrics) {
+        let now = Instant::now();
+        for up in &self.upstreams.list {
+            m.upstream_cooldown
+                .with_label_values(&[&up.name])
+                .set(i64::from(!up.health.is_available(now)));
+        }
+        m.streams_in_flight
+            .set(i64::from(self.upstreams.streams.open()));
+        m.catalog_models
+            .set(i64::try_from(self.catalog.index().listing.len()).unwrap_or(i64::MAX));
+        for (name, age) in self.catalog.list_ages() {
+            if let Some(age) = age {
+                m.catalog_list_age
+                    .with_label_values(&[name])
+                    .set(age.as_secs_f64());
+            }
+        }
     }
 
     /// Ready: at least one upstream is out of cool-down.

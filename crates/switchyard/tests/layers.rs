@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 /// Bottom to top. `lib` is the crate root (its items, such as `Gateway`).
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["error", "endpoint", "caller"]),
+    ("metrics", &["metrics"]),
+    ("telemetry", &["record", "log_writer"]),
     ("transport", &["client", "tls"]),
     ("relay", &["relay"]),
     ("upstream", &["upstream"]),

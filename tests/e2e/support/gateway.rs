@@ -40,6 +40,8 @@ pub struct TestGateway {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT/metrics`, when metrics are on.
+    pub metrics: Option<String>,
     logs: Arc<Mutex<String>>,
 }
 
@@ -56,6 +58,7 @@ impl TestGateway {
         cmd.args(["serve", "-c"])
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -72,12 +75,13 @@ impl TestGateway {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("switchyard listening") {
                     if let Some(tx) = tx.take() {
-                        let addr = line
-                            .split("addr=")
-                            .nth(1)
-                            .and_then(|s| s.split_whitespace().next())
-                            .map(str::to_owned);
-                        let _ = tx.send(addr);
+                        let field = |name: &str| {
+                            line.split(name)
+                                .nth(1)
+                                .and_then(|s| s.split_whitespace().next())
+                                .map(str::to_owned)
+                        };
+                        let _ = tx.send(field(" addr=").zip(field(" metrics=")));
                     }
                 }
                 let mut l = sink.lock().unwrap();
@@ -88,7 +92,7 @@ impl TestGateway {
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
             .await
             .unwrap();
-        let addr = match addr {
+        let (addr, metrics) = match addr {
             Ok(Some(a)) => a,
             other => panic!(
                 "gateway did not start ({other:?}); logs:\n{}",
@@ -98,6 +102,7 @@ impl TestGateway {
         Self {
             child,
             base: format!("http://{addr}"),
+            metrics: (metrics != "off").then(|| format!("http://{metrics}/metrics")),
             logs,
         }
     }

@@ -1,4 +1,4 @@
-//! The three single-entry sections: `server`, `catalogue` and `routing`. Each field gets
+//! The single-entry sections: `server`, `catalogue`, `routing`, `metrics` and `log`. Each field gets
 //! its default and its own check; nothing here looks at other sections.
 
 use super::duration_or;
@@ -109,4 +109,27 @@ pub(super) fn routing(s: raw::RoutingSpec, errors: &mut Vec<ConfigError>) -> Opt
         cooldown: cooldown?,
         failures_before_cooldown,
     })
+}
+
+pub(super) fn metrics(s: raw::MetricsSpec, errors: &mut Vec<ConfigError>) -> Option<Metrics> {
+    let listen = s.listen.as_deref().unwrap_or("0.0.0.0:9464");
+    let listen = listen
+        .parse()
+        .map_err(|_discarded| {
+            errors.push(ConfigError::new(
+                "metrics.listen",
+                format!("`{listen}` is not an address like 0.0.0.0:9464"),
+            ))
+        })
+        .ok()?;
+    Some(Metrics {
+        enabled: s.enabled.unwrap_or(true),
+        listen,
+    })
+}
+
+pub(super) fn log(s: raw::LogSpec) -> Log {
+    Log {
+        access: s.access.unwrap_or(true),
+    }
 }

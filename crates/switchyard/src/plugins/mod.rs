@@ -464,9 +464,6 @@ pub fn de_duration<'de, D: serde::Deserializer<'de>>(
             "`{other}` is not a duration like 250ms, 5s, 1m or 2h"
         )),
     };
-    match parsed {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(serde::de::Error::custom("must be greater than 0")),
-        Err(e) => Err(serde::de::Error::custom(e)),
-    }
+    // The parser refuses zero and more than 30 days itself.
+    parsed.map_err(serde::de::Error::custom)
 }

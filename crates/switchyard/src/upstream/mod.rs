@@ -8,10 +8,11 @@ pub mod balance;
 pub mod health;
 mod send;
 
-pub use send::{AttemptError, Candidate, Outgoing};
+pub use send::{AttemptError, Candidate, Outgoing, Served};
 
 use crate::client::h1::{Destination, H1Client};
 use crate::endpoint::Endpoint;
+use crate::metrics::{metrics, UpstreamMetrics};
 use crate::relay::StreamLimit;
 use health::Health;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -45,6 +46,8 @@ pub struct Upstream {
     pub headers: HeaderMap,
     /// Passive health.
     pub health: Health,
+    /// Its metric handles.
+    pub metrics: UpstreamMetrics,
     destinations: Destinations,
 }
 
@@ -162,6 +165,7 @@ impl Upstream {
         };
         Ok(Self {
             name: config.name.clone(),
+            metrics: metrics().upstream(&config.name),
             config,
             client,
             headers,

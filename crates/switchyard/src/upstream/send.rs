@@ -45,6 +45,17 @@ pub struct Outgoing<'a> {
     pub extra_headers: &'a [(HeaderName, HeaderValue)],
 }
 
+/// Which upstream answered, for logs and metrics (a response extension).
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The upstream's name.
+    pub upstream: Arc<str>,
+    /// The model name it was sent.
+    pub model: String,
+    /// Attempts made, this one included.
+    pub attempts: u32,
+}
+
 /// Why one attempt produced nothing to relay.
 #[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
@@ -169,6 +180,7 @@ impl Upstreams {
         let any_available = plan
             .iter()
             .any(|c| self.list[c.upstream].health.is_available(now));
+        let mut failed: Option<&Upstream> = None;
         for candidate in plan {
             if failures.0.len() >= routing.max_attempts as usize {
                 break;
@@ -177,14 +189,31 @@ impl Upstreams {
             if any_available && !up.health.is_available(now) {
                 continue;
             }
+            if let Some(previous) = failed.take() {
+                previous.metrics.failovers.inc();
+            }
+            let served = || Served {
+                upstream: up.name.clone(),
+                model: candidate.model.clone(),
+                attempts: u32::try_from(failures.0.len() + 1).unwrap_or(u32::MAX),
+            };
             let error = match attempt(up, candidate, out).await {
                 Ok(Some(resp)) => {
                     up.health.record_success();
-                    return Ok(relay(resp, up, guard.take()));
+                    let mut resp = relay(resp, up, guard.take());
+                    resp.extensions_mut().insert(served());
+                    return Ok(resp);
                 }
-                Ok(None) => return Ok(mock_response(out, &candidate.model, &up.name)),
+                Ok(None) => {
+                    up.metrics.attempt("ok");
+                    let mut resp = mock_response(out, &candidate.model, &up.name);
+                    resp.extensions_mut().insert(served());
+                    return Ok(resp);
+                }
                 Err(e) => e,
             };
+            up.metrics.attempt(error.outcome());
+            failed = Some(up);
             let cooled = up.health.record_failure(
                 routing.failures_before_cooldown,
                 routing.cooldown,
@@ -310,13 +339,14 @@ fn relay(resp: H1Response, up: &Upstream, guard: Option<StreamGuard>) -> Respons
         // may be added to (error events), so the length can change.
         headers.remove(header::CONTENT_LENGTH);
     }
-    let body = Relay::upstream(
+    let mut body = Relay::upstream(
         body,
         sse,
         up.config.idle_timeout,
         up.name.clone(),
         guard.filter(|_| sse),
     );
+    body.count_for(up.metrics.clone());
     let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
     *out.status_mut() = status;
     *out.headers_mut() = headers;

@@ -1,0 +1,170 @@
+//! A non-blocking log writer: every log line (access-log lines included) goes into a
+//! bounded queue that one thread drains to stderr, so a slow or blocked stderr never
+//! slows a request. When the queue is full the line is dropped and counted
+//! (`switchyard_access_log_dropped_total`). [`LogWriter::flush`] waits (bounded) for the
+//! queue to drain, for the last lines before exit.
+
+use crate::metrics::metrics;
+use std::io::Write;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
+
+/// Lines held while stderr is slow.
+const QUEUE_LINES: usize = 16 * 1024;
+
+enum Message {
+    Line(Vec<u8>),
+    Flush(SyncSender<()>),
+}
+
+/// The writer side, handed to the tracing subscriber.
+#[derive(Clone)]
+pub struct LogWriter {
+    queue: SyncSender<Message>,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter").finish_non_exhaustive()
+    }
+}
+
+impl LogWriter {
+    /// Starts the thread that writes to `out`.
+    pub fn spawn(out: impl Write + Send + 'static) -> std::io::Result<Self> {
+        let (queue, lines) = sync_channel(QUEUE_LINES);
+        std::thread::Builder::new()
+            .name("switchyard-log".to_owned())
+            .spawn(move || drain(lines, out))?;
+        Ok(Self { queue })
+    }
+
+    /// Waits up to `timeout` for every queued line to be written.
+    pub fn flush(&self, timeout: Duration) {
+        let (done, wait) = sync_channel(1);
+        if self.queue.send(Message::Flush(done)).is_ok() {
+            // Timing out is fine: exit goes on without the lines.
+            let _unwritten = wait.recv_timeout(timeout);
+        }
+    }
+}
+
+fn drain(lines: Receiver<Message>, mut out: impl Write) {
+    for message in lines {
+        match message {
+            Message::Line(line) => {
+                // Nowhere to report a broken stderr; the line is lost either way.
+                let _lost = out.write_all(&line);
+            }
+            Message::Flush(done) => {
+                let _lost = out.flush();
+                let _gone = done.send(());
+            }
+        }
+    }
+}
+
+/// One event's line, queued when the subscriber drops it.
+#[derive(Debug)]
+pub struct LineWriter {
+    queue: SyncSender<Message>,
+    line: Vec<u8>,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let line = std::mem::take(&mut self.line);
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Message::Line(line)) {
+            metrics().access_log_dropped.inc();
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            queue: self.queue.clone(),
+            line: Vec::with_capacity(256),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Blocks every write until the gate opens, like a stalled terminal.
+    struct Stalled(Arc<Mutex<()>>);
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            drop(self.0.lock().unwrap());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_arrive_whole_and_in_order() {
+        let out = Shared::default();
+        let writer = LogWriter::spawn(out.clone()).unwrap();
+        for i in 0..100 {
+            let mut w = writer.make_writer();
+            write!(w, "line {i}").unwrap();
+            writeln!(w).unwrap();
+        }
+        writer.flush(Duration::from_secs(5));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 100);
+        assert_eq!(lines[42], "line 42");
+    }
+
+    #[test]
+    fn a_stalled_output_drops_and_counts_instead_of_blocking() {
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().unwrap();
+        let writer = LogWriter::spawn(Stalled(gate.clone())).unwrap();
+        let before = metrics().access_log_dropped.get();
+        for _ in 0..QUEUE_LINES + 100 {
+            writeln!(writer.make_writer(), "x").unwrap();
+        }
+        // Every write above returned although nothing could be written.
+        assert!(metrics().access_log_dropped.get() - before >= 99);
+        drop(held);
+        writer.flush(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,200 @@
+//! Metrics and the access log, through the binary: the metrics listener answers without
+//! client keys, counters follow real traffic (attempts by outcome, failovers, requests
+//! by status class, errors by code, bounded model labels), and every request — success
+//! or failure — gets one access-log line that never holds a key.
+
+use crate::support::*;
+use serde_json::json;
+use std::time::Duration;
+
+async fn scrape(gw: &TestGateway) -> String {
+    let url = gw.metrics.clone().expect("metrics are on");
+    let (base, path) = url.split_at(url.rfind("/metrics").unwrap());
+    let answer = Http::new(base.to_owned()).get(path).await;
+    assert_eq!(answer.status, 200);
+    answer.text()
+}
+
+/// Scrapes until every line is present (bodies are counted when they end, a moment after
+/// the client has read them), or fails with the last scrape.
+async fn scrape_until(gw: &TestGateway, lines: &[&str]) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(gw).await;
+        if lines.iter().all(|l| text.lines().any(|t| t == *l)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let missing: Vec<_> = lines
+        .iter()
+        .filter(|l| !text.lines().any(|t| t == **l))
+        .collect();
+    panic!("missing {missing:?} in:\n{text}");
+}
+
+fn status(code: u16) -> Reply {
+    Reply::Json(
+        code,
+        json!({"error": {"message": "no", "type": "server_error", "param": null, "code": null}}),
+        vec![],
+    )
+}
+
+#[tokio::test]
+async fn counters_follow_attempts_failovers_statuses_and_error_codes() {
+    let a = MockUpstream::with_script(vec![status(500), status(429), Reply::Chat]).await;
+    let b = MockUpstream::start().await;
+    let c = MockUpstream::with_script(vec![Reply::Stream(vec!["x".into(), "y".into()])]).await;
+    let extra = "routes:\n  - {model: m, targets: [{upstream: a, model: m}], fallbacks: [b/m]}\n";
+    let gw = TestGateway::start(&config_for(
+        &[
+            ("a", &a.base_url(), &["m"]),
+            ("b", &b.base_url(), &["m"]),
+            ("c", &c.base_url(), &["s"]),
+        ],
+        extra,
+    ))
+    .await;
+    let http = gw.http();
+    for _ in 0..2 {
+        let answer = http
+            .post("/v1/chat/completions", &chat("m", "hi", false))
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    let stream = http
+        .post("/v1/chat/completions", &chat("s", "hi", true))
+        .await;
+    assert_eq!(stream.status, 200);
+    http.post(
+        "/v1/chat/completions",
+        &chat("no-such-model-123", "hi", false),
+    )
+    .await
+    .assert_error(404, "model_not_found");
+
+    let text = scrape_until(
+        &gw,
+        &[
+            r#"switchyard_upstream_attempts_total{outcome="status_5xx",upstream="a"} 1"#,
+            r#"switchyard_upstream_attempts_total{outcome="status_429",upstream="a"} 1"#,
+            r#"switchyard_upstream_attempts_total{outcome="ok",upstream="b"} 2"#,
+            r#"switchyard_upstream_attempts_total{outcome="ok",upstream="c"} 1"#,
+            r#"switchyard_upstream_failovers_total{upstream="a"} 2"#,
+            r#"switchyard_requests_total{endpoint="chat",model="m",status_class="2xx"} 2"#,
+            r#"switchyard_requests_total{endpoint="chat",model="s",status_class="2xx"} 1"#,
+            r#"switchyard_requests_total{endpoint="chat",model="other",status_class="4xx"} 1"#,
+            r#"switchyard_request_errors_total{code="model_not_found",endpoint="chat"} 1"#,
+            r#"switchyard_request_duration_seconds_count{endpoint="chat",model="m"} 2"#,
+            r#"switchyard_stream_time_to_first_byte_seconds_count{model="s"} 1"#,
+            r#"switchyard_requests_in_flight{endpoint="chat"} 0"#,
+        ],
+    )
+    .await;
+    assert!(
+        !text.contains("no-such-model-123"),
+        "unknown models are labelled `other`"
+    );
+    assert!(text.contains("# TYPE switchyard_request_duration_seconds histogram"));
+    assert!(text.contains("process_resident_memory_bytes "));
+}
+
+#[tokio::test]
+async fn the_metrics_listener_needs_no_key_and_serves_nothing_else() {
+    let yaml = "keys:\n  - {name: team, key: sk-metrics-secret-1}\nupstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n";
+    let gw = TestGateway::start(yaml).await;
+    assert_eq!(
+        gw.http()
+            .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
+            .await
+            .status,
+        401,
+        "the data plane still wants a key"
+    );
+    let text = scrape(&gw).await;
+    assert!(text.contains("switchyard_build_info{version=\""));
+    let url = gw.metrics.clone().unwrap();
+    let base = url.trim_end_matches("/metrics").to_owned();
+    assert_eq!(Http::new(base).get("/v1/models").await.status, 404);
+}
+
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    let yaml = "metrics: {enabled: false}\nupstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n";
+    let gw = TestGateway::start(yaml).await;
+    assert!(gw.metrics.is_none());
+    assert!(gw.logs().contains("metrics=off"));
+}
+
+fn access_lines(logs: &str) -> Vec<&str> {
+    logs.lines()
+        .filter(|l| l.contains("switchyard::access"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_gets_one_access_line_naming_the_key_never_its_value() {
+    let yaml = "keys:\n  - {name: team-a, key: sk-access-secret-9}\nupstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n";
+    let gw = TestGateway::start(yaml).await;
+    let authed = |body: serde_json::Value| {
+        let http = gw.http();
+        async move {
+            http.call(
+                "POST",
+                "/v1/chat/completions",
+                &[
+                    ("authorization", "Bearer sk-access-secret-9"),
+                    ("content-type", "application/json"),
+                ],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    assert_eq!(authed(chat("mock-echo", "hello", false)).await.status, 200);
+    assert_eq!(authed(chat("mock-echo", "hello", true)).await.status, 200);
+    assert_eq!(authed(chat("missing", "hello", false)).await.status, 404);
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        let logs = gw.logs();
+        lines = access_lines(&logs).into_iter().map(str::to_owned).collect();
+        if lines.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.contains("key=\"team-a\"")));
+    assert!(lines[0].contains("status=200") && lines[0].contains("upstream=\"mock\""));
+    assert!(lines[1].contains("stream=true") && lines[1].contains("ttfb_ms="));
+    assert!(lines[2].contains("status=404") && lines[2].contains("error_code=\"model_not_found\""));
+    let logs = gw.logs();
+    assert!(!logs.contains("sk-access-secret-9"));
+    assert!(!logs.contains("hello"), "no message content in logs");
+}
+
+#[tokio::test]
+async fn the_access_log_can_be_turned_off() {
+    let yaml =
+        "log: {access: false}\nupstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n";
+    let gw = TestGateway::start(yaml).await;
+    for _ in 0..2 {
+        gw.http()
+            .post("/v1/chat/completions", &chat("missing", "hi", false))
+            .await
+            .assert_error(404, "model_not_found");
+    }
+    // Log lines keep their order: once the second request's failure line is out, the
+    // first request's access line would be out too.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = gw.logs();
+        if logs.matches("request failed").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(logs.matches("request failed").count(), 2, "{logs}");
+    assert!(access_lines(&logs).is_empty(), "{logs}");
+}
