@@ -198,3 +198,63 @@ async fn the_access_log_can_be_turned_off() {
     assert_eq!(logs.matches("request failed").count(), 2, "{logs}");
     assert!(access_lines(&logs).is_empty(), "{logs}");
 }
+
+#[tokio::test]
+async fn plugins_count_calls_rejections_and_time() {
+    let yaml = "upstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\nplugins:\n  - name: content_filter\n    config: { banned_patterns: [\"forbidden\"], action: reject }\n";
+    let gw = TestGateway::start(yaml).await;
+    let http = gw.http();
+    assert_eq!(
+        http.post("/v1/chat/completions", &chat("mock-echo", "fine", false))
+            .await
+            .status,
+        200
+    );
+    http.post(
+        "/v1/chat/completions",
+        &chat("mock-echo", "forbidden words", false),
+    )
+    .await
+    .assert_error(400, "content_filter");
+    let text = scrape_until(
+        &gw,
+        &[
+            r#"switchyard_plugin_calls_total{plugin="content_filter",stage="pre_request"} 2"#,
+            r#"switchyard_plugin_rejections_total{plugin="content_filter"} 1"#,
+            r#"switchyard_plugin_duration_seconds_count{plugin="content_filter"} 2"#,
+            r#"switchyard_request_errors_total{code="content_filter",endpoint="chat"} 1"#,
+        ],
+    )
+    .await;
+    assert!(!text.contains("forbidden"), "no request text in metrics");
+}
+
+/// The counter's value in a scrape.
+fn value(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[tokio::test]
+async fn every_upstream_request_opens_or_reuses_a_connection() {
+    let a = MockUpstream::start().await;
+    let gw = TestGateway::start(&config_for(&[("a", &a.base_url(), &["m"])], "")).await;
+    for _ in 0..10 {
+        let answer = gw
+            .http()
+            .post("/v1/chat/completions", &chat("m", "x", false))
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    let text = scrape_until(
+        &gw,
+        &[r#"switchyard_upstream_attempts_total{outcome="ok",upstream="a"} 10"#],
+    )
+    .await;
+    let opened = value(&text, "switchyard_upstream_connections_opened_total");
+    let reused = value(&text, "switchyard_upstream_connections_reused_total");
+    assert_eq!(opened + reused, 10, "{text}");
+    assert!(reused >= 1, "keep-alive connections are reused: {text}");
+    assert!(value(&text, "switchyard_upstream_connections_open") >= 1);
+}

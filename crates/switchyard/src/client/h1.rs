@@ -12,6 +12,7 @@
 //! failed; once it is written, any failure is the caller's (the server may have acted
 //! on it, and a POST must not run twice).
 
+use crate::metrics::metrics;
 use bytes::{Bytes, BytesMut};
 use destination::{connector, default_roots, ConnKey};
 pub use destination::{Destination, DestinationError};
@@ -116,6 +117,12 @@ struct Conn {
     scratch: Box<[u8; READ_CHUNK]>,
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        metrics().connections_open.dec();
+    }
+}
+
 impl Conn {
     /// Reads once into the buffer; `Ok(0)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -191,11 +198,17 @@ impl H1Client {
         let head = encode_head(target, headers, body);
         if let Some(conn) = self.checkout(&target.key) {
             match self.exchange(conn, target, &head, body).await {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    metrics().connections_reused.inc();
+                    return Ok(resp);
+                }
                 // The server closed this kept-alive connection before the request got
                 // out, so it never saw it: a new connection may carry it.
                 Err(SendError::NotSent(_)) => {}
-                Err(SendError::Failed(e)) => return Err(e),
+                Err(SendError::Failed(e)) => {
+                    metrics().connections_reused.inc();
+                    return Err(e);
+                }
             }
         }
         let conn = self.connect(target, connect_timeout).await?;
@@ -243,6 +256,8 @@ impl H1Client {
             } else {
                 Io::Plain(tcp)
             };
+            metrics().connections_opened.inc();
+            metrics().connections_open.inc();
             Ok(Conn {
                 io,
                 buf: BytesMut::with_capacity(READ_CHUNK),

@@ -21,22 +21,67 @@ use super::{
 };
 use crate::client::Clients;
 use crate::error::GatewayError;
+use crate::metrics::metrics;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode};
+use prometheus::{Histogram, IntCounter};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::{ConfigError, OnError, PluginSpec, Stage};
 
-/// Failure and rejection counts of one plugin instance.
-#[derive(Debug, Default)]
+/// Failure and rejection counts of one plugin instance, kept here and in the
+/// process-wide metrics (by plugin id).
+#[derive(Debug)]
 pub struct Counters {
     /// Errors, timeouts and panics.
     pub errors: AtomicU64,
     /// Requests it rejected.
     pub rejections: AtomicU64,
+    failures: IntCounter,
+    rejected: IntCounter,
+    calls: [IntCounter; 4],
+    duration: Histogram,
+}
+
+impl Counters {
+    pub(crate) fn new(id: &str) -> Self {
+        let m = metrics();
+        Self {
+            errors: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            failures: m.plugin_failures.with_label_values(&[id]),
+            rejected: m.plugin_rejections.with_label_values(&[id]),
+            calls: [
+                Stage::PreRequest,
+                Stage::OnChunk,
+                Stage::PostResponse,
+                Stage::Error,
+            ]
+            .map(|s| m.plugin_calls.with_label_values(&[id, s.name()])),
+            duration: m.plugin_duration.with_label_values(&[id]),
+        }
+    }
+
+    /// An error, timeout or panic.
+    pub fn failed(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.failures.inc();
+    }
+
+    /// A rejection.
+    pub fn rejected(&self) {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.rejected.inc();
+    }
+
+    /// One call at `stage` that took `took`.
+    fn called(&self, stage: Stage, took: Duration) {
+        self.calls[stage_index(stage)].inc();
+        self.duration.observe(took.as_secs_f64());
+    }
 }
 
 /// One configured plugin.
@@ -266,7 +311,7 @@ impl Chain {
                 stages,
                 on_error: spec.on_error,
                 timeout: spec.timeout,
-                counters: Arc::default(),
+                counters: Arc::new(Counters::new(&spec.id)),
                 selector: Selector::new(spec.models.clone(), spec.keys.clone()),
                 plugin,
             });
@@ -348,14 +393,19 @@ impl Chain {
             .any(|i| i.plugin.needs_response_body())
     }
 
-    /// The `on_chunk` filters for one stream, in run order.
+    /// The `on_chunk` filters for one stream, in run order (each start counts as a call).
     pub fn chunk_filters(&self, meta: &RequestMeta) -> Vec<ActiveFilter> {
         self.active(Stage::OnChunk, Some(meta))
             .filter_map(|inst| {
                 let filter = match isolate::call(|| inst.plugin.chunk_filter(meta)) {
-                    Ok(f) => f?,
+                    Ok(None) => return None,
+                    Ok(Some(f)) => {
+                        // `on_chunk` calls are counted per stream, not per event.
+                        inst.counters.calls[stage_index(Stage::OnChunk)].inc();
+                        f
+                    }
                     Err(e) => {
-                        inst.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        inst.counters.failed();
                         tracing::warn!(plugin = %inst.id, error = %e, "plugin failed to start a stream filter");
                         if inst.on_error == OnError::FailOpen {
                             return None;
@@ -407,10 +457,7 @@ impl Chain {
                 body.parse();
             }
             for inst in sequential {
-                let result = isolate::run(inst.timeout, || {
-                    invoke(&*inst.plugin, stage, meta, input, body.json())
-                })
-                .await;
+                let result = call(inst, stage, meta, input, body.json()).await;
                 if let Some(verdict) = settle(inst, stage, result)? {
                     if let Some(patch) = verdict.patch {
                         // A change is plugin code too: a panic in it is the plugin's failure.
@@ -426,11 +473,9 @@ impl Chain {
                 continue;
             }
             let json = body.json();
-            let calls = parallel.iter().map(|inst| {
-                isolate::run(inst.timeout, move || {
-                    invoke(&*inst.plugin, stage, meta, input, json)
-                })
-            });
+            let calls = parallel
+                .iter()
+                .map(|inst| call(inst, stage, meta, input, json));
             // The first rejection (or fail_closed failure) ends the group; at the error
             // stage nothing can stop the error already on its way, so all members finish.
             let stops = |i: usize, r: &Result<Verdict, Failure>| {
@@ -452,7 +497,7 @@ impl Chain {
             for (inst, result) in parallel.iter().zip(results) {
                 if let Some(verdict) = settle(inst, stage, result)? {
                     if verdict.patch.is_some() || !verdict.upstream_headers.is_empty() {
-                        inst.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        inst.counters.failed();
                         tracing::warn!(plugin = %inst.id, stage = stage.name(), "a parallel plugin returned a change; changes are only taken from sequential plugins, so it was dropped");
                     }
                     effects.response_headers.extend(verdict.response_headers);
@@ -461,6 +506,23 @@ impl Chain {
         }
         Ok(effects)
     }
+}
+
+/// One isolated, timed call of an instance's hook.
+async fn call<'a>(
+    inst: &'a Instance,
+    stage: Stage,
+    meta: Option<&'a RequestMeta>,
+    input: StageInput<'a>,
+    body: Option<&'a Value>,
+) -> Result<Verdict, Failure> {
+    let started = tokio::time::Instant::now();
+    let result = isolate::run(inst.timeout, || {
+        invoke(&*inst.plugin, stage, meta, input, body)
+    })
+    .await;
+    inst.counters.called(stage, started.elapsed());
+    result
 }
 
 /// Calls the plugin's hook for `stage`.
@@ -516,7 +578,7 @@ fn settle(
             Ok(None)
         }
         Ok(Verdict::Reject(r)) => {
-            inst.counters.rejections.fetch_add(1, Ordering::Relaxed);
+            inst.counters.rejected();
             tracing::info!(plugin = %inst.id, stage = stage.name(), status = r.status.as_u16(), code = %r.code, "plugin rejected the request");
             Err(GatewayError::PluginRejected(Box::new(r)))
         }
@@ -527,7 +589,7 @@ fn settle(
 /// Counts and logs a plugin failure; `fail_closed` turns it into a 500, except at the
 /// `error` stage, where the request has failed already and its error stands.
 fn failed(inst: &Instance, stage: Stage, error: &Failure) -> Result<(), GatewayError> {
-    inst.counters.errors.fetch_add(1, Ordering::Relaxed);
+    inst.counters.failed();
     tracing::warn!(plugin = %inst.id, stage = stage.name(), error = %error, policy = ?inst.on_error, "plugin failed");
     match (inst.on_error, stage) {
         (OnError::FailClosed, Stage::PreRequest | Stage::OnChunk | Stage::PostResponse) => {

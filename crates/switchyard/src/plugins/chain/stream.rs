@@ -8,7 +8,6 @@ use super::super::{ChunkFilter, ChunkVerdict, Rejection, SseEvent};
 use super::Counters;
 use bytes::Bytes;
 use http::StatusCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use switchyard_config::OnError;
 
@@ -86,7 +85,7 @@ fn run_from(filters: &mut [ActiveFilter], start: usize, mut event: SseEvent) -> 
             Ok(ChunkVerdict::Pass) => {}
             Ok(ChunkVerdict::Drop) => return FilterOutcome::Send(Vec::new()),
             Ok(ChunkVerdict::End(r)) => {
-                f.counters.rejections.fetch_add(1, Ordering::Relaxed);
+                f.counters.rejected();
                 return FilterOutcome::End(Vec::new(), r);
             }
             Err(e) => {
@@ -101,7 +100,7 @@ fn run_from(filters: &mut [ActiveFilter], start: usize, mut event: SseEvent) -> 
 
 /// A filter failed: counted and logged; `fail_closed` ends the stream.
 fn filter_failed(f: &ActiveFilter, error: &Failure) -> Option<Rejection> {
-    f.counters.errors.fetch_add(1, Ordering::Relaxed);
+    f.counters.failed();
     tracing::warn!(plugin = %f.id, error = %error, stage = "on_chunk", "plugin failed");
     (f.on_error == OnError::FailClosed).then(|| {
         Rejection::new(

@@ -95,7 +95,7 @@ impl Harness {
             stages: vec![Stage::PreRequest],
             on_error,
             timeout: Duration::from_secs(5),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(name)),
             selector: Selector::default(),
             plugin: Arc::new(Probe {
                 name,
