@@ -116,6 +116,29 @@ async fn retrieves_one_model_including_upstream_prefixed_ids() {
         .assert_error(404, "model_not_found");
 }
 
+/// `GET /models` requests the upstream has received so far.
+fn models_fetches(up: &MockUpstream) -> usize {
+    up.requests()
+        .iter()
+        .filter(|s| s.uri.ends_with("/models"))
+        .count()
+}
+
+/// Waits until the gateway has fetched the upstream's list twice more. The background
+/// refresh fetches one list at a time, so when the second fetch arrives the first one
+/// has finished — or been given up on — and the catalogue has taken its outcome in.
+async fn wait_for_two_more_fetches(up: &MockUpstream) {
+    let want = models_fetches(up) + 2;
+    let fetched = async {
+        while models_fetches(up) < want {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fetched)
+        .await
+        .expect("the catalogue stopped refreshing");
+}
+
 #[tokio::test]
 async fn a_down_upstream_keeps_its_last_known_list() {
     let a = MockUpstream::start().await;
@@ -130,13 +153,13 @@ async fn a_down_upstream_keeps_its_last_known_list() {
         "kept-model"
     );
     a.models_mode(ModelsMode::Hang);
-    tokio::time::sleep(Duration::from_millis(500)).await; // the fresh entry expires
+    wait_for_two_more_fetches(&a).await; // one fetch has timed out
     let r = tokio::time::timeout(Duration::from_secs(10), gw.http().get("/v1/models"))
         .await
         .expect("a hanging upstream must not hold /v1/models");
     assert_eq!(ids(&r.json())[0].0, "kept-model");
     a.models_mode(ModelsMode::Fail);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_two_more_fetches(&a).await; // one fetch has failed
     assert_eq!(
         ids(&gw.http().get("/v1/models").await.json())[0].0,
         "kept-model"
@@ -172,7 +195,15 @@ async fn new_upstream_models_appear_after_the_ttl() {
     let gw = TestGateway::start(&yaml).await;
     assert_eq!(ids(&gw.http().get("/v1/models").await.json()).len(), 1);
     a.set_models(&["old", "new"]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Ask until the refreshed list shows up, rather than sleeping a margin past the TTL.
+    let listed = async {
+        while ids(&gw.http().get("/v1/models").await.json()).len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), listed)
+        .await
+        .expect("the new model was never listed");
     let r = gw
         .http()
         .post("/v1/chat/completions", &chat("new", "x", false))

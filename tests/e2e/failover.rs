@@ -195,11 +195,22 @@ async fn garbage_from_upstream_is_relayed_not_mistaken_for_success_json() {
     assert!(r.text().contains("upstream exploded"));
 }
 
+/// Sends one non-streaming request for `m` and checks it succeeded.
+async fn ask_m(http: &Http) {
+    let r = http
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 #[tokio::test]
-async fn failing_target_cools_down_and_comes_back() {
+async fn a_failing_target_is_skipped_while_it_cools_down() {
+    // The cool-down outlasts the test, so however slow the machine, `a` is still cooling
+    // down when the later requests arrive. The exact length of a cool-down is tested
+    // with paused time in `upstream::health`.
     let a = MockUpstream::with_script(vec![server_error()]).await;
     let b = MockUpstream::start().await;
-    let extra = "routing: {failures_before_cooldown: 1, cooldown: 1s}\nroutes:\n  - {model: m, targets: [{upstream: a}, {upstream: b}]}\n";
+    let extra = "routing: {failures_before_cooldown: 1, cooldown: 1h}\nroutes:\n  - {model: m, targets: [{upstream: a}, {upstream: b}]}\n";
     let gw = TestGateway::start(&config_for(
         &[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])],
         extra,
@@ -207,39 +218,39 @@ async fn failing_target_cools_down_and_comes_back() {
     .await;
     let http = gw.http();
     // First request: a fails (and cools down), b answers.
-    assert_eq!(
-        http.post("/v1/chat/completions", &chat("m", "x", false))
-            .await
-            .status,
-        200
-    );
+    ask_m(&http).await;
     assert_eq!(a.completions().len(), 1);
-    // While a cools down, round-robin would pick it; it is skipped.
+    // Round-robin would pick a for some of these; it is skipped.
     for _ in 0..4 {
-        assert_eq!(
-            http.post("/v1/chat/completions", &chat("m", "x", false))
-                .await
-                .status,
-            200
-        );
+        ask_m(&http).await;
     }
     assert_eq!(a.completions().len(), 1, "a target in cool-down was tried");
-    // After the cool-down it is tried again, and now it works.
-    a.script(vec![Reply::Chat]);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    for _ in 0..2 {
-        assert_eq!(
-            http.post("/v1/chat/completions", &chat("m", "x", false))
-                .await
-                .status,
-            200
-        );
-    }
-    assert_eq!(
-        a.completions().len(),
-        2,
-        "a was not tried after its cool-down"
-    );
+}
+
+#[tokio::test]
+async fn a_cooled_down_target_is_tried_again_once_the_cool_down_ends() {
+    // A short cool-down, then ask until a is tried again: the test waits for the
+    // outcome rather than sleeping a fixed margin past the timer.
+    let a = MockUpstream::with_script(vec![server_error(), Reply::Chat]).await;
+    let b = MockUpstream::start().await;
+    let extra = "routing: {failures_before_cooldown: 1, cooldown: 200ms}\nroutes:\n  - {model: m, targets: [{upstream: a}, {upstream: b}]}\n";
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])],
+        extra,
+    ))
+    .await;
+    let http = gw.http();
+    ask_m(&http).await;
+    assert_eq!(a.completions().len(), 1);
+    let tried_again = async {
+        while a.completions().len() < 2 {
+            ask_m(&http).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), tried_again)
+        .await
+        .expect("a was not tried after its cool-down");
 }
 
 #[tokio::test]
@@ -287,12 +298,15 @@ async fn attempts_are_bounded() {
 
 #[tokio::test]
 async fn nothing_is_retried_once_a_stream_has_started() {
+    // a sends one whole event and half of the next, then drops the connection. b is the
+    // route's second target: a failure before the first byte would have gone to it.
     let a =
         MockUpstream::with_script(vec![Reply::StreamDrop(vec!["x ".into(), "y ".into()], 1)]).await;
     let b = MockUpstream::start().await;
+    let extra = "routes:\n  - {model: m, targets: [{upstream: a}, {upstream: b}]}\n";
     let gw = TestGateway::start(&config_for(
-        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
-        "",
+        &[("a", &a.base_url(), &[]), ("b", &b.base_url(), &[])],
+        extra,
     ))
     .await;
     let resp = gw
@@ -301,11 +315,22 @@ async fn nothing_is_retried_once_a_stream_has_started() {
             "POST",
             "/v1/chat/completions",
             &[],
-            chat("a/m", "x", true).to_string(),
+            chat("m", "x", true).to_string(),
         )
         .await;
-    let _ = read_all(&mut resp.into_body()).await;
-    assert!(b.completions().is_empty());
+    assert_eq!(resp.status(), 200);
+    let all = tokio::time::timeout(Duration::from_secs(10), read_all(&mut resp.into_body()))
+        .await
+        .expect("the broken stream never ended")
+        .unwrap();
+    let events = switchyard_dialects::sse::data_payloads(&all);
+    assert_eq!(a.completions().len(), 1, "a never got the request");
+    assert!(b.completions().is_empty(), "the stream was retried on b");
+    // The client saw a's partial content, then the gateway's error, and nothing else.
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].contains("x "), "{events:?}");
+    let last: serde_json::Value = serde_json::from_str(&events[1]).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_stream_error", "{last}");
 }
 
 /// A "server" that answers every connection with bytes that are not HTTP.

@@ -120,8 +120,10 @@ async fn upstream_drop_mid_stream_ends_with_an_error_event() {
 #[tokio::test]
 async fn stalled_stream_ends_with_an_error_event_after_the_idle_timeout() {
     let up = MockUpstream::with_script(vec![Reply::StreamHold(pieces(3), 1)]).await;
+    // p0 must get through before the timer fires, so the timeout is long enough that
+    // no scheduling delay can beat it; the test waits it out only once.
     let yaml = format!(
-        "upstreams:\n  - {{name: a, base_url: '{}', models: [m], idle_timeout: 300ms}}\n",
+        "upstreams:\n  - {{name: a, base_url: '{}', models: [m], idle_timeout: 1s}}\n",
         up.base_url()
     );
     let gw = TestGateway::start(&yaml).await;

@@ -189,11 +189,6 @@ impl MockUpstream {
         *self.state.models_mode.lock().unwrap() = mode;
     }
 
-    /// Replaces the remaining script.
-    pub fn script(&self, replies: Vec<Reply>) {
-        *self.state.script.lock().unwrap() = replies.into();
-    }
-
     /// Every request received, in order (model-list fetches included).
     pub fn requests(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()

@@ -20,7 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// How long a [`Behavior::Gather`] call waits for the others before going on alone.
-const GATHER_FALLBACK: Duration = Duration::from_secs(1);
+/// Calls that do run together meet at once, so this is only ever waited out when they
+/// don't; it is long so that a loaded machine cannot make concurrent calls look
+/// sequential.
+const GATHER_FALLBACK: Duration = Duration::from_secs(5);
 
 /// What the service does with a call to one path.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ pub enum Behavior {
     Status(u16),
     /// Never answers.
     Hang,
-    /// Waits until this many calls are in flight at once (or a short fallback passed),
+    /// Waits until this many calls have been in flight at once (or a fallback passed),
     /// then behaves like the inner one.
     Gather(usize, Box<Behavior>),
 }
@@ -246,7 +249,9 @@ async fn behave(st: &State, behavior: Behavior) -> Response<Full<Bytes>> {
             let gathered = async {
                 loop {
                     let changed = st.changed.notified();
-                    if st.in_flight.load(Ordering::SeqCst) >= n {
+                    // The high-water mark, not the current count: a call that met
+                    // this one and has already answered still counts.
+                    if st.max_in_flight.load(Ordering::SeqCst) >= n {
                         break;
                     }
                     changed.await;

@@ -85,12 +85,12 @@ fn default_key() -> String {
     "api_key".to_owned()
 }
 
-type Limiter =
-    RateLimiter<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Limiter<C> = RateLimiter<String, DashMapStateStore<String>, C, StateInformationMiddleware>;
 
-struct RateLimit {
-    limiter: Limiter,
-    clock: DefaultClock,
+/// The limiter reads time from `C`: the real clock in production, a fake one in tests.
+struct RateLimit<C: Clock = DefaultClock> {
+    limiter: Limiter<C>,
+    clock: C,
     /// Requests per window.
     limit: u32,
     /// Requests that may come at once.
@@ -110,25 +110,33 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
     let quota = Quota::with_period(period)
         .ok_or_else(|| ctx.error("window", "is too short for this limit"))?
         .allow_burst(burst);
-    let clock = DefaultClock::default();
-    let limiter = RateLimiter::dashmap_with_clock(quota, clock.clone())
-        .with_middleware::<StateInformationMiddleware>();
-    Ok(Arc::new(RateLimit {
-        limiter,
-        clock,
-        limit: limit.get(),
-        burst: burst.get(),
-        window: s.window,
+    Ok(Arc::new(RateLimit::new(
+        quota,
+        limit,
+        s.window,
         key,
-        checks: AtomicU64::new(0),
-    }))
+        DefaultClock::default(),
+    )))
 }
 
 fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
     (HeaderName::from_static(name), HeaderValue::from(value))
 }
 
-impl RateLimit {
+impl<C: Clock + Clone> RateLimit<C> {
+    fn new(quota: Quota, limit: NonZeroU32, window: Duration, key: KeyBy, clock: C) -> Self {
+        Self {
+            limiter: RateLimiter::dashmap_with_clock(quota, clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+            clock,
+            limit: limit.get(),
+            burst: quota.burst_size().get(),
+            window,
+            key,
+            checks: AtomicU64::new(0),
+        }
+    }
+
     fn check(&self, key: String) -> Verdict {
         if self.checks.fetch_add(1, Ordering::Relaxed) % EVICT_EVERY == EVICT_EVERY - 1 {
             self.limiter.retain_recent();
@@ -188,47 +196,77 @@ impl Plugin for RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
-    fn limiter(limit: u32, window: Duration) -> RateLimit {
+    /// A limiter on a fake clock, and the clock: time moves only when the test says.
+    fn limiter(limit: u32, window: Duration) -> (RateLimit<FakeRelativeClock>, FakeRelativeClock) {
         with_burst(limit, limit, window)
     }
 
-    fn with_burst(limit: u32, burst: u32, window: Duration) -> RateLimit {
+    fn with_burst(
+        limit: u32,
+        burst: u32,
+        window: Duration,
+    ) -> (RateLimit<FakeRelativeClock>, FakeRelativeClock) {
         let quota = Quota::with_period(window / limit)
             .unwrap()
             .allow_burst(NonZeroU32::new(burst).unwrap());
-        let clock = DefaultClock::default();
-        RateLimit {
-            limiter: RateLimiter::dashmap_with_clock(quota, clock.clone())
-                .with_middleware::<StateInformationMiddleware>(),
-            clock,
-            limit,
-            burst,
+        let clock = FakeRelativeClock::default();
+        let rl = RateLimit::new(
+            quota,
+            NonZeroU32::new(limit).unwrap(),
             window,
-            key: KeyBy::Global,
-            checks: AtomicU64::new(0),
-        }
+            KeyBy::Global,
+            clock.clone(),
+        );
+        (rl, clock)
+    }
+
+    fn retry_after(v: &Verdict) -> u64 {
+        let Verdict::Reject(r) = v else {
+            panic!("request allowed")
+        };
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        r.headers
+            .iter()
+            .find(|(n, _)| n == "retry-after")
+            .map(|(_, v)| v.to_str().unwrap().parse().unwrap())
+            .unwrap()
     }
 
     #[test]
-    fn allows_the_burst_then_rejects_with_retry_after() {
-        let rl = limiter(3, Duration::from_secs(60));
+    fn allows_the_burst_then_rejects_with_the_time_until_the_next_slot() {
+        let (rl, _clock) = limiter(3, Duration::from_secs(60));
         for _ in 0..3 {
             assert!(matches!(rl.check("k".into()), Verdict::Continue(_)));
         }
-        let Verdict::Reject(r) = rl.check("k".into()) else {
-            panic!("fourth request allowed")
-        };
-        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-        let retry: u64 = r.headers[0].1.to_str().unwrap().parse().unwrap();
-        assert!((1..=20).contains(&retry), "{retry}");
-        // Another key has its own budget.
+        // One slot comes back every 60 s / 3.
+        assert_eq!(retry_after(&rl.check("k".into())), 20);
+    }
+
+    #[test]
+    fn another_key_has_its_own_budget() {
+        let (rl, _clock) = limiter(1, Duration::from_secs(60));
+        assert!(matches!(rl.check("k".into()), Verdict::Continue(_)));
+        assert!(matches!(rl.check("k".into()), Verdict::Reject(_)));
         assert!(matches!(rl.check("other".into()), Verdict::Continue(_)));
     }
 
     #[test]
+    fn a_rejected_key_is_allowed_again_exactly_when_a_slot_refills() {
+        let (rl, clock) = limiter(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            rl.check("k".into());
+        }
+        clock.advance(Duration::from_millis(19_999));
+        assert_eq!(retry_after(&rl.check("k".into())), 1);
+        clock.advance(Duration::from_millis(1));
+        assert!(matches!(rl.check("k".into()), Verdict::Continue(_)));
+    }
+
+    #[test]
     fn headers_report_the_limit_and_the_time_to_refill_not_the_burst() {
-        let rl = with_burst(100, 10, Duration::from_secs(60));
+        let (rl, _clock) = with_burst(100, 10, Duration::from_secs(60));
         let mut last = None;
         for _ in 0..5 {
             last = Some(rl.check("k".into()));
@@ -251,11 +289,11 @@ mod tests {
 
     #[test]
     fn idle_keys_are_evicted() {
-        let rl = limiter(1000, Duration::from_millis(10));
+        let (rl, clock) = limiter(1000, Duration::from_millis(10));
         for i in 0..5000 {
             rl.check(format!("key-{i}"));
         }
-        std::thread::sleep(Duration::from_millis(30)); // every key's window has passed
+        clock.advance(Duration::from_millis(30)); // every key's window has passed
         for i in 0..EVICT_EVERY {
             rl.check(format!("fresh-{}", i % 4));
         }
