@@ -21,9 +21,9 @@ async fn scrape(gw: &TestGateway) -> String {
 /// Scrapes until every line is present (bodies are counted when they end, a moment after
 /// the client has read them), or fails with the last scrape.
 async fn scrape_until(gw: &TestGateway, lines: &[&str]) -> String {
-    let deadline = std::time::Instant::now() + DEADLINE;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut text = String::new();
-    while std::time::Instant::now() < deadline {
+    while tokio::time::Instant::now() < deadline {
         text = scrape(gw).await;
         if lines.iter().all(|l| text.lines().any(|t| t == *l)) {
             return text;
@@ -160,8 +160,8 @@ async fn every_request_gets_one_access_line_naming_the_key_never_its_value() {
     assert_eq!(authed(chat("mock-echo", "hello", true)).await.status, 200);
     assert_eq!(authed(chat("missing", "hello", false)).await.status, 404);
     let mut lines = Vec::new();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while std::time::Instant::now() < deadline {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < deadline {
         let logs = gw.logs();
         lines = access_lines(&logs).into_iter().map(str::to_owned).collect();
         if lines.len() >= 3 {
@@ -193,8 +193,8 @@ async fn the_access_log_can_be_turned_off() {
     // Log lines keep their order: once the second request's failure line is out, the
     // first request's access line would be out too.
     let mut logs = String::new();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while std::time::Instant::now() < deadline {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < deadline {
         logs = gw.logs();
         if logs.matches("request failed").count() == 2 {
             break;
