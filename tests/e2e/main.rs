@@ -21,5 +21,6 @@ mod cli;
 mod failover;
 mod metrics;
 mod plugins;
+mod prometheus;
 mod python_sdk;
 mod streaming;
