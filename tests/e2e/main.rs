@@ -18,6 +18,7 @@ mod support;
 mod catalogue;
 mod chat;
 mod cli;
+mod export;
 mod failover;
 mod metrics;
 mod plugins;

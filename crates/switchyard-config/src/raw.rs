@@ -29,6 +29,8 @@ pub(crate) struct Top {
     pub metrics: Option<Value>,
     #[serde(default)]
     pub log: Option<Value>,
+    #[serde(default)]
+    pub export: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +44,39 @@ pub(crate) struct MetricsSpec {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogSpec {
     pub access: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportSpec {
+    pub queue: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub flush_interval: Option<Value>,
+    pub max_attempts: Option<u32>,
+    pub backoff: Option<Value>,
+    pub file: Option<Value>,
+    #[serde(default)]
+    pub http: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportFileSpec {
+    pub path: String,
+    pub max_bytes: Option<u64>,
+    pub keep: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportHttpSpec {
+    pub name: Option<String>,
+    pub url: String,
+    pub format: Option<String>,
+    pub index: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

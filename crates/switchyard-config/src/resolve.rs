@@ -2,7 +2,7 @@
 //! is reported), fills defaults, parses durations, URLs and globs, and checks
 //! cross-references. Pure: the environment arrives already expanded. This file holds the
 //! order of the sections and the helpers they share; each section lives in its own
-//! module (`sections`, `upstream`, `route`, `key`, `plugin`).
+//! module (`sections`, `upstream`, `route`, `key`, `plugin`, `export`).
 
 use crate::duration::parse_duration;
 use crate::error::{join, ConfigError};
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use std::time::Duration;
 
+mod export;
 mod key;
 mod plugin;
 mod route;
@@ -54,6 +55,13 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
     let metrics = section::<raw::MetricsSpec>(top.metrics, "metrics", errors)
         .and_then(|s| sections::metrics(s, errors));
     let log = section::<raw::LogSpec>(top.log, "log", errors).map(sections::log);
+    let export = match top.export {
+        None | Some(Value::Null) => None,
+        Some(v) => typed::<raw::ExportSpec>(v, "export")
+            .map_err(|e| errors.push(e))
+            .ok()
+            .and_then(|s| export::export(s, errors)),
+    };
 
     if !errors.is_empty() {
         return None;
@@ -68,6 +76,7 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
         plugins,
         metrics: metrics?,
         log: log?,
+        export,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use crate::secret::Secret;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_dialects::Dialect;
@@ -29,6 +30,8 @@ pub struct Config {
     pub metrics: Metrics,
     /// Logging beyond the format (`server.log_format`).
     pub log: Log,
+    /// Request records exported to a file and/or HTTP collectors; `None` when off.
+    pub export: Option<Export>,
 }
 
 /// The Prometheus metrics listener: `GET /metrics` on an address of its own, without
@@ -46,6 +49,75 @@ pub struct Metrics {
 pub struct Log {
     /// One access-log line per request (default true).
     pub access: bool,
+}
+
+/// Request-record export (`export:`): every request's access-log fields, batched to a
+/// JSONL file and/or HTTP collectors. Each sink has a queue of its own.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// Records each sink holds while it is busy; beyond that they are dropped and counted.
+    pub queue: usize,
+    /// Records per batch (a batch is written when full or after `flush_interval`).
+    pub batch_size: usize,
+    /// Longest a record waits for its batch to fill.
+    pub flush_interval: Duration,
+    /// Attempts per batch before it is dropped and counted (at least 1).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles with each further retry.
+    pub backoff: Duration,
+    /// The JSONL file sink.
+    pub file: Option<ExportFile>,
+    /// HTTP collectors, in config order.
+    pub http: Vec<ExportHttp>,
+}
+
+/// A JSONL file, rotated by size: `path` → `path.1` → … → `path.{keep}`.
+#[derive(Debug, Clone)]
+pub struct ExportFile {
+    /// The file written to.
+    pub path: PathBuf,
+    /// Size at which the file is rotated.
+    pub max_bytes: u64,
+    /// Rotated files kept (0: the full file is removed).
+    pub keep: u32,
+}
+
+/// An HTTP collector, sent newline-delimited JSON.
+#[derive(Debug, Clone)]
+pub struct ExportHttp {
+    /// The sink's name in metrics (`sink` label): `name`, or the format's name.
+    pub name: String,
+    /// Where batches are POSTed, query included.
+    pub url: String,
+    /// The body's shape.
+    pub format: ExportFormat,
+    /// Extra headers (authorization…), as secrets.
+    pub headers: Vec<(String, Secret)>,
+    /// Bound on one POST, from connect to the end of the response.
+    pub timeout: Duration,
+}
+
+/// The body shape an HTTP collector accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Elasticsearch / OpenSearch `_bulk`: an `index` action line before each record.
+    /// Without an index the action is `{"index":{}}` (the URL names it: `/idx/_bulk`).
+    Elasticsearch {
+        /// `_index` of every record.
+        index: Option<String>,
+    },
+    /// ClickHouse `INSERT … FORMAT JSONEachRow`: one JSON object per line.
+    ClickHouse,
+}
+
+impl ExportFormat {
+    /// The format's YAML name (also the default sink name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Elasticsearch { .. } => "elasticsearch",
+            Self::ClickHouse => "clickhouse",
+        }
+    }
 }
 
 /// A client API key and the identity it carries.

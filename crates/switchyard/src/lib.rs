@@ -4,7 +4,7 @@
 //!
 //! The modules form layers; each imports only from layers below it (ARCHITECTURE.md
 //! draws them, and `tests/layers.rs` enforces it). Bottom to top: vocabulary (`error`,
-//! `endpoint`, `caller`) · telemetry (`metrics`, `record`, `log_writer`) · transport (`client`, `tls`) · `relay` (response bodies) ·
+//! `endpoint`, `caller`) · telemetry (`metrics`, `record`, `log_writer`) · `export` (request records out) · transport (`client`, `tls`) · `relay` (response bodies) ·
 //! `upstream` (send with failover) · services (`auth`, `catalog`, `plugins`) ·
 //! `snapshot` · `pipeline` (one request, top to bottom) · edge (`server`, `cli`, this
 //! file).
@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod export;
 pub mod log_writer;
 pub mod metrics;
 pub mod pipeline;
@@ -33,7 +34,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::time::Duration;
 use switchyard_config::{Config, ConfigErrors};
+
+/// How long shutdown waits for the exporter to write what it holds.
+const EXPORT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,7 @@ pub struct Gateway {
     live: Arc<Live>,
     workers: usize,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    export: Option<export::Workers>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -89,7 +95,14 @@ impl Gateway {
             .transpose()
             .map_err(StartError::Config)?;
         let metrics_addr = config.metrics.enabled.then_some(config.metrics.listen);
-        let snap = build_snapshot(config).map_err(StartError::Config)?;
+        let (exporter, export) = match &config.export {
+            Some(e) => export::build(e)
+                .map(|(exporter, workers)| (Some(exporter), Some(workers)))
+                .map_err(StartError::Config)?,
+            None => (None, None),
+        };
+        let mut snap = build_snapshot(config).map_err(StartError::Config)?;
+        snap.exporter = exporter;
         let listener = bind(addr)?;
         let metrics_listener = metrics_addr.map(bind).transpose()?;
         Ok(Self {
@@ -98,6 +111,7 @@ impl Gateway {
             live: Arc::new(Live::new(Arc::new(snap))),
             workers,
             tls,
+            export,
         })
     }
 
@@ -120,6 +134,7 @@ impl Gateway {
     /// multi-threaded runtime with [`Gateway::workers`] threads.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         snapshot::spawn_catalog_refresh(&self.live.load_full());
+        let export = self.export.map(export::Workers::spawn);
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(StartError::Register)?;
         let metrics = match self.metrics_listener {
@@ -132,6 +147,9 @@ impl Gateway {
         server::serve(listener, self.live, self.tls, shutdown).await;
         if let Some(task) = metrics {
             task.abort();
+        }
+        if let Some(export) = export {
+            export.shutdown(EXPORT_FLUSH_TIMEOUT).await;
         }
         Ok(())
     }

@@ -92,6 +92,10 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     /// `switchyard_export_dropped_total{sink}`
     pub export_dropped: IntCounterVec,
+    /// `switchyard_export_records_total{sink,outcome}`
+    pub export_records: IntCounterVec,
+    /// `switchyard_export_batches_total{sink,outcome}`
+    pub export_batches: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -302,6 +306,16 @@ impl Metrics {
                 "switchyard_export_dropped_total",
                 "Request records dropped because a sink fell behind or was down.",
                 &["sink"],
+            ),
+            export_records: counter(
+                "switchyard_export_records_total",
+                "Request records by what became of them: sent, queue_full, failed or rejected.",
+                &["sink", "outcome"],
+            ),
+            export_batches: counter(
+                "switchyard_export_batches_total",
+                "Export batch attempts: sent, retried (failed, tried again) or failed (dropped).",
+                &["sink", "outcome"],
             ),
             registry,
         }

@@ -88,6 +88,7 @@ pub async fn handle(
     record.request_id = request_id.to_str().unwrap_or_default().to_owned();
     resp.headers_mut().insert(REQUEST_ID, request_id);
     let access_log = snap.config.log.access;
+    let exporter = snap.exporter.clone();
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
         in_flight.dec();
         let latency = started.elapsed();
@@ -99,6 +100,9 @@ pub async fn handle(
         record.bytes_out = stats.bytes;
         record.stream_error = stats.failure;
         record.report(latency, ttfb, access_log);
+        if let Some(exporter) = &exporter {
+            exporter.send(record);
+        }
     };
     match resp.body_mut() {
         ResponseBody::Relay(relay) => {

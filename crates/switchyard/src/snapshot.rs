@@ -8,6 +8,7 @@
 use crate::auth::Keys;
 use crate::catalog::Catalog;
 use crate::client::Clients;
+use crate::export::Exporter;
 use crate::metrics::Metrics;
 use crate::plugins::Chain;
 use crate::relay::StreamLimit;
@@ -48,6 +49,9 @@ pub struct Snapshot {
     pub keys: Keys,
     /// The plugin chain.
     pub chain: Chain,
+    /// Where request records are exported (`export:`); the exporter outlives snapshots,
+    /// so whoever builds one hands it the process's handle. `None` when export is off.
+    pub exporter: Option<Exporter>,
 }
 
 impl Snapshot {
@@ -101,6 +105,7 @@ impl Snapshot {
             },
             routes,
             config,
+            exporter: None,
         })
     }
 

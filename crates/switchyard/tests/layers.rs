@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["error", "endpoint", "caller"]),
     ("metrics", &["metrics"]),
     ("telemetry", &["record", "log_writer"]),
+    ("export", &["export"]),
     ("transport", &["client", "tls"]),
     ("relay", &["relay"]),
     ("upstream", &["upstream"]),

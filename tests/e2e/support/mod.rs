@@ -1,13 +1,15 @@
 //! Test harness: [`MockUpstream`] (scripted OpenAI-speaking server), [`TestGateway`]
 //! (the real binary on port 0), [`PluginService`] (the far end of `http` plugins) and a
-//! small HTTP client.
+//! small HTTP client, and [`Collector`] (the far end of `export:` HTTP sinks).
 
 mod client;
+mod collector;
 mod gateway;
 mod mock;
 mod plugin_service;
 
 pub use client::*;
+pub use collector::*;
 pub use gateway::*;
 pub use mock::*;
 pub use plugin_service::*;

@@ -171,7 +171,7 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
     })
 }
 
-fn check_header_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
+pub(super) fn check_header_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {
         errors.push(ConfigError::new(
