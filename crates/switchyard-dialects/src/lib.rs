@@ -1,12 +1,14 @@
 //! Pure translation between the OpenAI wire format and each upstream dialect.
 //!
 //! Owns: reading the few request fields the gateway needs ([`peek`]), rewriting the
-//! `model` value in place without re-serialising the body ([`rewrite_model`]), SSE
-//! framing ([`sse`]), OpenAI-shaped error bodies ([`error_body`]) and the built-in
-//! `mock` dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
+//! `model` value in place without re-serialising the body ([`rewrite_model`]), token
+//! usage (asking a stream for it in place, reading it back: [`usage`]), SSE framing
+//! ([`sse`]), OpenAI-shaped error bodies ([`error_body`]) and the built-in `mock`
+//! dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
 
 pub mod mock;
 pub mod sse;
+pub mod usage;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -33,6 +35,16 @@ impl Dialect {
         match self {
             Self::OpenAi => "openai",
             Self::Mock => "mock",
+        }
+    }
+}
+
+impl Dialect {
+    /// Whether a streaming request to this dialect can ask for a usage chunk with
+    /// OpenAI's `stream_options.include_usage` (see [`usage::ask_for_usage`]).
+    pub fn takes_stream_options(self) -> bool {
+        match self {
+            Self::OpenAi | Self::Mock => true,
         }
     }
 }
@@ -67,6 +79,10 @@ pub struct Peek<'a> {
     pub model_span: std::ops::Range<usize>,
     /// `"stream": true`.
     pub stream: bool,
+    /// Byte range of the `stream_options` value (any JSON value, `null` included).
+    pub stream_options_span: Option<std::ops::Range<usize>>,
+    /// `"stream_options": {"include_usage": true}`: the client asked for a usage chunk.
+    pub include_usage: bool,
     /// The whole body the fields were read from.
     pub raw: &'a [u8],
 }
@@ -98,9 +114,25 @@ struct PeekFields<'a> {
     model: Option<&'a RawValue>,
     #[serde(borrow, default)]
     stream: Option<&'a RawValue>,
+    /// `Some` whenever the key is there, `null` included (its span is replaced).
+    #[serde(borrow, default, deserialize_with = "raw_even_if_null")]
+    stream_options: Option<&'a RawValue>,
 }
 
-/// Reads `model` and `stream` from a JSON request body without building a tree.
+fn raw_even_if_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct StreamOptionsFields<'a> {
+    #[serde(borrow, default)]
+    include_usage: Option<&'a RawValue>,
+}
+
+/// Reads `model`, `stream` and `stream_options` from a JSON request body without
+/// building a tree (only a present `stream_options` object is looked into).
 pub fn peek(body: &[u8]) -> Result<Peek<'_>, PeekError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(PeekError::Malformed("expected a JSON object".to_owned()));
@@ -119,10 +151,20 @@ pub fn peek(body: &[u8]) -> Result<Peek<'_>, PeekError> {
         Some("true") => true,
         Some(_) => return Err(PeekError::BadStream),
     };
+    // A `stream_options` that is not an object is the upstream's to refuse.
+    let include_usage = fields.stream_options.is_some_and(|raw| {
+        raw.get().starts_with('{')
+            && serde_json::from_str::<StreamOptionsFields<'_>>(raw.get())
+                .is_ok_and(|o| o.include_usage.is_some_and(|v| v.get() == "true"))
+    });
     Ok(Peek {
         model,
         model_span,
         stream,
+        stream_options_span: fields
+            .stream_options
+            .map(|raw| span_of(body, raw.get().as_bytes())),
+        include_usage,
         raw: body,
     })
 }

@@ -1,0 +1,256 @@
+//! Token usage, both ways, without parsing more than the small objects involved.
+//!
+//! Asking: [`ask_for_usage`] makes a streaming request ask for a usage chunk
+//! (`"stream_options":{"include_usage":true}`) by editing the peeked bytes — an
+//! insertion right after the opening `{`, or the request's own `stream_options` object
+//! re-serialised — and moves the peek to the new bytes, so the model rewrite of each
+//! candidate still works without a second peek.
+//!
+//! Reading: [`scan_events`] takes usage from whole SSE events (and can leave out the
+//! usage-only chunk), [`read_body_end`] from the end of a JSON body (OpenAI puts
+//! `usage` last). Both first look for a `"usage": {` with a substring search; only an
+//! event holding one is parsed, and only the `usage` object of a body.
+
+use crate::{sse, Peek};
+use bytes::{Bytes, BytesMut};
+use memchr::memmem;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+/// How much of the end of a JSON body [`read_body_end`] looks at.
+pub const TAIL_BYTES: usize = 4096;
+
+/// Token counts an upstream reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// `prompt_tokens`.
+    pub prompt_tokens: u64,
+    /// `completion_tokens`; `None` when absent (embeddings report prompt tokens only).
+    pub completion_tokens: Option<u64>,
+}
+
+/// `stream_options` as [`ask_for_usage`] writes it.
+const ASKING: &str = r#"{"include_usage":true}"#;
+/// The key inserted before it when the request has no `stream_options`.
+const KEY: &str = r#""stream_options":"#;
+
+/// A request body that now asks for usage, with what its peek knew, moved to the new
+/// bytes.
+#[derive(Debug, Clone)]
+pub struct UsageAsked {
+    body: Bytes,
+    model: String,
+    model_span: Range<usize>,
+    stream: bool,
+    stream_options_span: Range<usize>,
+}
+
+impl UsageAsked {
+    /// The body to send.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The peek of [`UsageAsked::body`], without parsing it again.
+    pub fn peek(&self) -> Peek<'_> {
+        Peek {
+            model: self.model.clone(),
+            model_span: self.model_span.clone(),
+            stream: self.stream,
+            stream_options_span: Some(self.stream_options_span.clone()),
+            include_usage: true,
+            raw: &self.body,
+        }
+    }
+}
+
+/// The peeked body with `stream_options.include_usage` set to `true`; every other byte
+/// stays as it was. `None` when the body already asks for usage, or when its
+/// `stream_options` is neither an object nor `null` (the upstream's to refuse).
+pub fn ask_for_usage(peek: &Peek<'_>) -> Option<UsageAsked> {
+    if peek.include_usage {
+        return None;
+    }
+    let body = peek.raw;
+    // What to replace, and with what: `prefix` + the new `stream_options` + `suffix`.
+    let (replace, prefix, value, suffix) = match &peek.stream_options_span {
+        None => {
+            // `peek` made sure the first non-blank byte is the object's `{`.
+            let after = body.iter().position(|&b| b == b'{')? + 1;
+            let empty = body[after..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+            let suffix = if empty { "" } else { "," };
+            (after..after, KEY, ASKING.to_owned(), suffix)
+        }
+        Some(span) => {
+            let raw = &body[span.clone()];
+            let value = if raw == b"null" {
+                ASKING.to_owned()
+            } else if raw.first() == Some(&b'{') {
+                let mut options: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(raw).ok()?;
+                options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+                serde_json::Value::Object(options).to_string()
+            } else {
+                return None;
+            };
+            (span.clone(), "", value, "")
+        }
+    };
+    let added = prefix.len() + value.len() + suffix.len();
+    let mut out = BytesMut::with_capacity(body.len() + added);
+    out.extend_from_slice(&body[..replace.start]);
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    out.extend_from_slice(&body[replace.end..]);
+    // Spans after the edit move by its change in length; the model is never inside it.
+    let moved = |span: &Range<usize>| {
+        if span.start >= replace.end {
+            span.start + added - replace.len()..span.end + added - replace.len()
+        } else {
+            span.clone()
+        }
+    };
+    let value_start = replace.start + prefix.len();
+    Some(UsageAsked {
+        body: out.freeze(),
+        model: peek.model.clone(),
+        model_span: moved(&peek.model_span),
+        stream: peek.stream,
+        stream_options_span: value_start..value_start + value.len(),
+    })
+}
+
+#[derive(Deserialize)]
+struct UsageFields {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+impl UsageFields {
+    fn usage(self) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: self.prompt_tokens?,
+            completion_tokens: self.completion_tokens,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ChunkFields {
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<UsageFields>,
+}
+
+const USAGE_KEY: &[u8] = b"\"usage\"";
+static FIND: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(USAGE_KEY));
+/// Where the object starts when the `"usage"` found at `key` is a key with an object
+/// value (`"usage": {`); `"usage": null` and a `"usage"` string value are not.
+fn object_after(bytes: &[u8], key: usize) -> Option<usize> {
+    let mut i = key + USAGE_KEY.len();
+    let skip = |i: &mut usize| {
+        while bytes.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    skip(&mut i);
+    if bytes.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    skip(&mut i);
+    (bytes.get(i) == Some(&b'{')).then_some(i)
+}
+
+/// Whether `bytes` hold a `"usage": {` (a string's escaped `\"usage\"` does not count).
+pub fn has_usage(bytes: &[u8]) -> bool {
+    FIND.find_iter(bytes)
+        .any(|at| object_after(bytes, at).is_some())
+}
+
+/// Usage read from one SSE event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventUsage {
+    /// What it reported.
+    pub usage: Usage,
+    /// The chunk carries nothing else (`choices` empty or absent): the one the
+    /// upstream adds for `include_usage`.
+    pub usage_only: bool,
+}
+
+/// Usage of one whole SSE event, if it reports any. Events without a `"usage": {` are
+/// not parsed.
+pub fn read_event(event: &[u8]) -> Option<EventUsage> {
+    if !has_usage(event) {
+        return None;
+    }
+    let data = sse::single_data(event)?;
+    let chunk: ChunkFields = serde_json::from_str(&data).ok()?;
+    Some(EventUsage {
+        usage: chunk.usage?.usage()?,
+        usage_only: chunk.choices.is_none_or(|c| c.is_empty()),
+    })
+}
+
+/// What [`scan_events`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scanned {
+    /// The last usage reported by these events.
+    pub usage: Option<Usage>,
+    /// The events without the usage-only chunk, when one was left out.
+    pub kept: Option<Bytes>,
+}
+
+/// Reads usage from whole SSE events (bytes that end at an event boundary) and, with
+/// `drop_usage_only`, leaves out the usage-only chunk. Bytes without a `"usage": {`
+/// (nearly all of a stream) cost one substring search.
+pub fn scan_events(aligned: &Bytes, drop_usage_only: bool) -> Scanned {
+    let mut scanned = Scanned::default();
+    if !has_usage(aligned) {
+        return scanned;
+    }
+    let events = sse::split_events(aligned);
+    let mut kept: Option<BytesMut> = None;
+    for (i, event) in events.iter().enumerate() {
+        let found = read_event(event);
+        if let Some(found) = found {
+            scanned.usage = Some(found.usage);
+            if drop_usage_only && found.usage_only {
+                kept.get_or_insert_with(|| {
+                    let mut k = BytesMut::with_capacity(aligned.len());
+                    events[..i].iter().for_each(|e| k.extend_from_slice(e));
+                    k
+                });
+                continue;
+            }
+        }
+        if let Some(k) = kept.as_mut() {
+            k.extend_from_slice(event);
+        }
+    }
+    scanned.kept = kept.map(BytesMut::freeze);
+    scanned
+}
+
+/// Usage from the end of a JSON body: the last `"usage": {` among its last
+/// [`TAIL_BYTES`], and only that object parsed. `None` when it is not there (no usage,
+/// or not near the end) — never a parse of the whole body.
+pub fn read_body_end(body: &[u8]) -> Option<Usage> {
+    let tail = &body[body.len().saturating_sub(TAIL_BYTES)..];
+    // Forward: memchr's forward search is vectorised, its reverse one is not.
+    let at = FIND
+        .find_iter(tail)
+        .filter_map(|at| object_after(tail, at))
+        .last()?;
+    let mut de = serde_json::Deserializer::from_slice(&tail[at..]);
+    UsageFields::deserialize(&mut de).ok()?.usage()
+}
+
+#[cfg(test)]
+mod tests;
