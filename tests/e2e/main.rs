@@ -25,3 +25,4 @@ mod plugins;
 mod prometheus;
 mod python_sdk;
 mod streaming;
+mod tokens;

@@ -1,10 +1,16 @@
 //! One request, top to bottom: load one config snapshot → dispatch on the path →
 //! authenticate → read the body under the size limit → peek `model` / `stream` →
-//! (plugins: `pre_request`) → plan the model's candidates → send with failover →
-//! (plugins: stream hooks or `post_response`) → relay. Every error becomes an
-//! OpenAI-shaped response at one edge (`respond`, after the `error` plugins), and every
-//! response carries `x-request-id`. With no plugins configured the plugin layer is
-//! skipped: no body parse beyond the peek, no copies.
+//! (plugins: `pre_request`) → plan the model's candidates → (streams: ask for usage) →
+//! send with failover → (plugins: stream hooks or `post_response`) → relay. Every
+//! error becomes an OpenAI-shaped response at one edge (`respond`, after the `error`
+//! plugins), and every response carries `x-request-id`. With no plugins configured the
+//! plugin layer is skipped: no body parse beyond the peek, no copies.
+//!
+//! Tokens are counted for every request: a stream that did not ask for usage is made
+//! to (`stream_options.include_usage`, set in place) and the relay leaves the extra
+//! usage chunk out, so the client receives what it would have without the gateway; the
+//! relay reads usage from stream events or the end of a JSON body, and a complete body
+//! held here is read the same way.
 
 mod models;
 mod plugin_layer;
@@ -32,6 +38,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use switchyard_dialects::usage::{ask_for_usage, read_body_end, UsageAsked};
 use switchyard_dialects::{peek, Peek, PeekError};
 use tokio::time::Instant;
 
@@ -99,6 +106,8 @@ pub async fn handle(
         record.ttfb_ms = ttfb.map(ms);
         record.bytes_out = stats.bytes;
         record.stream_error = stats.failure;
+        record.input_tokens = stats.usage.map(|u| u.prompt_tokens);
+        record.output_tokens = stats.usage.and_then(|u| u.completion_tokens);
         record.report(latency, ttfb, access_log);
         if let Some(exporter) = &exporter {
             exporter.send(record);
@@ -110,9 +119,14 @@ pub async fn handle(
             relay.observe(Box::new(move |stats| finish(record, stats)));
         }
         ResponseBody::Full(bytes) => {
+            let proxied = matches!(record.endpoint, "chat" | "completions" | "embeddings");
             let stats = BodyStats {
                 bytes: bytes.as_ref().map_or(0, |b| b.len() as u64),
                 completed: true,
+                usage: bytes
+                    .as_deref()
+                    .filter(|_| proxied && (200..300).contains(&record.status))
+                    .and_then(read_body_end),
                 ..BodyStats::default()
             };
             finish(record, stats);
@@ -235,6 +249,25 @@ async fn proxy(
     };
     let plan = plan(snap, &peeked.model).await.map_err(with_meta)?;
     record.known_model = true;
+    // A stream that did not ask for usage asks for it (when every candidate takes
+    // `stream_options`); the relay then leaves the usage chunk out for the client.
+    let asked = if peek.stream
+        && !peek.include_usage
+        && plan.iter().all(|c| {
+            snap.upstreams.list[c.upstream]
+                .config
+                .dialect
+                .takes_stream_options()
+        }) {
+        ask_for_usage(peek)
+    } else {
+        None
+    };
+    let asked_peek = asked.as_ref().map(UsageAsked::peek);
+    let (body, peek) = match (&asked, &asked_peek) {
+        (Some(asked), Some(asked_peek)) => (asked.body(), asked_peek),
+        _ => (body, peek),
+    };
     let out = Outgoing {
         endpoint,
         peek,
@@ -243,7 +276,11 @@ async fn proxy(
         request_id,
         extra_headers: layer.as_ref().map_or(&[], PluginLayer::upstream_headers),
     };
-    let resp = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;
+    let mut resp = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;
+    let success = resp.status().is_success();
+    if let (true, ResponseBody::Relay(relay)) = (success, resp.body_mut()) {
+        relay.read_usage(asked.is_some());
+    }
     match layer {
         None => Ok(resp),
         Some(layer) => layer.after(snap, resp).await,

@@ -1,10 +1,13 @@
 //! The response body type: a complete buffer, or a relay of an upstream body (or of
 //! the mock model's ready-made events). The relay forwards whatever is ready in one
 //! write (no waiting: only frames already received are coalesced), enforces the idle
-//! timeout, keeps SSE output aligned to whole events, runs a request's
-//! [`StreamHooks`] (the plugin chain implements them: `on_chunk` filters, usage
-//! capture) and — when an SSE stream breaks after bytes were sent — ends it with an
-//! OpenAI-shaped error event, never a silent cut. It knows nothing of plugins.
+//! timeout, keeps SSE output aligned to whole events, reads token usage when asked
+//! ([`Relay::read_usage`]: from the events of a stream — leaving out the usage-only
+//! chunk the gateway asked for on the client's behalf — or from the end of a JSON body),
+//! runs a request's [`StreamHooks`] (the plugin chain implements them: `on_chunk`
+//! filters, text for `post_response`) and — when an SSE stream breaks after bytes were
+//! sent — ends it with an OpenAI-shaped error event, never a silent cut. It knows
+//! nothing of plugins.
 
 use crate::client::h1::H1Body;
 use crate::error::Rejection;
@@ -20,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use switchyard_dialects::error_event;
 use switchyard_dialects::sse::EventAligner;
+use switchyard_dialects::usage::{read_body_end, scan_events, Usage, TAIL_BYTES};
 use tokio::time::{Instant, Sleep};
 
 /// Error type of a relayed body; makes hyper abort the client connection.
@@ -123,8 +127,10 @@ impl Drop for StreamGuard {
 }
 
 /// Per-request work on a stream's events (the plugin chain's `on_chunk` filters and
-/// usage capture implement it). The relay hands it whole SSE events only, and calls
-/// [`StreamHooks::finish`] exactly once, however the stream ends.
+/// text collection implement it). The relay hands it whole SSE events only — after
+/// usage was read and a usage-only chunk the client did not ask for was left out — and
+/// calls [`StreamHooks::finish`] at least once (implementations act on the first),
+/// however the stream ends.
 pub trait StreamHooks: Send + std::fmt::Debug {
     /// Whole events in, what to send out; `Err` carries what to send before the stream
     /// ends with the rejection's error event.
@@ -133,8 +139,10 @@ pub trait StreamHooks: Send + std::fmt::Debug {
     /// The upstream ended cleanly: whatever the hooks held back, or a final rejection.
     fn on_upstream_end(&mut self) -> Result<Bytes, Box<(Bytes, Rejection)>>;
 
-    /// The stream is over (completed, failed, stopped or dropped by the client).
-    fn finish(&mut self);
+    /// The stream is over (completed, failed, stopped or dropped by the client), with
+    /// the usage the relay read from it (when [`Relay::read_usage`] was on and the
+    /// upstream reported it).
+    fn finish(&mut self, usage: Option<Usage>);
 }
 
 /// What the relay saw of one body, reported once when it is dropped (finished, failed,
@@ -151,6 +159,8 @@ pub struct BodyStats {
     pub failure: Option<&'static str>,
     /// The body reached its end (not abandoned by the client).
     pub completed: bool,
+    /// Token usage the upstream reported (when [`Relay::read_usage`] was on).
+    pub usage: Option<Usage>,
 }
 
 /// Called once with the body's [`BodyStats`].
@@ -187,6 +197,40 @@ pub struct Relay {
     stats: BodyStats,
     observer: Option<BodyObserver>,
     upstream_metrics: Option<UpstreamMetrics>,
+    usage: Option<UsageWatch>,
+}
+
+/// Reading token usage from one body (see [`Relay::read_usage`]).
+#[derive(Debug, Default)]
+struct UsageWatch {
+    /// Leave out the usage-only chunk: the gateway asked for it, the client did not.
+    strip: bool,
+    /// The last frames of a non-SSE body: at least [`TAIL_BYTES`] when the body has
+    /// that many (shared, not copied).
+    tail: VecDeque<Bytes>,
+    held: usize,
+}
+
+impl UsageWatch {
+    fn keep(&mut self, data: &Bytes) {
+        self.held += data.len();
+        self.tail.push_back(data.clone());
+        while let Some(front) = self.tail.front() {
+            if self.held - front.len() < TAIL_BYTES {
+                break;
+            }
+            self.held -= front.len();
+            self.tail.pop_front();
+        }
+    }
+
+    fn read_tail(&self) -> Option<Usage> {
+        match self.tail.as_slices() {
+            ([], []) => None,
+            ([one], []) | ([], [one]) => read_body_end(one),
+            _ => read_body_end(&self.tail.iter().flatten().copied().collect::<Vec<u8>>()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -244,7 +288,19 @@ impl Relay {
             stats: BodyStats::default(),
             observer: None,
             upstream_metrics: None,
+            usage: None,
         }
+    }
+
+    /// Reads token usage into [`BodyStats::usage`]: from the events of an SSE stream
+    /// (only events holding a `"usage": {` are parsed), or from the last few KiB of
+    /// any other body. With `strip_usage_chunk`, the usage-only chunk (`choices: []`)
+    /// is left out of the stream: the gateway asked for it, the client did not.
+    pub fn read_usage(&mut self, strip_usage_chunk: bool) {
+        self.usage = Some(UsageWatch {
+            strip: strip_usage_chunk,
+            ..UsageWatch::default()
+        });
     }
 
     /// Counts this body's frames and its attempt outcome against an upstream.
@@ -343,7 +399,12 @@ impl Relay {
             if let Some(data) = data {
                 self.last_data = Instant::now();
                 match self.aligner.as_mut() {
-                    None => out = data,
+                    None => {
+                        if let Some(watch) = self.usage.as_mut() {
+                            watch.keep(&data);
+                        }
+                        out = data;
+                    }
                     Some(aligner) => {
                         let pushed = match aligner.push(data) {
                             Ok(pushed) => pushed,
@@ -357,8 +418,19 @@ impl Relay {
                             }
                         };
                         if let Some(aligned) = pushed {
+                            let aligned = match self.usage.as_ref() {
+                                None => aligned,
+                                Some(watch) => {
+                                    let scanned = scan_events(&aligned, watch.strip);
+                                    if scanned.usage.is_some() {
+                                        self.stats.usage = scanned.usage;
+                                    }
+                                    scanned.kept.unwrap_or(aligned)
+                                }
+                            };
                             match self.hooks.as_mut() {
                                 None => out = aligned,
+                                Some(_) if aligned.is_empty() => {}
                                 Some(hooks) => match hooks.on_events(&aligned) {
                                     Ok(bytes) => out = bytes,
                                     Err(stopped) => {
@@ -381,6 +453,9 @@ impl Relay {
             }
             if ended {
                 self.done = true;
+                if let (None, Some(watch)) = (&self.aligner, &self.usage) {
+                    self.stats.usage = watch.read_tail();
+                }
                 let rest = self
                     .aligner
                     .as_mut()
@@ -398,7 +473,7 @@ impl Relay {
                                 return self.stop(concat(out, held), &rejection);
                             }
                         }
-                        hooks.finish();
+                        hooks.finish(self.stats.usage);
                     }
                     None if !rest.is_empty() => out = concat(out, rest),
                     None => {}
@@ -448,7 +523,7 @@ impl Relay {
         self.done = true;
         self.stats.failure = Some(reason);
         if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish();
+            hooks.finish(self.stats.usage);
         }
         let message = format!("{why} (upstream: {})", self.upstream_name);
         if self.aligner.is_none() {
@@ -472,7 +547,7 @@ impl Relay {
         self.done = true;
         self.stats.failure = Some("plugin");
         if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish();
+            hooks.finish(self.stats.usage);
         }
         let event = error_event(&r.message, &r.kind, Some(&r.code));
         Poll::Ready(Some(Ok(Frame::data(concat(before, event)))))
@@ -500,7 +575,7 @@ impl Drop for Relay {
         }
         // The client went away (or the body was dropped early): hooks still learn it ended.
         if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish();
+            hooks.finish(self.stats.usage);
         }
     }
 }
@@ -517,3 +592,6 @@ fn concat(a: Bytes, b: Bytes) -> Bytes {
     m.extend_from_slice(&b);
     m.freeze()
 }
+
+#[cfg(test)]
+mod tests;

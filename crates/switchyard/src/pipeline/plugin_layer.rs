@@ -1,9 +1,9 @@
 //! The plugin chain around the one send path, used only when plugins are configured.
-//! Before: `pre_request` (which may change the body or reject), then usage
-//! negotiation — a stream whose plugins need token usage asks the upstream for it and
-//! hides it from a client that did not ask. After: a stream gets the chain's hooks
-//! (`on_chunk` filters, usage capture, `post_response` once it ends); a complete
-//! response is buffered for `post_response` only when a plugin runs there.
+//! Before: `pre_request` (which may change the body or reject). After: a stream gets
+//! the chain's hooks (`on_chunk` filters, text collection, `post_response` once it
+//! ends, with the usage the relay read); a complete response is buffered for
+//! `post_response` only when a plugin runs there. Asking a stream for usage is not
+//! done here: the pipeline does it for every stream, plugins or not.
 
 use super::Failed;
 use crate::error::GatewayError;
@@ -14,7 +14,6 @@ use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use serde_json::json;
 use std::sync::Arc;
 use switchyard_config::Stage;
 
@@ -31,11 +30,10 @@ pub(super) struct PluginLayer {
     changed: Option<Bytes>,
     pre: StageEffects,
     needs_usage: bool,
-    strip_usage: bool,
 }
 
 impl PluginLayer {
-    /// Runs `pre_request` and negotiates usage.
+    /// Runs `pre_request`.
     pub(super) async fn before(
         snap: &Snapshot,
         mut meta: RequestMeta,
@@ -61,22 +59,6 @@ impl PluginLayer {
             }
         };
         let needs_usage = chain.needs_usage(&meta);
-        let strip_usage = meta.stream
-            && needs_usage
-            && body
-                .json_now()
-                .is_some_and(|v| v["stream_options"]["include_usage"] != true);
-        if strip_usage {
-            body.apply(Box::new(|v| {
-                let Some(request) = v.as_object_mut() else {
-                    return;
-                };
-                let options = request.entry("stream_options").or_insert_with(|| json!({}));
-                if let Some(options) = options.as_object_mut() {
-                    options.insert("include_usage".to_owned(), json!(true));
-                }
-            }));
-        }
         let changed = body.dirty.then(|| body.to_bytes());
         if let Some(bytes) = &changed {
             // A plugin may have turned streaming on or off.
@@ -90,7 +72,6 @@ impl PluginLayer {
             changed,
             pre,
             needs_usage,
-            strip_usage,
         })
     }
 
@@ -135,8 +116,6 @@ impl PluginLayer {
                 });
                 relay.set_hooks(Box::new(ChainHooks {
                     filters: chain.chunk_filters(meta),
-                    capture_usage: self.needs_usage,
-                    strip_usage: self.strip_usage,
                     collect_text: chain.needs_response_body(meta),
                     on_end,
                     ..ChainHooks::default()

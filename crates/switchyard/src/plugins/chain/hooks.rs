@@ -1,8 +1,9 @@
 //! The chain's side of a stream: [`ChainHooks`] implements the relay's
 //! [`StreamHooks`] — every whole event goes through the request's `on_chunk` filters,
-//! usage and text are read for `post_response`, a usage-only chunk the client did not
-//! ask for is left out — and [`StreamSummary`] is what `post_response` learns once the
-//! stream ends.
+//! text is read for `post_response` — and [`StreamSummary`] is what `post_response`
+//! learns once the stream ends. Usage is not read here: the relay reads it for every
+//! stream (and leaves out the usage-only chunk a client did not ask for) and hands it
+//! over in [`StreamHooks::finish`].
 
 use super::stream::{filter_event, flush_filters, ActiveFilter, FilterOutcome};
 use crate::error::Rejection;
@@ -10,6 +11,7 @@ use crate::plugins::Usage;
 use crate::relay::StreamHooks;
 use bytes::{Bytes, BytesMut};
 use switchyard_dialects::sse::split_events;
+use switchyard_dialects::usage;
 
 /// How a stream went, for `post_response` plugins.
 #[derive(Debug, Default)]
@@ -25,10 +27,6 @@ pub struct StreamSummary {
 pub struct ChainHooks {
     /// `on_chunk` filters, in run order.
     pub filters: Vec<ActiveFilter>,
-    /// Read `usage` from the events.
-    pub capture_usage: bool,
-    /// Leave out the usage-only chunk (the client did not ask for it).
-    pub strip_usage: bool,
     /// Collect the assistant text.
     pub collect_text: bool,
     /// Called once when the stream ends, however it ends.
@@ -41,32 +39,32 @@ impl std::fmt::Debug for ChainHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChainHooks")
             .field("filters", &self.filters)
-            .field("capture_usage", &self.capture_usage)
-            .field("strip_usage", &self.strip_usage)
+            .field("collect_text", &self.collect_text)
             .finish_non_exhaustive()
     }
 }
 
 impl StreamHooks for ChainHooks {
-    fn finish(&mut self) {
+    fn finish(&mut self, usage: Option<usage::Usage>) {
         if let Some(on_end) = self.on_end.take() {
-            on_end(std::mem::take(&mut self.summary));
+            let mut summary = std::mem::take(&mut self.summary);
+            summary.usage = usage.map(|u| Usage {
+                prompt: u.prompt_tokens,
+                completion: u.completion_tokens.unwrap_or(0),
+            });
+            on_end(summary);
         }
     }
 
-    /// Runs the filters and usage capture over whole events. When every event comes
-    /// out as it went in (the usual case for reject filters and usage capture), the
-    /// aligned bytes are passed on without a copy.
+    /// Runs the filters and text collection over whole events. When every event comes
+    /// out as it went in (the usual case for reject filters), the aligned bytes are
+    /// passed on without a copy.
     fn on_events(&mut self, aligned: &Bytes) -> Result<Bytes, Box<(Bytes, Rejection)>> {
         let mut parts: Vec<Bytes> = Vec::new();
         let mut unchanged = true;
         for event in split_events(aligned) {
-            if (self.capture_usage || self.collect_text)
-                && self.inspect(&event) == Some(true)
-                && self.strip_usage
-            {
-                unchanged = false;
-                continue;
+            if self.collect_text {
+                self.collect(&event);
             }
             let (ptr, len) = (event.as_ptr(), event.len());
             match filter_event(&mut self.filters, event) {
@@ -99,28 +97,24 @@ impl StreamHooks for ChainHooks {
 }
 
 impl ChainHooks {
-    /// Reads usage and text from one event; `Some(true)` for a usage-only chunk.
-    fn inspect(&mut self, event: &Bytes) -> Option<bool> {
-        let has_usage = contains(event, b"\"usage\"");
-        if !has_usage && !self.collect_text {
-            return None;
+    /// Adds the assistant text of one event (events without `"content"` — the usage
+    /// chunk, `[DONE]` — are not parsed).
+    fn collect(&mut self, event: &Bytes) {
+        if !contains(event, b"\"content\"") {
+            return;
         }
-        let data = switchyard_dialects::sse::single_data(event)?;
-        let v: serde_json::Value = serde_json::from_str(&data).ok()?;
-        if self.collect_text {
-            if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
-                self.summary
-                    .text
-                    .get_or_insert_with(String::new)
-                    .push_str(t);
-            }
+        let Some(data) = switchyard_dialects::sse::single_data(event) else {
+            return;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) else {
+            return;
+        };
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            self.summary
+                .text
+                .get_or_insert_with(String::new)
+                .push_str(t);
         }
-        let usage = Usage::from_json(&v);
-        if usage.is_some() {
-            self.summary.usage = usage;
-        }
-        let choices_empty = v["choices"].as_array().is_some_and(Vec::is_empty);
-        Some(usage.is_some() && choices_empty)
     }
 }
 
