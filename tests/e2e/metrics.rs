@@ -47,7 +47,12 @@ fn status(code: u16) -> Reply {
 
 #[tokio::test]
 async fn counters_follow_attempts_failovers_statuses_and_error_codes() {
-    let a = MockUpstream::with_script(vec![status(500), status(429), Reply::Chat]).await;
+    let limited = Reply::Json(
+        429,
+        json!({"error": {"message": "slow down", "type": "rate_limit_error", "param": null, "code": null}}),
+        vec![("retry-after", "3".to_owned())],
+    );
+    let a = MockUpstream::with_script(vec![status(500), limited, Reply::Chat]).await;
     let b = MockUpstream::start().await;
     let c = MockUpstream::with_script(vec![Reply::Stream(vec!["x".into(), "y".into()])]).await;
     let extra = "routes:\n  - {model: m, targets: [{upstream: a, model: m}], fallbacks: [b/m]}\n";
@@ -86,6 +91,7 @@ async fn counters_follow_attempts_failovers_statuses_and_error_codes() {
             r#"switchyard_upstream_attempts_total{outcome="ok",upstream="b"} 2"#,
             r#"switchyard_upstream_attempts_total{outcome="ok",upstream="c"} 1"#,
             r#"switchyard_upstream_failovers_total{upstream="a"} 2"#,
+            r#"switchyard_upstream_retry_after_total{upstream="a"} 1"#,
             r#"switchyard_requests_total{endpoint="chat",model="m",status_class="2xx"} 2"#,
             r#"switchyard_requests_total{endpoint="chat",model="s",status_class="2xx"} 1"#,
             r#"switchyard_requests_total{endpoint="chat",model="other",status_class="4xx"} 1"#,

@@ -62,6 +62,7 @@ pub struct Metrics {
     streams_failed: IntCounterVec,
     attempts: IntCounterVec,
     failovers: IntCounterVec,
+    retry_after: IntCounterVec,
     /// `switchyard_upstream_cooldown{upstream}` (set at scrape time)
     pub upstream_cooldown: IntGaugeVec,
     /// `switchyard_upstream_connections_opened_total`
@@ -110,6 +111,8 @@ pub struct UpstreamMetrics {
     attempts: [IntCounter; OUTCOMES.len()],
     /// Moves from this upstream to the next candidate.
     pub failovers: IntCounter,
+    /// Of those, moves after a 429 that carried `Retry-After`.
+    pub retries_after_retry_after: IntCounter,
     /// SSE events relayed from this upstream.
     pub stream_chunks: IntCounter,
     streams_failed: [IntCounter; STREAM_FAILURES.len()],
@@ -240,6 +243,11 @@ impl Metrics {
                 "Requests moved on from this upstream to the next candidate.",
                 &["upstream"],
             ),
+            retry_after: counter(
+                "switchyard_upstream_retry_after_total",
+                "Requests moved on from this upstream after a 429 with Retry-After.",
+                &["upstream"],
+            ),
             upstream_cooldown: gauge(
                 "switchyard_upstream_cooldown",
                 "1 while the upstream sits out a cool-down.",
@@ -326,6 +334,7 @@ impl Metrics {
         UpstreamMetrics {
             attempts: OUTCOMES.map(|o| self.attempts.with_label_values(&[name, o])),
             failovers: self.failovers.with_label_values(&[name]),
+            retries_after_retry_after: self.retry_after.with_label_values(&[name]),
             stream_chunks: self.stream_chunks.with_label_values(&[name]),
             streams_failed: STREAM_FAILURES
                 .map(|r| self.streams_failed.with_label_values(&[name, r])),

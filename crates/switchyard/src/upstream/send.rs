@@ -180,7 +180,7 @@ impl Upstreams {
         let any_available = plan
             .iter()
             .any(|c| self.list[c.upstream].health.is_available(now));
-        let mut failed: Option<&Upstream> = None;
+        let mut failed: Option<(&Upstream, bool)> = None;
         for candidate in plan {
             if failures.0.len() >= routing.max_attempts as usize {
                 break;
@@ -189,8 +189,11 @@ impl Upstreams {
             if any_available && !up.health.is_available(now) {
                 continue;
             }
-            if let Some(previous) = failed.take() {
+            if let Some((previous, after_retry_after)) = failed.take() {
                 previous.metrics.failovers.inc();
+                if after_retry_after {
+                    previous.metrics.retries_after_retry_after.inc();
+                }
             }
             let served = || Served {
                 upstream: up.name.clone(),
@@ -213,7 +216,7 @@ impl Upstreams {
                 Err(e) => e,
             };
             up.metrics.attempt(error.outcome());
-            failed = Some(up);
+            failed = Some((up, matches!(error, AttemptError::RateLimited(Some(_)))));
             let cooled = up.health.record_failure(
                 routing.failures_before_cooldown,
                 routing.cooldown,
