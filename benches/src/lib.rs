@@ -1,7 +1,14 @@
-//! Shared helpers for the load-test binaries (`mockup`, `loadgen`): a tiny
-//! command-line reader and latency percentiles over a sorted sample.
+//! The benches crate's library: a tiny command-line reader and latency percentiles
+//! shared by the binaries (`mockup`, `loadgen`, `report`, `clientbench`), the
+//! bench report (`report`: raw records in, Markdown out), the process CPU clock
+//! (`cpu`), and the upstream-client comparison (`clients`).
 
 use std::str::FromStr;
+
+#[cfg(feature = "clientbench")]
+pub mod clients;
+pub mod cpu;
+pub mod report;
 
 /// A minimal `--name value` / `--name=value` / `--flag` command-line reader.
 ///
@@ -74,6 +81,12 @@ impl Args {
         }
     }
 
+    /// Takes out the first argument that is not an option (does not start with `--`).
+    pub fn positional(&mut self) -> Option<String> {
+        let i = self.rest.iter().position(|a| !a.starts_with("--"))?;
+        Some(self.rest.remove(i))
+    }
+
     /// Ends parsing.
     ///
     /// # Errors
@@ -128,6 +141,18 @@ mod tests {
         assert_eq!(a.parse_or("--concurrency", 1_usize).unwrap(), 4);
         assert_eq!(a.parse_or("--duration", 5.0_f64).unwrap(), 5.0);
         assert!(a.finish().is_err());
+    }
+
+    #[test]
+    fn positional_is_the_first_non_option_left() {
+        let mut a = Args::from_vec(
+            ["--scenario", "plugins", "raw.jsonl"]
+                .map(String::from)
+                .to_vec(),
+        );
+        assert_eq!(a.value("--scenario").unwrap().as_deref(), Some("plugins"));
+        assert_eq!(a.positional().as_deref(), Some("raw.jsonl"));
+        assert!(a.finish().is_ok());
     }
 
     #[test]
