@@ -21,68 +21,12 @@ use super::{
 };
 use crate::client::Clients;
 use crate::error::GatewayError;
-use crate::metrics::metrics;
-use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode};
-use prometheus::{Histogram, IntCounter};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::{ConfigError, OnError, PluginSpec, Stage};
-
-/// Failure and rejection counts of one plugin instance, kept here and in the
-/// process-wide metrics (by plugin id).
-#[derive(Debug)]
-pub struct Counters {
-    /// Errors, timeouts and panics.
-    pub errors: AtomicU64,
-    /// Requests it rejected.
-    pub rejections: AtomicU64,
-    failures: IntCounter,
-    rejected: IntCounter,
-    calls: [IntCounter; 4],
-    duration: Histogram,
-}
-
-impl Counters {
-    pub(crate) fn new(id: &str) -> Self {
-        let m = metrics();
-        Self {
-            errors: AtomicU64::new(0),
-            rejections: AtomicU64::new(0),
-            failures: m.plugin_failures.with_label_values(&[id]),
-            rejected: m.plugin_rejections.with_label_values(&[id]),
-            calls: [
-                Stage::PreRequest,
-                Stage::OnChunk,
-                Stage::PostResponse,
-                Stage::Error,
-            ]
-            .map(|s| m.plugin_calls.with_label_values(&[id, s.name()])),
-            duration: m.plugin_duration.with_label_values(&[id]),
-        }
-    }
-
-    /// An error, timeout or panic.
-    pub fn failed(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        self.failures.inc();
-    }
-
-    /// A rejection.
-    pub fn rejected(&self) {
-        self.rejections.fetch_add(1, Ordering::Relaxed);
-        self.rejected.inc();
-    }
-
-    /// One call at `stage` that took `took`.
-    fn called(&self, stage: Stage, took: Duration) {
-        self.calls[stage_index(stage)].inc();
-        self.duration.observe(took.as_secs_f64());
-    }
-}
 
 /// One configured plugin.
 pub struct Instance {
@@ -123,71 +67,6 @@ impl std::fmt::Debug for Instance {
 struct Group {
     sequential: Vec<usize>,
     parallel: Vec<usize>,
-}
-
-/// A JSON body that is parsed only when a plugin needs it and re-serialised only when
-/// a plugin changed it.
-#[derive(Debug, Default)]
-pub struct BodyCell {
-    raw: Bytes,
-    json: Option<Value>,
-    parsed: bool,
-    /// A plugin changed the body.
-    pub dirty: bool,
-}
-
-impl BodyCell {
-    /// Wraps raw JSON bytes (not parsed yet).
-    pub fn new(raw: Bytes) -> Self {
-        Self {
-            raw,
-            ..Self::default()
-        }
-    }
-
-    /// Wraps an already parsed value.
-    pub fn parsed(json: Value) -> Self {
-        Self {
-            json: Some(json),
-            parsed: true,
-            ..Self::default()
-        }
-    }
-
-    fn parse(&mut self) {
-        if !self.parsed {
-            self.parsed = true;
-            self.json = serde_json::from_slice(&self.raw).ok();
-        }
-    }
-
-    /// The parsed JSON (if it was parsed and is JSON).
-    pub fn json(&self) -> Option<&Value> {
-        self.json.as_ref()
-    }
-
-    /// The parsed JSON, parsing now if needed.
-    pub fn json_now(&mut self) -> Option<&Value> {
-        self.parse();
-        self.json.as_ref()
-    }
-
-    /// Applies a change (parsing first if needed); a body that is not JSON is left as is.
-    pub fn apply(&mut self, patch: super::Patch) {
-        self.parse();
-        if let Some(v) = self.json.as_mut() {
-            patch(v);
-            self.dirty = true;
-        }
-    }
-
-    /// The bytes to send on: the original unless a plugin changed the body.
-    pub fn to_bytes(&self) -> Bytes {
-        match (self.dirty, &self.json) {
-            (true, Some(v)) => Bytes::from(v.to_string()),
-            _ => self.raw.clone(),
-        }
-    }
 }
 
 /// Headers the plugins of one stage asked for.
@@ -621,8 +500,12 @@ async fn join_until<F: std::future::Future>(
     Ok(results.into_iter().flatten().collect())
 }
 
+mod body;
+mod counters;
 mod hooks;
 mod stream;
+pub use body::BodyCell;
+pub use counters::Counters;
 pub use hooks::{ChainHooks, StreamSummary};
 pub use stream::ActiveFilter;
 use stream::Broken;

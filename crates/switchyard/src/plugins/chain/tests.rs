@@ -1,9 +1,11 @@
 use super::*;
 use crate::caller::Caller;
 use crate::plugins::Rejection;
+use bytes::Bytes;
 use http::HeaderMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// A scriptable plugin that records its calls.
