@@ -18,6 +18,7 @@ mod support;
 mod catalogue;
 mod chat;
 mod cli;
+mod deploy;
 mod export;
 mod failover;
 mod metrics;
