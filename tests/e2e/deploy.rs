@@ -32,26 +32,6 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `SWITCHYARD_TEST_PYTHON`, else `<repo>/.venv/bin/python`.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHYARD_TEST_PYTHON").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "SWITCHYARD_TEST_PYTHON={} does not exist; {HOW}",
-            p.display()
-        );
-        return p;
-    }
-    let venv = root().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} does not exist and SWITCHYARD_TEST_PYTHON is not set; {HOW}",
-        venv.display()
-    );
-    venv
-}
-
 /// A tool the venv installs into its `bin/`, beside the interpreter.
 fn venv_tool(name: &str) -> PathBuf {
     let python = python();

@@ -226,3 +226,91 @@ async fn a_real_prometheus_scrapes_counters_and_computes_a_quantile() {
         .await;
     assert!(rss > 1e6, "rss = {rss}");
 }
+
+/// Names in `deploy/metrics.txt`, the list the dashboard and alert rules are checked
+/// against (tests/e2e/deploy.rs).
+fn contract() -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join("deploy/metrics.txt")).unwrap();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_and_alerts_may_use_is_exported() {
+    let fetched = MockUpstream::with_script(vec![Reply::StreamUsage(vec!["a".into()], 3)]).await;
+    fetched.set_models(&["fm"]);
+    let limited = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "slow", "type": "rate_limit_error", "param": null, "code": null}}),
+        vec![("retry-after", "2".to_owned())],
+    )])
+    .await;
+    let broken =
+        MockUpstream::with_script(vec![Reply::StreamDrop(vec!["x".into(), "yy".into()], 1)]).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let yaml = format!(
+        "upstreams:\n  - {{name: fetched, base_url: '{}'}}\n  - {{name: limited, base_url: '{}', models: [busy]}}\n  - {{name: broken, base_url: '{}', models: [cut]}}\nroutes:\n  - {{model: busy, targets: [{{upstream: limited, model: busy}}], fallbacks: [fm]}}\nplugins:\n  - name: content_filter\n    config: {{banned_patterns: [forbidden], action: reject}}\nexport:\n  batch_size: 1\n  max_attempts: 1\n  http:\n    - {{url: 'http://127.0.0.1:{dead_port}/_bulk', format: elasticsearch}}\n",
+        fetched.base_url(),
+        limited.base_url(),
+        broken.base_url(),
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let http = gw.http();
+    assert_eq!(http.get("/v1/models").await.status, 200);
+    let answer = http
+        .post("/v1/chat/completions", &chat("fm", "hi", true))
+        .await;
+    assert_eq!(answer.status, 200);
+    let answer = http
+        .post("/v1/chat/completions", &chat("busy", "hi", true))
+        .await;
+    assert_eq!(answer.status, 200, "failed over after the 429");
+    let answer = http
+        .post("/v1/chat/completions", &chat("cut", "hi", true))
+        .await;
+    assert!(answer.text().contains("upstream_stream_error"));
+    http.post("/v1/chat/completions", &chat("fm", "forbidden", false))
+        .await
+        .assert_error(400, "content_filter");
+
+    let url = gw.metrics.clone().unwrap();
+    let (base, path) = url.split_at(url.rfind("/metrics").unwrap());
+    let expected = contract();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let exposition = Http::new(base.to_owned()).get(path).await.text();
+        let mut parse = tokio::process::Command::new(python())
+            .arg(repo_root().join("tests/python/metric_names.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the Prometheus parser");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = parse.stdin.take().unwrap();
+            stdin.write_all(exposition.as_bytes()).await.unwrap();
+        }
+        let out = parse.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "prometheus_client could not parse the exposition: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        let missing: Vec<&String> = expected.iter().filter(|n| !names.contains(n)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in deploy/metrics.txt but not exported: {missing:?}\n{exposition}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

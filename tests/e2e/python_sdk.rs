@@ -6,34 +6,11 @@
 
 use crate::support::*;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 /// How long the script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// `SWITCHYARD_TEST_PYTHON`, else `<repo>/.venv/bin/python`; fails with how to make it.
-fn python() -> PathBuf {
-    let how = "run `bash .ci/run` from the repository root, or: \
-               python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt";
-    if let Some(p) = std::env::var_os("SWITCHYARD_TEST_PYTHON").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "SWITCHYARD_TEST_PYTHON={} does not exist; {how}",
-            p.display()
-        );
-        return p;
-    }
-    let venv = repo_root().canonicalize().unwrap().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python for the OpenAI SDK test: {} does not exist and SWITCHYARD_TEST_PYTHON is not set; {how}",
-        venv.display()
-    );
-    venv
-}
 
 /// Runs `sdk_check.py` against `base` with these cases; returns (success, report).
 async fn run_sdk_check(base: &str, cases: &serde_json::Value) -> (bool, String) {

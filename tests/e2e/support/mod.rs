@@ -7,9 +7,11 @@ mod collector;
 mod gateway;
 mod mock;
 mod plugin_service;
+mod python;
 
 pub use client::*;
 pub use collector::*;
 pub use gateway::*;
 pub use mock::*;
 pub use plugin_service::*;
+pub use python::*;
