@@ -10,33 +10,6 @@ use std::time::Duration;
 /// How long a test waits for what it expects before failing.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-async fn scrape(gw: &TestGateway) -> String {
-    let url = gw.metrics.clone().expect("metrics are on");
-    let (base, path) = url.split_at(url.rfind("/metrics").unwrap());
-    let answer = Http::new(base.to_owned()).get(path).await;
-    assert_eq!(answer.status, 200);
-    answer.text()
-}
-
-/// Scrapes until every line is present (bodies are counted when they end, a moment after
-/// the client has read them), or fails with the last scrape.
-async fn scrape_until(gw: &TestGateway, lines: &[&str]) -> String {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut text = String::new();
-    while tokio::time::Instant::now() < deadline {
-        text = scrape(gw).await;
-        if lines.iter().all(|l| text.lines().any(|t| t == *l)) {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let missing: Vec<_> = lines
-        .iter()
-        .filter(|l| !text.lines().any(|t| t == **l))
-        .collect();
-    panic!("missing {missing:?} in:\n{text}");
-}
-
 fn status(code: u16) -> Reply {
     Reply::Json(
         code,
@@ -83,9 +56,8 @@ async fn counters_follow_attempts_failovers_statuses_and_error_codes() {
     .await
     .assert_error(404, "model_not_found");
 
-    let text = scrape_until(
-        &gw,
-        &[
+    let text = gw
+        .scrape_until(&[
             r#"switchyard_upstream_attempts_total{outcome="status_5xx",upstream="a"} 1"#,
             r#"switchyard_upstream_attempts_total{outcome="status_429",upstream="a"} 1"#,
             r#"switchyard_upstream_attempts_total{outcome="ok",upstream="b"} 2"#,
@@ -99,9 +71,8 @@ async fn counters_follow_attempts_failovers_statuses_and_error_codes() {
             r#"switchyard_request_duration_seconds_count{endpoint="chat",model="m"} 2"#,
             r#"switchyard_stream_time_to_first_byte_seconds_count{model="s"} 1"#,
             r#"switchyard_requests_in_flight{endpoint="chat"} 0"#,
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(
         !text.contains("no-such-model-123"),
         "unknown models are labelled `other`"
@@ -122,7 +93,7 @@ async fn the_metrics_listener_needs_no_key_and_serves_nothing_else() {
         401,
         "the data plane still wants a key"
     );
-    let text = scrape(&gw).await;
+    let text = gw.scrape().await;
     assert!(text.contains("switchyard_build_info{version=\""));
     let url = gw.metrics.clone().unwrap();
     let base = url.trim_end_matches("/metrics").to_owned();
@@ -228,16 +199,14 @@ async fn plugins_count_calls_rejections_and_time() {
     )
     .await
     .assert_error(400, "content_filter");
-    let text = scrape_until(
-        &gw,
-        &[
+    let text = gw
+        .scrape_until(&[
             r#"switchyard_plugin_calls_total{plugin="content_filter",stage="pre_request"} 2"#,
             r#"switchyard_plugin_rejections_total{plugin="content_filter"} 1"#,
             r#"switchyard_plugin_duration_seconds_count{plugin="content_filter"} 2"#,
             r#"switchyard_request_errors_total{code="content_filter",endpoint="chat"} 1"#,
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(!text.contains("forbidden"), "no request text in metrics");
 }
 
@@ -259,11 +228,9 @@ async fn every_upstream_request_opens_or_reuses_a_connection() {
             .await;
         assert_eq!(answer.status, 200);
     }
-    let text = scrape_until(
-        &gw,
-        &[r#"switchyard_upstream_attempts_total{outcome="ok",upstream="a"} 10"#],
-    )
-    .await;
+    let text = gw
+        .scrape_until(&[r#"switchyard_upstream_attempts_total{outcome="ok",upstream="a"} 10"#])
+        .await;
     let opened = value(&text, "switchyard_upstream_connections_opened_total");
     let reused = value(&text, "switchyard_upstream_connections_reused_total");
     assert_eq!(opened + reused, 10, "{text}");

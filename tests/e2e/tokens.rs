@@ -19,34 +19,6 @@ async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
         .expect("timed out waiting for the gateway")
 }
 
-/// One scrape of `/metrics`.
-async fn scrape(gw: &TestGateway) -> String {
-    let url = gw.metrics.clone().expect("metrics are on");
-    let (base, path) = url.split_at(url.rfind("/metrics").unwrap());
-    let answer = Http::new(base.to_owned()).get(path).await;
-    assert_eq!(answer.status, 200);
-    answer.text()
-}
-
-/// Scrapes until every line is present (bodies are counted when they end, a moment after
-/// the client has read them), or fails with the last scrape.
-async fn scrape_until(gw: &TestGateway, lines: &[&str]) -> String {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut text = String::new();
-    while tokio::time::Instant::now() < deadline {
-        text = scrape(gw).await;
-        if lines.iter().all(|l| text.lines().any(|t| t == *l)) {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let missing: Vec<_> = lines
-        .iter()
-        .filter(|l| !text.lines().any(|t| t == **l))
-        .collect();
-    panic!("missing {missing:?} in:\n{text}");
-}
-
 fn pieces(texts: &[&str]) -> Vec<String> {
     texts.iter().map(|t| (*t).to_owned()).collect()
 }
@@ -107,13 +79,10 @@ async fn a_stream_without_include_usage_is_counted_and_receives_exactly_the_plai
         plain_stream("m", &texts),
         "the client sees no trace of the usage the gateway asked for"
     );
-    scrape_until(
-        &gw,
-        &[
-            r#"switchyard_input_tokens_total{model="m",upstream="a"} 1"#,
-            r#"switchyard_output_tokens_total{model="m",upstream="a"} 3"#,
-        ],
-    )
+    gw.scrape_until(&[
+        r#"switchyard_input_tokens_total{model="m",upstream="a"} 1"#,
+        r#"switchyard_output_tokens_total{model="m",upstream="a"} 3"#,
+    ])
     .await;
     let line = &access_lines(&gw, 1).await[0];
     assert!(line.contains("input_tokens=1"), "{line}");
@@ -175,13 +144,10 @@ async fn a_client_that_asked_for_usage_still_gets_its_usage_chunk() {
         body.to_string(),
         "a body that asks is forwarded as is"
     );
-    scrape_until(
-        &gw,
-        &[
-            r#"switchyard_input_tokens_total{model="m",upstream="a"} 1"#,
-            r#"switchyard_output_tokens_total{model="m",upstream="a"} 2"#,
-        ],
-    )
+    gw.scrape_until(&[
+        r#"switchyard_input_tokens_total{model="m",upstream="a"} 1"#,
+        r#"switchyard_output_tokens_total{model="m",upstream="a"} 2"#,
+    ])
     .await;
 }
 
@@ -197,13 +163,10 @@ async fn a_complete_chat_answer_is_counted() {
         assert_eq!(answer.status, 200);
     }
     // The mock's chat.completion reports 3 prompt and 2 completion tokens.
-    scrape_until(
-        &gw,
-        &[
-            r#"switchyard_input_tokens_total{model="m",upstream="a"} 6"#,
-            r#"switchyard_output_tokens_total{model="m",upstream="a"} 4"#,
-        ],
-    )
+    gw.scrape_until(&[
+        r#"switchyard_input_tokens_total{model="m",upstream="a"} 6"#,
+        r#"switchyard_output_tokens_total{model="m",upstream="a"} 4"#,
+    ])
     .await;
     let lines = access_lines(&gw, 2).await;
     assert!(lines[0].contains("input_tokens=3") && lines[0].contains("output_tokens=2"));
@@ -236,13 +199,10 @@ async fn the_mock_model_is_counted_streamed_or_not_and_for_embeddings() {
         )
         .await;
     assert_eq!(embeddings.status, 200);
-    scrape_until(
-        &gw,
-        &[
-            r#"switchyard_input_tokens_total{model="mock-echo",upstream="mock"} 8"#,
-            r#"switchyard_output_tokens_total{model="mock-echo",upstream="mock"} 6"#,
-        ],
-    )
+    gw.scrape_until(&[
+        r#"switchyard_input_tokens_total{model="mock-echo",upstream="mock"} 8"#,
+        r#"switchyard_output_tokens_total{model="mock-echo",upstream="mock"} 6"#,
+    ])
     .await;
     let lines = access_lines(&gw, 3).await;
     let line = lines.iter().find(|l| l.contains("/v1/embeddings")).unwrap();
@@ -258,12 +218,9 @@ async fn with_plugins_the_stream_is_counted_once_and_the_usage_chunk_still_hidde
     let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], extra)).await;
     let got = stream_raw(&gw, &chat("m", "hi", true).to_string()).await;
     assert_eq!(String::from_utf8(got).unwrap(), plain_stream("m", &texts));
-    scrape_until(
-        &gw,
-        &[
-            r#"switchyard_input_tokens_total{model="m",upstream="a"} 1"#,
-            r#"switchyard_output_tokens_total{model="m",upstream="a"} 5"#,
-        ],
-    )
+    gw.scrape_until(&[
+        r#"switchyard_input_tokens_total{model="m",upstream="a"} 1"#,
+        r#"switchyard_output_tokens_total{model="m",upstream="a"} 5"#,
+    ])
     .await;
 }

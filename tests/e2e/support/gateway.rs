@@ -107,6 +107,34 @@ impl TestGateway {
         }
     }
 
+    /// One scrape of its `/metrics` (metrics must be on).
+    pub async fn scrape(&self) -> String {
+        let url = self.metrics.clone().expect("metrics are on");
+        let (base, path) = url.split_at(url.rfind("/metrics").unwrap());
+        let answer = Http::new(base.to_owned()).get(path).await;
+        assert_eq!(answer.status, 200);
+        answer.text()
+    }
+
+    /// Scrapes until every line is present (bodies are counted when they end, a moment
+    /// after the client has read them), or fails after 10 s with the last scrape.
+    pub async fn scrape_until(&self, lines: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while tokio::time::Instant::now() < deadline {
+            text = self.scrape().await;
+            if lines.iter().all(|l| text.lines().any(|t| t == *l)) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let missing: Vec<_> = lines
+            .iter()
+            .filter(|l| !text.lines().any(|t| t == **l))
+            .collect();
+        panic!("missing {missing:?} in:\n{text}");
+    }
+
     /// A client for this gateway.
     pub fn http(&self) -> Http {
         Http::new(self.base.clone())
