@@ -10,15 +10,21 @@
 #                                  # content_filter, and parallel vs sequential http plugins
 #   bash benches/run.sh all        # both, one after the other, against the same mockup
 #   bash benches/run.sh clients    # upstream clients: switchyard's H1Client vs hyper
+#   bash benches/run.sh ab         # two gateway variants, A vs B (binaries, config, RUST_LOG)
 #
 # Environment knobs:
-#   SCENARIO=default    default | plugins | all | clients (the first argument wins)
+#   SCENARIO=default    default | plugins | all | clients | ab (the first argument wins)
 #   DURATION=5          measured seconds per run        WARMUP=1  unrecorded seconds before
 #   ROUNDS=3            interleaved rounds; the report shows medians over them
 #   CONCS="1 16 64"     concurrency list                 OUT=FILE  also write the report there
 #   PLUGIN_CONCS="1 64" concurrencies of the plugin matrix
 #   PLUGIN_MS=50        how long each external (http) plugin call takes
 #   CLIENT_CONCS="1 64" concurrencies of the clients scenario
+#   AB_CONCS="1 64"     concurrencies of the ab scenario
+#   AB_A_BIN, AB_B_BIN  the two gateway binaries (default: both $BIN/switchyard)
+#   AB_A_YAML, AB_B_YAML  YAML appended to that variant's config (a literal \n is a line break)
+#   AB_A_LABEL=A, AB_B_LABEL=B  their names in the report
+#   AB_A_RUST_LOG=warn, AB_B_RUST_LOG=warn  their RUST_LOG (the access log needs info)
 #   MOCK_THREADS=1      mockup worker threads            LOADGEN_THREADS=1  loadgen threads
 #   SKIP_BUILD=1        use the binaries already built   KEEP_TMP=1 keep configs and logs
 #   RAW=FILE            also keep the recorded JSON lines there
@@ -33,6 +39,7 @@ CONCS=${CONCS:-"1 16 64"}
 PLUGIN_CONCS=${PLUGIN_CONCS:-"1 64"}
 PLUGIN_MS=${PLUGIN_MS:-50}
 CLIENT_CONCS=${CLIENT_CONCS:-"1 64"}
+AB_CONCS=${AB_CONCS:-"1 64"}
 MOCK_THREADS=${MOCK_THREADS:-1}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
@@ -41,8 +48,8 @@ log() { echo "[bench] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 case $SCENARIO in
-default | plugins | all | clients) ;;
-*) die "unknown scenario '$SCENARIO' (expected default, plugins, all or clients)" ;;
+default | plugins | all | clients | ab) ;;
+*) die "unknown scenario '$SCENARIO' (expected default, plugins, all, clients or ab)" ;;
 esac
 # The knobs go into JSON records as numbers: check their shape here.
 for knob in DURATION WARMUP; do
@@ -52,7 +59,7 @@ for knob in ROUNDS PLUGIN_MS MOCK_THREADS LOADGEN_THREADS; do
     [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob must be a whole number"
 done
 ((ROUNDS >= 1)) || die "ROUNDS must be at least 1"
-for c in $CONCS $PLUGIN_CONCS $CLIENT_CONCS; do
+for c in $CONCS $PLUGIN_CONCS $CLIENT_CONCS $AB_CONCS; do
     [[ $c =~ ^[1-9][0-9]*$ ]] || die "concurrencies must be positive whole numbers, not '$c'"
 done
 
@@ -155,6 +162,17 @@ target_ticks() {
 # A kB field (VmRSS, VmHWM) of /proc/PID/status, or null.
 status_kb() { awk -v k="$2:" '$1 == k { v = $2 } END { print (v == "" ? "null" : v) }' "/proc/$1/status" 2>/dev/null || echo null; }
 
+# json_str TEXT: TEXT as a JSON string literal (quotes, backslashes, line breaks, tabs escaped).
+json_str() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\r'/\\r}
+    s=${s//$'\t'/\\t}
+    printf '"%s"' "$s"
+}
+
 # Appends one JSON record to the raw file (the report's input; see report/raw.rs).
 record() { printf '%s\n' "$1" >>"$RAW_FILE"; }
 
@@ -229,18 +247,22 @@ PROBE_BODY='{"model":"bench-model","messages":[{"role":"user","content":"Say hel
 
 # ---- switchyard --------------------------------------------------------------------
 
-# gateway_config PORT [PLUGINS_YAML]: the Switchyard config, routing bench-model to
-# the mockup, with a `plugins:` section appended when given. Each gateway gets its
-# own metrics port (the default, 9464, would let only one of them start).
+# gateway_config PORT [EXTRA_YAML [METRICS]]: the Switchyard config, routing
+# bench-model to the mockup, with EXTRA_YAML (a `plugins:` section, …) appended when
+# given. Each gateway gets its own metrics port (the default, 9464, would let only one
+# of them start) unless METRICS is `no` (binaries that predate the `metrics:` section,
+# or that get the port with --metrics-listen instead).
 gateway_config() {
     local metrics_port
-    metrics_port=$(free_port) || die "no free port"
+    echo "server:"
+    echo "  listen: 127.0.0.1:$1"
+    echo "  log_format: text"
+    if [[ ${3:-yes} != no ]]; then
+        metrics_port=$(free_port) || die "no free port"
+        echo "metrics:"
+        echo "  listen: 127.0.0.1:$metrics_port"
+    fi
     cat <<EOF
-server:
-  listen: 127.0.0.1:$1
-  log_format: text
-metrics:
-  listen: 127.0.0.1:$metrics_port
 catalogue:
   fetch_timeout: 2s
 upstreams:
@@ -252,13 +274,16 @@ EOF
     if [[ -n ${2:-} ]]; then printf '%s\n' "$2"; fi
 }
 
-# start_gateway LABEL PORT CONFIG: runs Switchyard with CONFIG (which listens on
-# PORT) and probes it with one chat request. Sets STARTED_PID, left empty (with the
-# log shown) when the gateway did not come up.
+# start_gateway LABEL PORT CONFIG [BINARY [RUST_LOG [ARGS…]]]: runs Switchyard
+# (BINARY, default $BIN/switchyard) with CONFIG (which listens on PORT), RUST_LOG
+# (default warn) and ARGS after `serve -c CONFIG`, its output in $TMP/LABEL.log, and
+# probes it with one chat request. Sets STARTED_PID, left empty (with the log shown)
+# when the gateway did not come up.
 start_gateway() {
-    local label=$1 port=$2 config=$3 pid status
+    local label=$1 port=$2 config=$3 bin=${4:-$BIN/switchyard} rust_log=${5:-warn} pid status
+    shift $(($# < 5 ? $# : 5))
     STARTED_PID=""
-    RUST_LOG=warn "$BIN/switchyard" serve -c "$config" >"$TMP/$label.log" 2>&1 &
+    RUST_LOG=$rust_log "$bin" serve -c "$config" "$@" >"$TMP/$label.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     if wait_port "$port" "$pid" 15; then
@@ -477,6 +502,77 @@ run_clients() {
         --commit "$COMMIT" --date "$DATE" | emit
 }
 
+# ==== scenario "ab": two gateway variants, A vs B ====================================
+#
+# Two Switchyard processes in front of the same mockup, each its own binary
+# (AB_A_BIN, AB_B_BIN), extra YAML (AB_A_YAML, AB_B_YAML) and RUST_LOG (AB_A_RUST_LOG,
+# AB_B_RUST_LOG), measured back to back — A, then B — for every mode and concurrency
+# of every round, so that the report can pair them round by round.
+
+run_ab() {
+    local v up bin yaml name rust_log version tree metrics_flag
+    local -A pid=() port=() idle=()
+    for v in a b; do
+        up=${v^^}
+        local bin_var=AB_${up}_BIN yaml_var=AB_${up}_YAML label_var=AB_${up}_LABEL log_var=AB_${up}_RUST_LOG
+        bin=${!bin_var:-$BIN/switchyard}
+        yaml=${!yaml_var:-}
+        yaml=${yaml//\\n/$'\n'} # "a: 1\nb: 2" from a one-line shell string
+        name=${!label_var:-$up}
+        rust_log=${!log_var:-warn}
+        pid[$v]=""
+        if [[ ! -x $bin ]]; then
+            log "WARNING: $name: no $bin"
+            missing ab "$v" "no $bin"
+            record "{\"kind\":\"variant\",\"label\":\"$v\",\"name\":$(json_str "$name"),\"bin\":$(json_str "$bin"),\"rust_log\":$(json_str "$rust_log"),\"metrics_flag\":false,\"yaml\":$(json_str "$yaml")}"
+            continue
+        fi
+        version=$("$bin" --version 2>/dev/null | head -n 1 || true)
+        tree=$(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || true)
+        # Binaries from before the metrics endpoint refuse a `metrics:` section (unknown
+        # keys are errors); those that have it get their own port on the command line,
+        # which leaves the variant's YAML free to carry a `metrics:` section of its own.
+        local args=()
+        metrics_flag=false
+        if "$bin" serve --help 2>&1 | grep -q -- --metrics-listen; then
+            metrics_flag=true
+            args=(--metrics-listen "127.0.0.1:$(free_port || die "no free port")")
+        fi
+        port[$v]=$(free_port) || die "no free port"
+        gateway_config "${port[$v]}" "$yaml" no >"$TMP/gateway-ab-$v.yaml"
+        log "$name: $bin ${version:+($version) }RUST_LOG=$rust_log metrics-listen=$metrics_flag"
+        start_gateway "ab-$v" "${port[$v]}" "$TMP/gateway-ab-$v.yaml" "$bin" "$rust_log" "${args[@]}"
+        pid[$v]=$STARTED_PID
+        idle[$v]=null
+        if [[ -n $STARTED_PID ]]; then
+            sleep 0.2
+            idle[$v]=$(status_kb "$STARTED_PID" VmRSS)
+        else
+            missing ab "$v" "the gateway did not start (see its log above)"
+        fi
+        record "{\"kind\":\"variant\",\"label\":\"$v\",\"name\":$(json_str "$name"),\"bin\":$(json_str "$bin"),\"version\":$(json_str "$version"),\"tree\":$(json_str "$tree"),\"rust_log\":$(json_str "$rust_log"),\"metrics_flag\":$metrics_flag,\"yaml\":$(json_str "$yaml")}"
+    done
+
+    local round mode conc
+    for round in $(seq 1 "$ROUNDS"); do
+        for mode in non-stream stream; do
+            for conc in $AB_CONCS; do
+                for v in a b; do
+                    [[ -n ${pid[$v]} ]] || continue
+                    measure ab "$round" "$v" "http://127.0.0.1:${port[$v]}/v1/chat/completions" \
+                        "$mode" "$conc" proc_ticks "${pid[$v]}"
+                done
+            done
+        done
+    done
+    # Memory, as in the default scenario: idle after start-up, peak at the end.
+    for v in a b; do
+        [[ -n ${pid[$v]} ]] || continue
+        record "{\"kind\":\"rss\",\"label\":\"ab-$v\",\"idle_kb\":${idle[$v]},\"peak_kb\":$(status_kb "${pid[$v]}" VmHWM)}"
+    done
+    report ab
+}
+
 # ---- dispatch ----------------------------------------------------------------------
 
 case $SCENARIO in
@@ -487,4 +583,5 @@ all)
     run_plugins
     ;;
 clients) run_clients ;;
+ab) run_ab ;;
 esac

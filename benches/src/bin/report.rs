@@ -3,15 +3,16 @@
 //! command line.
 //!
 //! ```text
-//! report --scenario default|plugins RAW.jsonl
+//! report --scenario default|plugins|ab RAW.jsonl
 //! ```
 
 use switchyard_benches::report::{self, raw::Scenario};
 use switchyard_benches::Args;
 
-const USAGE: &str = "usage: report [--scenario default|plugins] RAW.jsonl
+const USAGE: &str = "usage: report [--scenario default|plugins|ab] RAW.jsonl
 
-Reads the records run.sh wrote (meta, run, rss, missing; one JSON object a line)
+Reads the records run.sh wrote (meta, run, rss, missing, variant; one JSON object a
+line)
 and prints the scenario's Markdown table and comparisons: medians over rounds,
 CPU µs per request, added latency and ratios. Default scenario: default.";
 

@@ -1,9 +1,10 @@
 //! The bench report: reads what `run.sh` recorded (`raw`), takes medians over the
 //! rounds and CPU per request (`cells`), and writes the Markdown tables and the
 //! comparisons below them (`proxy` for the default scenario, `plugins` for the
-//! plugin one, with `markdown` for the shared pieces). `run.sh` only launches
+//! plugin one, `ab` for the A/B one, with `markdown` for the shared pieces). `run.sh` only launches
 //! processes and records; every number in the report is computed here.
 
+pub mod ab;
 pub mod cells;
 pub mod markdown;
 pub mod plugins;
@@ -25,6 +26,7 @@ pub fn render(text: &str, scenario: Scenario) -> Result<String, String> {
     match scenario {
         Scenario::Default => proxy::render(&raw, &mut out),
         Scenario::Plugins => plugins::render(&raw, &mut out),
+        Scenario::Ab => ab::render(&raw, &mut out),
     }
     Ok(out)
 }

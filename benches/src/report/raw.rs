@@ -9,6 +9,9 @@
 //!  "round":2,"ticks":[1234,1801],"result":{…loadgen's JSON line…}}
 //! {"kind":"rss","label":"switchyard","idle_kb":8100,"peak_kb":29600}
 //! {"kind":"missing","scenario":"default","label":"nginx","why":"no nginx on PATH"}
+//! {"kind":"variant","label":"a","name":"before","bin":"/x/switchyard","version":"switchyard 0.1.0",
+//!  "tree":"066b4f8","rust_log":"warn","metrics_flag":false,"yaml":""}
+//! {"kind":"rss","label":"ab-a","idle_kb":8100,"peak_kb":29600}
 //! ```
 
 use serde::Deserialize;
@@ -22,6 +25,8 @@ pub enum Scenario {
     Default,
     /// What plugins cost.
     Plugins,
+    /// Two gateway variants, A vs B.
+    Ab,
 }
 
 impl std::str::FromStr for Scenario {
@@ -30,7 +35,10 @@ impl std::str::FromStr for Scenario {
         match s {
             "default" => Ok(Self::Default),
             "plugins" => Ok(Self::Plugins),
-            other => Err(format!("unknown scenario {other:?} (default or plugins)")),
+            "ab" => Ok(Self::Ab),
+            other => Err(format!(
+                "unknown scenario {other:?} (default, plugins or ab)"
+            )),
         }
     }
 }
@@ -130,7 +138,7 @@ pub struct LoadgenResult {
 /// Resident memory of a gateway process, in kB.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Rss {
-    /// Which process.
+    /// Which process (`switchyard`; `ab-a`, `ab-b` for the `ab` variants).
     pub label: String,
     /// `VmRSS` after start-up and one request.
     pub idle_kb: Option<u64>,
@@ -149,6 +157,31 @@ pub struct Missing {
     pub why: String,
 }
 
+/// One gateway variant of the `ab` scenario: what ran, and how.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Variant {
+    /// `a` or `b`: the `label` of its runs.
+    pub label: String,
+    /// The display name (`AB_A_LABEL`, …).
+    pub name: String,
+    /// The binary's path.
+    pub bin: String,
+    /// The first line of `BIN --version`, when it printed one.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// `git rev-parse --short HEAD` of the checkout the binary lives in, when it is in one.
+    #[serde(default)]
+    pub tree: Option<String>,
+    /// Its `RUST_LOG`.
+    pub rust_log: String,
+    /// Whether it knows `--metrics-listen` (and so the `metrics:` section); `run.sh`
+    /// gives it its own metrics port with that flag.
+    pub metrics_flag: bool,
+    /// The YAML appended to its config (empty for none).
+    #[serde(default)]
+    pub yaml: String,
+}
+
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Record {
@@ -156,6 +189,7 @@ enum Record {
     Run(Run),
     Rss(Rss),
     Missing(Missing),
+    Variant(Variant),
 }
 
 /// Everything one bench run recorded.
@@ -169,6 +203,8 @@ pub struct Raw {
     pub rss: Vec<Rss>,
     /// Targets not measured.
     pub missing: Vec<Missing>,
+    /// The `ab` scenario's variants.
+    pub variants: Vec<Variant>,
 }
 
 impl Raw {
@@ -178,7 +214,8 @@ impl Raw {
     /// A line that is not one of the records above (with its number), or no `meta`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut meta = None;
-        let (mut runs, mut rss, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut runs, mut rss, mut missing, mut variants) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -190,6 +227,7 @@ impl Raw {
                 Record::Run(r) => runs.push(r),
                 Record::Rss(r) => rss.push(r),
                 Record::Missing(m) => missing.push(m),
+                Record::Variant(v) => variants.push(v),
             }
         }
         let meta = meta.ok_or("no meta record")?;
@@ -198,6 +236,7 @@ impl Raw {
             runs,
             rss,
             missing,
+            variants,
         })
     }
 

@@ -189,3 +189,127 @@ fn a_bad_line_names_its_number() {
     let err = Raw::parse(&format!("{META}\n{{\"kind\":\"run\"}}")).unwrap_err();
     assert!(err.starts_with("line 2:"), "{err}");
 }
+
+/// The `ab` scenario: A and B at c=1 and c=64, both modes, three rounds. B costs
+/// 50 more ticks over the 10 000 requests (+50 µs/req) in rounds 1 and 2 and 50
+/// fewer in round 3, and its p99 is 0.010 ms higher in every round.
+fn ab_lines() -> String {
+    let mut lines = vec![
+        META.to_owned(),
+        r#"{"kind":"variant","label":"a","name":"off","bin":"/x/a/switchyard","version":"switchyard 0.1.0","tree":"066b4f8","rust_log":"info","metrics_flag":true,"yaml":"metrics: {enabled: false}\nlog: {access: false}"}"#.to_owned(),
+        r#"{"kind":"rss","label":"ab-a","idle_kb":8192,"peak_kb":20480}"#.to_owned(),
+        r#"{"kind":"variant","label":"b","name":"on","bin":"/x/b/switchyard","version":null,"tree":null,"rust_log":"warn","metrics_flag":false,"yaml":""}"#.to_owned(),
+    ];
+    for round in 1..=3 {
+        for mode in ["non-stream", "stream"] {
+            for conc in [1, 64] {
+                lines.push(run(
+                    ("ab", "a", mode, conc, round),
+                    10000.0,
+                    0.100 + 0.01 * f64::from(round),
+                    Some([100, 300]),
+                ));
+                let extra = if round == 3 { 250 } else { 350 };
+                lines.push(run(
+                    ("ab", "b", mode, conc, round),
+                    9000.0,
+                    0.105 + 0.01 * f64::from(round),
+                    Some([100, extra]),
+                ));
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn ab_pairs_rounds_and_takes_the_median_of_the_differences() {
+    use super::ab::Pair;
+    let raw = Raw::parse(&ab_lines()).unwrap();
+    assert_eq!(raw.variants.len(), 2);
+    let p = Pair::of(&raw.runs, Mode::NonStream, 64, 100);
+    assert_eq!(p.rounds, 3);
+    // CPU: A 200 µs/req every round; B 250, 250, 150.
+    assert_eq!(p.cpu_us.rounds, vec![50.0, 50.0, -50.0]);
+    assert_eq!(p.cpu_us.median(), Some(50.0));
+    assert_eq!(p.cpu_us.range(), Some((-50.0, 50.0)));
+    assert_eq!(p.cpu_us.b_higher(), 2);
+    assert_eq!(p.cpu_us.spread(2), "-50.00 … +50.00, B higher 2/3");
+    // p99 is 2 × p50 in the fixture: 0.010 ms higher for B in every round.
+    let p99 = p.p99_ms.median().unwrap();
+    assert!((p99 - 0.010).abs() < 1e-9, "{p99}");
+    assert_eq!(p.rps_ratio.median(), Some(0.9));
+    assert!(p.ttfb_p99_ms.rounds.is_empty());
+    let s = Pair::of(&raw.runs, Mode::Stream, 1, 100);
+    assert_eq!(s.ttfb_p99_ms.rounds.len(), 3);
+}
+
+#[test]
+fn ab_pairs_only_rounds_where_both_ran() {
+    use super::ab::Pair;
+    let lines = [
+        META.to_owned(),
+        run(("ab", "a", "non-stream", 1, 1), 100.0, 0.1, Some([0, 10])),
+        run(("ab", "b", "non-stream", 1, 1), 100.0, 0.2, Some([0, 20])),
+        run(("ab", "a", "non-stream", 1, 2), 100.0, 0.1, Some([0, 10])),
+        // a default-scenario run with the same label is not part of it
+        run(("default", "b", "non-stream", 1, 2), 100.0, 9.0, None),
+    ]
+    .join("\n");
+    let raw = Raw::parse(&lines).unwrap();
+    let p = Pair::of(&raw.runs, Mode::NonStream, 1, 100);
+    assert_eq!(p.rounds, 1);
+    assert_eq!(p.cpu_us.rounds, vec![10.0]);
+}
+
+#[test]
+fn ab_report_names_the_variants_and_has_both_tables() {
+    let md = render(&ab_lines(), Scenario::Ab).unwrap();
+    assert!(
+        md.contains(
+            "Commit `abc1234-dirty`, 2026-11-22; each cell the median of 3 interleaved rounds."
+        ),
+        "{md}"
+    );
+    assert!(md.contains("- A = **off**: `/x/a/switchyard` (switchyard 0.1.0, checkout at `066b4f8`); `RUST_LOG=info`; own metrics port (`--metrics-listen`); YAML appended: `metrics: {enabled: false}` / `log: {access: false}`; RSS idle 8.0 MB, peak 20.0 MB"), "{md}");
+    assert!(md.contains("- B = **on**: `/x/b/switchyard`; `RUST_LOG=warn`; no `metrics:` section (the binary does not know it); YAML appended: none; RSS idle - MB, peak - MB"), "{md}");
+    // Medians per variant: A p50 0.120, B p50 0.125 (rounds 1..3 add 0.01 each).
+    assert!(
+        md.contains("| off | non-stream | 64 | 10000 | 0.120 | 0.240 | - | - | 200.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| on | non-stream | 64 | 9000 | 0.125 | 0.250 | - | - | 250.0 |"),
+        "{md}"
+    );
+    assert!(md.contains("B − A (on − off), paired by round"), "{md}");
+    assert!(
+        md.contains("| non-stream | 64 | 3 | 0.900 | +0.005 | +0.010 | - | - | +50.00 | -50.00 … +50.00, B higher 2/3 | +0.010 … +0.010, B higher 3/3 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| stream | 1 | 3 | 0.900 | +0.005 | +0.010 | +0.005 | +0.005 |"),
+        "{md}"
+    );
+    assert!(md.contains("- CPU per request at c=64, B − A: non-stream +50.00 µs/req (+25.0 % of A's 200.0); stream +50.00 µs/req (+25.0 % of A's 200.0)"), "{md}");
+    assert!(md.contains("- Latency at c=1, B − A: non-stream p99 +0.010 ms, p50 +0.005 ms; stream p99 +0.010 ms, p50 +0.005 ms"), "{md}");
+}
+
+#[test]
+fn ab_report_says_which_variant_did_not_start() {
+    let lines = [
+        META.to_owned(),
+        r#"{"kind":"variant","label":"b","name":"new","bin":"/x/switchyard","rust_log":"warn","metrics_flag":true}"#.to_owned(),
+        r#"{"kind":"missing","scenario":"ab","label":"b","why":"the gateway did not start"}"#.to_owned(),
+        run(("ab", "a", "non-stream", 1, 1), 100.0, 0.1, Some([0, 10])),
+    ]
+    .join("\n");
+    let md = render(&lines, Scenario::Ab).unwrap();
+    assert!(
+        md.contains("- new: not measured (the gateway did not start)"),
+        "{md}"
+    );
+    assert!(md.contains("- A: no record of what ran"), "{md}");
+    assert!(md.contains("| A | non-stream | 1 | 100 |"), "{md}");
+    assert!(!md.contains("B − A"), "{md}");
+}
