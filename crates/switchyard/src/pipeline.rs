@@ -66,10 +66,13 @@ pub async fn handle(
     let at = SystemTime::now();
     let request_id = request_id::request_id(&req);
     let snap = live.load_full();
+    // The record's text fields are only read by the access log and export; without
+    // them a request costs no allocation for its record beyond the model name.
+    let detailed = snap.config.log.access || snap.exporter.is_some();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
     let mut record = RequestRecord {
-        method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
-        endpoint: endpoint_label(req.uri().path()),
+        endpoint: endpoint_label(uri.path()),
         model_label: NO_MODEL,
         ..RequestRecord::default()
     };
@@ -80,19 +83,26 @@ pub async fn handle(
     let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record).await {
         Ok(resp) => resp,
         Err(failed) => {
-            tracing::info!(request_id = ?request_id, method = %record.method, path = %record.path, status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
+            tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
             record.error_code = Some(failed.error.code().to_owned());
             respond_error(&snap, failed).await
         }
     };
     if let Some(served) = resp.extensions().get::<Served>() {
+        // The upstream also labels token counts.
         record.upstream = Some(served.upstream.to_string());
-        record.served_model = Some(served.model.clone());
         record.attempts = served.attempts;
+        if detailed {
+            record.served_model = Some(served.model.clone());
+        }
     }
     record.status = resp.status().as_u16();
-    record.timestamp = rfc3339(at);
-    record.request_id = request_id.to_str().unwrap_or_default().to_owned();
+    if detailed {
+        record.method = method.to_string();
+        record.path = uri.path().to_owned();
+        record.timestamp = rfc3339(at);
+        record.request_id = request_id.to_str().unwrap_or_default().to_owned();
+    }
     resp.headers_mut().insert(REQUEST_ID, request_id);
     let access_log = snap.config.log.access;
     let exporter = snap.exporter.clone();

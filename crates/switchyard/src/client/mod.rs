@@ -52,7 +52,9 @@ impl Clients {
 
     /// The client plugins that call out (`http`) use.
     pub fn plugin_client(&self) -> Result<HttpClient, ClientError> {
-        built_once(&self.plugins, || build(PLUGIN_CONNECT_TIMEOUT))
+        built_once(&self.plugins, || {
+            http_client(PLUGIN_CONNECT_TIMEOUT, Duration::from_secs(90), 256)
+        })
     }
 }
 
@@ -70,7 +72,14 @@ fn built_once<T: Clone>(
     Ok(client)
 }
 
-fn build(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+/// A hyper-util client over rustls (bundled roots), HTTP/1.1 and HTTP/2 by ALPN,
+/// `TCP_NODELAY`, keep-alive; idle connections kept `pool_idle` (at most
+/// `max_idle_per_host` per host). Plugins and export sinks use one each.
+pub fn http_client(
+    connect_timeout: Duration,
+    pool_idle: Duration,
+    max_idle_per_host: usize,
+) -> Result<HttpClient, ClientError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -86,8 +95,8 @@ fn build(connect_timeout: Duration) -> Result<HttpClient, ClientError> {
     Ok(Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(pool_idle)
+        .pool_max_idle_per_host(max_idle_per_host)
         .build(https))
 }
 

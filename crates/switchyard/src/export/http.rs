@@ -7,13 +7,10 @@
 //! the URL, whose query may hold credentials.
 
 use super::SinkError;
+use crate::client::{http_client, HttpClient};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,8 +18,6 @@ use switchyard_config::{ConfigError, ExportFormat, ExportHttp};
 
 /// Largest collector reply read (an Elasticsearch `_bulk` reply lists every item).
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One collector.
 #[derive(Debug, Clone)]
@@ -60,7 +55,8 @@ impl HttpSink {
             headers.append(name, value);
         }
         Ok(Self {
-            client: client(config.timeout).map_err(|e| error("url", e))?,
+            client: http_client(config.timeout, Duration::from_secs(30), 2)
+                .map_err(|e| error("url", e.to_string()))?,
             uri,
             headers,
             timeout: config.timeout,
@@ -142,26 +138,6 @@ fn rejected_items(reply: &[u8]) -> usize {
             .count(),
         _ => 0,
     }
-}
-
-fn client(connect_timeout: Duration) -> Result<HttpClient, String> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(2)
-        .build(https))
 }
 
 #[cfg(test)]
