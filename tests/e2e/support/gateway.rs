@@ -73,6 +73,12 @@ impl TestGateway {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Kept before the start is signalled, so a test sees the line it woke on.
+                {
+                    let mut l = sink.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if line.contains("switchyard listening") {
                     if let Some(tx) = tx.take() {
                         let field = |name: &str| {
@@ -84,9 +90,6 @@ impl TestGateway {
                         let _ = tx.send(field(" addr=").zip(field(" metrics=")));
                     }
                 }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
             }
         });
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
