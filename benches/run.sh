@@ -26,6 +26,10 @@
 #   AB_A_LABEL=A, AB_B_LABEL=B  their names in the report
 #   AB_A_RUST_LOG=warn, AB_B_RUST_LOG=warn  their RUST_LOG (the access log needs info)
 #   MOCK_THREADS=1      mockup worker threads            LOADGEN_THREADS=1  loadgen threads
+#   PIN=1               pin the proxies (gateways, nginx) to PROXY_CPUS=0 and the mockup
+#                       and loadgen to LOAD_CPUS=1 (taskset), nginx with one worker per
+#                       proxy CPU and the gateway with GW_WORKERS (default 1) workers
+#   GW_WORKERS=N        the gateway's server.workers (default: the config's, one per CPU)
 #   SKIP_BUILD=1        use the binaries already built   KEEP_TMP=1 keep configs and logs
 #   RAW=FILE            also keep the recorded JSON lines there
 set -euo pipefail
@@ -43,6 +47,22 @@ AB_CONCS=${AB_CONCS:-"1 64"}
 MOCK_THREADS=${MOCK_THREADS:-1}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+PIN=${PIN:-0}
+PROXY_CPUS=${PROXY_CPUS:-0}
+LOAD_CPUS=${LOAD_CPUS:-1}
+ON_PROXY=()
+ON_LOAD=()
+NGX_WORKERS=auto
+PIN_JSON=null
+if [[ $PIN == 1 ]]; then
+    command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+    ON_PROXY=(taskset -c "$PROXY_CPUS")
+    ON_LOAD=(taskset -c "$LOAD_CPUS")
+    GW_WORKERS=${GW_WORKERS:-1}
+    NGX_WORKERS=$(taskset -c "$PROXY_CPUS" nproc)
+    PIN_JSON="{\"proxy_cpus\":\"$PROXY_CPUS\",\"load_cpus\":\"$LOAD_CPUS\",\"workers\":$GW_WORKERS}"
+fi
+GW_WORKERS=${GW_WORKERS:-}
 
 log() { echo "[bench] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -198,7 +218,7 @@ measure() {
     [[ $mode == stream ]] && flags+=(--stream)
     log "round $round/$ROUNDS: $label $mode c=$conc (${WARMUP}s + ${DURATION}s)"
     before=$("$@")
-    line=$("$BIN/loadgen" --url "$url" --concurrency "$conc" \
+    line=$("${ON_LOAD[@]}" "$BIN/loadgen" --url "$url" --concurrency "$conc" \
         --duration "$DURATION" --warmup "$WARMUP" --threads "$LOADGEN_THREADS" \
         "${flags[@]}") || die "loadgen failed for $label $mode c=$conc"
     after=$("$@")
@@ -225,11 +245,11 @@ if [[ $COMMIT != unknown ]] && ! git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null
     COMMIT=$COMMIT-dirty
 fi
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-record "{\"kind\":\"meta\",\"commit\":\"$COMMIT\",\"date\":\"$DATE\",\"cores\":$(nproc),\"clk_tck\":$(getconf CLK_TCK),\"duration_s\":$DURATION,\"warmup_s\":$WARMUP,\"rounds\":$ROUNDS,\"mock_threads\":$MOCK_THREADS,\"loadgen_threads\":$LOADGEN_THREADS,\"plugin_ms\":$PLUGIN_MS}"
+record "{\"kind\":\"meta\",\"commit\":\"$COMMIT\",\"date\":\"$DATE\",\"cores\":$(nproc),\"clk_tck\":$(getconf CLK_TCK),\"duration_s\":$DURATION,\"warmup_s\":$WARMUP,\"rounds\":$ROUNDS,\"mock_threads\":$MOCK_THREADS,\"loadgen_threads\":$LOADGEN_THREADS,\"plugin_ms\":$PLUGIN_MS,\"pin\":$PIN_JSON}"
 
 # ---- mock upstream -----------------------------------------------------------------
 
-"$BIN/mockup" --listen 127.0.0.1:0 --threads "$MOCK_THREADS" >"$TMP/mockup.out" 2>"$TMP/mockup.err" &
+"${ON_LOAD[@]}" "$BIN/mockup" --listen 127.0.0.1:0 --threads "$MOCK_THREADS" >"$TMP/mockup.out" 2>"$TMP/mockup.err" &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 MOCK_ADDR=""
@@ -257,6 +277,7 @@ gateway_config() {
     echo "server:"
     echo "  listen: 127.0.0.1:$1"
     echo "  log_format: text"
+    if [[ -n $GW_WORKERS ]]; then echo "  workers: $GW_WORKERS"; fi
     if [[ ${3:-yes} != no ]]; then
         metrics_port=$(free_port) || die "no free port"
         echo "metrics:"
@@ -283,7 +304,7 @@ start_gateway() {
     local label=$1 port=$2 config=$3 bin=${4:-$BIN/switchyard} rust_log=${5:-warn} pid status
     shift $(($# < 5 ? $# : 5))
     STARTED_PID=""
-    RUST_LOG=$rust_log "$bin" serve -c "$config" "$@" >"$TMP/$label.log" 2>&1 &
+    RUST_LOG=$rust_log "${ON_PROXY[@]}" "$bin" serve -c "$config" "$@" >"$TMP/$label.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     if wait_port "$port" "$pid" 15; then
@@ -314,12 +335,12 @@ start_nginx() {
     NGX_PORT=$(free_port) || die "no free port"
     ngx_dir=$TMP/nginx
     mkdir -p "$ngx_dir"
-    sed -e "s|@DIR@|$ngx_dir|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" -e "s|@PORT@|$NGX_PORT|g" \
+    sed -e "s|@DIR@|$ngx_dir|g" -e "s|@WORKERS@|$NGX_WORKERS|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" -e "s|@PORT@|$NGX_PORT|g" \
         "$ROOT/benches/nginx.conf.in" >"$ngx_dir/nginx.conf"
     local ngx_args=(-p "$ngx_dir" -c "$ngx_dir/nginx.conf")
     # -e (nginx >= 1.19.5) keeps nginx from opening the packaged error log before the config.
     if "$nginx_bin" -h 2>&1 | grep -q -- '-e filename'; then ngx_args+=(-e "$ngx_dir/error.log"); fi
-    "$nginx_bin" "${ngx_args[@]}" >"$ngx_dir/stdout.log" 2>&1 &
+    "${ON_PROXY[@]}" "$nginx_bin" "${ngx_args[@]}" >"$ngx_dir/stdout.log" 2>&1 &
     NGX_PID=$!
     PIDS+=("$NGX_PID")
     if wait_port "$NGX_PORT" "$NGX_PID" 10; then

@@ -115,7 +115,7 @@ async fn each_auth_type_reaches_the_upstream_as_configured() {
     );
     assert_eq!(h(5, "authorization"), None);
     assert!(
-        !gw.logs().contains("sk-secret-123"),
+        !gw.settled_logs().await.contains("sk-secret-123"),
         "a key leaked into the logs"
     );
 }

@@ -144,7 +144,7 @@ async fn an_elasticsearch_collector_gets_the_exact_bulk_format() {
         1
     );
     assert!(
-        !gw.logs().contains("es-token-7"),
+        !gw.settled_logs().await.contains("es-token-7"),
         "header secrets are never logged"
     );
 }

@@ -165,7 +165,7 @@ async fn all_failed_names_upstreams_but_never_urls_or_keys() {
         "{}",
         r.text()
     );
-    assert!(!gw.logs().contains("sk-query-secret"));
+    assert!(!gw.settled_logs().await.contains("sk-query-secret"));
 }
 
 #[tokio::test]

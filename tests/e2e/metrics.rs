@@ -105,7 +105,7 @@ async fn metrics_can_be_turned_off() {
     let yaml = "metrics: {enabled: false}\nupstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n";
     let gw = TestGateway::start(yaml).await;
     assert!(gw.metrics.is_none());
-    assert!(gw.logs().contains("metrics=off"));
+    gw.logs_with("metrics=off").await;
 }
 
 fn access_lines(logs: &str) -> Vec<&str> {
@@ -151,7 +151,7 @@ async fn every_request_gets_one_access_line_naming_the_key_never_its_value() {
     assert!(lines[0].contains("status=200") && lines[0].contains("upstream=\"mock\""));
     assert!(lines[1].contains("stream=true") && lines[1].contains("ttfb_ms="));
     assert!(lines[2].contains("status=404") && lines[2].contains("error_code=\"model_not_found\""));
-    let logs = gw.logs();
+    let logs = gw.settled_logs().await;
     assert!(!logs.contains("sk-access-secret-9"));
     assert!(!logs.contains("hello"), "no message content in logs");
 }

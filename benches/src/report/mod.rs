@@ -37,5 +37,16 @@ fn provenance(m: &Meta) -> String {
         1 => "one round".to_owned(),
         n => format!("each cell the median of {n} interleaved rounds"),
     };
-    format!("Commit `{}`, {}; {rounds}.", m.commit, m.date)
+    let pin = match &m.pin {
+        None => String::new(),
+        Some(pin) => format!(
+            " Pinned: proxies on CPU {}{}, mockup and loadgen on CPU {}.",
+            pin.proxy_cpus,
+            pin.workers
+                .map(|w| format!(" (gateway workers: {w})"))
+                .unwrap_or_default(),
+            pin.load_cpus
+        ),
+    };
+    format!("Commit `{}`, {}; {rounds}.{pin}", m.commit, m.date)
 }

@@ -91,6 +91,21 @@ pub struct Meta {
     pub loadgen_threads: u32,
     /// How long one external plugin call takes (plugin scenario).
     pub plugin_ms: u64,
+    /// CPU pinning (`PIN=1`): the cores of the proxies under test and of the mockup and
+    /// loadgen, and the gateway's `server.workers`. Absent in unpinned runs.
+    #[serde(default)]
+    pub pin: Option<Pin>,
+}
+
+/// Where a pinned run put its processes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pin {
+    /// `taskset -c` list of the gateway(s) and nginx.
+    pub proxy_cpus: String,
+    /// `taskset -c` list of the mockup and loadgen.
+    pub load_cpus: String,
+    /// The gateway's `server.workers` (nginx runs one worker per pinned CPU).
+    pub workers: Option<u32>,
 }
 
 /// One loadgen run against one target.

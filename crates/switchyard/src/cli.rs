@@ -256,6 +256,7 @@ fn init_logging(format: LogFormat) -> Option<LogWriter> {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    crate::log_writer::install(writer.clone());
     Some(writer)
 }
 

@@ -23,7 +23,7 @@ use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::metrics::metrics;
 use crate::plugins::RequestMeta;
-use crate::record::{rfc3339, RequestRecord, NO_MODEL, OTHER_MODEL};
+use crate::record::{rfc3339, Precision, Reporting, RequestRecord, NO_MODEL, OTHER_MODEL};
 use crate::relay::BodyStats;
 use crate::relay::ResponseBody;
 use crate::snapshot::{Live, Snapshot};
@@ -76,10 +76,22 @@ pub async fn handle(
         model_label: NO_MODEL,
         ..RequestRecord::default()
     };
-    let in_flight = metrics()
-        .requests_in_flight
-        .with_label_values(&[record.endpoint]);
-    in_flight.inc();
+    // With `metrics.enabled: false` nothing could read the request's metrics.
+    let reporting = Reporting {
+        metrics: snap.config.metrics.enabled,
+        access_log: snap
+            .config
+            .log
+            .access
+            .then_some(snap.config.server.log_format),
+    };
+    let in_flight = reporting.metrics.then(|| {
+        let gauge = metrics()
+            .requests_in_flight
+            .with_label_values(&[record.endpoint]);
+        gauge.inc();
+        gauge
+    });
     let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record).await {
         Ok(resp) => resp,
         Err(failed) => {
@@ -100,14 +112,15 @@ pub async fn handle(
     if detailed {
         record.method = method.to_string();
         record.path = uri.path().to_owned();
-        record.timestamp = rfc3339(at);
+        record.timestamp = rfc3339(at, Precision::Millis);
         record.request_id = request_id.to_str().unwrap_or_default().to_owned();
     }
     resp.headers_mut().insert(REQUEST_ID, request_id);
-    let access_log = snap.config.log.access;
     let exporter = snap.exporter.clone();
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
-        in_flight.dec();
+        if let Some(gauge) = &in_flight {
+            gauge.dec();
+        }
         let latency = started.elapsed();
         let ttfb = stats
             .first_byte
@@ -118,7 +131,7 @@ pub async fn handle(
         record.stream_error = stats.failure;
         record.input_tokens = stats.usage.map(|u| u.prompt_tokens);
         record.output_tokens = stats.usage.and_then(|u| u.completion_tokens);
-        record.report(latency, ttfb, access_log);
+        record.report(latency, ttfb, reporting);
         if let Some(exporter) = &exporter {
             exporter.send(record);
         }

@@ -1,12 +1,18 @@
 //! [`RequestRecord`]: one request's facts, gathered by the pipeline and reported once
 //! its response body has ended — as metrics (requests, errors, latency, time to first
 //! byte), and as the access-log line (`log.access`), an event of target
-//! `switchyard::access` in the configured text or JSON format. Never message content,
+//! `switchyard::access` in the configured text or JSON format (formatted by hand, see
+//! `access`). Never message content,
 //! never a key or token: the caller is named by its key's name only.
+
+mod access;
+
+pub use access::{rfc3339, Precision};
 
 use crate::metrics::{metrics, status_class};
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use switchyard_config::LogFormat;
 
 /// Model label for requests whose model is not known to the config or catalogue.
 pub const OTHER_MODEL: &str = "other";
@@ -63,9 +69,30 @@ pub struct RequestRecord {
     pub known_model: bool,
 }
 
+/// Where a finished request is reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporting {
+    /// Count it in the request metrics (`metrics.enabled`).
+    pub metrics: bool,
+    /// Log its access line in this format (`log.access`, `server.log_format`), when
+    /// `RUST_LOG` lets `switchyard::access` through.
+    pub access_log: Option<LogFormat>,
+}
+
 impl RequestRecord {
-    /// Counts the request in the metrics and, when `access_log`, logs its line.
-    pub fn report(&self, latency: Duration, ttfb: Option<Duration>, access_log: bool) {
+    /// Counts the request in the metrics and logs its access line, as `to` says.
+    pub fn report(&self, latency: Duration, ttfb: Option<Duration>, to: Reporting) {
+        if to.metrics {
+            self.count(latency, ttfb);
+        }
+        if let Some(format) = to.access_log {
+            if access::enabled() {
+                access::log(self, format);
+            }
+        }
+    }
+
+    fn count(&self, latency: Duration, ttfb: Option<Duration>) {
         let m = metrics();
         let model = match (&self.model, self.known_model) {
             (Some(model), true) => model.as_str(),
@@ -95,73 +122,12 @@ impl RequestRecord {
                 .with_label_values(&[model, upstream])
                 .inc_by(self.output_tokens.unwrap_or(0));
         }
-        if access_log {
-            self.log();
-        }
     }
-
-    fn log(&self) {
-        tracing::info!(
-            target: "switchyard::access",
-            timestamp = %self.timestamp,
-            request_id = %self.request_id,
-            method = %self.method,
-            path = %self.path,
-            key = self.key.as_deref(),
-            model = self.model.as_deref(),
-            served_model = self.served_model.as_deref(),
-            upstream = self.upstream.as_deref(),
-            attempts = self.attempts,
-            status = self.status,
-            error_code = self.error_code.as_deref(),
-            latency_ms = self.latency_ms,
-            ttfb_ms = self.ttfb_ms,
-            input_tokens = self.input_tokens,
-            output_tokens = self.output_tokens,
-            bytes_out = self.bytes_out,
-            stream = self.stream,
-            stream_error = self.stream_error,
-            "access"
-        );
-    }
-}
-
-/// RFC 3339 UTC with milliseconds (`2026-11-30T20:21:11.042Z`).
-pub fn rfc3339(at: SystemTime) -> String {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        since.subsec_millis()
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let at = UNIX_EPOCH + Duration::from_millis(1_796_070_071_042);
-        assert_eq!(rfc3339(at), "2026-11-30T20:21:11.042Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn unknown_models_are_counted_as_other() {
@@ -173,7 +139,11 @@ mod tests {
             error_code: Some("model_not_found".to_owned()),
             ..RequestRecord::default()
         };
-        record.report(Duration::from_millis(1), None, false);
+        let to = Reporting {
+            metrics: true,
+            access_log: None,
+        };
+        record.report(Duration::from_millis(1), None, to);
         let text = metrics().render();
         assert!(!text.contains("made-up-model-xyz"));
         assert!(text.contains(

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary", &["error", "endpoint", "caller"]),
     ("metrics", &["metrics"]),
-    ("telemetry", &["record", "log_writer"]),
+    ("logging", &["log_writer"]),
+    ("telemetry", &["record"]),
     ("transport", &["client", "tls"]),
     ("export", &["export"]),
     ("relay", &["relay"]),

@@ -148,6 +148,37 @@ impl TestGateway {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The logs once they contain `needle` (waits up to 10 s; panics with the logs).
+    pub async fn logs_with(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {needle:?} in the logs:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The logs once nothing new arrived for 300 ms (the log writer writes in batches,
+    /// every 10 ms at most), for checks that something is *not* logged.
+    pub async fn settled_logs(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut last = self.logs();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = self.logs();
+            if now == last || tokio::time::Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// Sends SIGTERM, as a process supervisor would.
     pub fn terminate(&self) {
         let status = Command::new("kill")
