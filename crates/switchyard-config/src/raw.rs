@@ -88,6 +88,13 @@ pub(crate) struct ServerSpec {
     pub log_format: Option<String>,
     pub workers: Option<u32>,
     pub tls: Option<TlsSpec>,
+    pub max_connections: Option<u32>,
+    pub max_header_bytes: Option<u64>,
+    pub header_timeout: Option<Value>,
+    pub idle_timeout: Option<Value>,
+    pub body_timeout: Option<Value>,
+    pub write_timeout: Option<Value>,
+    pub drain_timeout: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

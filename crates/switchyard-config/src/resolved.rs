@@ -220,6 +220,23 @@ pub struct Server {
     pub workers: u32,
     /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate.
     pub tls: Option<ServerTls>,
+    /// Most client connections open at once; more are refused (default 10 000, lowered
+    /// to fit the open-file limit).
+    pub max_connections: u32,
+    /// Largest request head (request line and headers) read (default 64 KiB); larger
+    /// heads get 431.
+    pub max_header_bytes: u32,
+    /// From accept (or a request's first byte) to the end of its head (default 30 s).
+    pub header_timeout: Duration,
+    /// How long a connection may sit idle between requests (default 75 s).
+    pub idle_timeout: Duration,
+    /// Longest wait for the next piece of a request body (default 60 s); then 408.
+    pub body_timeout: Duration,
+    /// Longest a response write may make no progress, a client that stopped reading
+    /// (default 60 s); then the connection and its upstream are closed.
+    pub write_timeout: Duration,
+    /// How long shutdown waits for in-flight requests (default 30 s).
+    pub drain_timeout: Duration,
 }
 
 /// The data plane's certificate and key (PEM files, read when the gateway starts).

@@ -3,6 +3,7 @@
 //! or usage, 1 for runtime failures). Printing to stdout is this module's job.
 
 use crate::log_writer::LogWriter;
+use crate::server::Drained;
 use crate::{build_snapshot, Gateway};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -13,6 +14,12 @@ use switchyard_config::{Config, LogFormat};
 
 /// `EX_USAGE`: bad arguments or config.
 const EXIT_CONFIG: u8 = 64;
+
+/// Shutdown cut requests still running when `server.drain_timeout` ended.
+const EXIT_DRAIN_CUT: u8 = 3;
+
+/// A second SIGTERM / SIGINT during the drain: exit at once.
+const EXIT_FORCED: u8 = 130;
 
 /// Switchyard — an OpenAI-compatible gateway for many LLM upstreams.
 #[derive(Debug, Parser)]
@@ -187,7 +194,8 @@ fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     match runtime.block_on(gateway.run(shutdown_signal())) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Drained::Clean) => ExitCode::SUCCESS,
+        Ok(Drained::Cut) => ExitCode::from(EXIT_DRAIN_CUT),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -260,25 +268,67 @@ fn init_logging(format: LogFormat) -> Option<LogWriter> {
     Some(writer)
 }
 
+/// Resolves at the first SIGTERM or SIGINT; a second one during the drain exits the
+/// process at once (exit code 130).
 async fn shutdown_signal() {
-    let ctrl_c = async {
+    let mut signals = Signals::new();
+    signals.next().await;
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!("second shutdown signal; exiting without finishing the drain");
+        std::process::exit(i32::from(EXIT_FORCED));
+    });
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let int = async {
+                match self.int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = term => {},
+                () = int => {},
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

@@ -110,6 +110,22 @@ pub enum GatewayError {
     /// A `fail_closed` plugin errored, timed out or panicked.
     #[error("plugin `{0}` failed; the request was not processed")]
     PluginFailed(Arc<str>),
+    /// The request head was larger than `server.max_header_bytes`.
+    #[error("the request line and headers are larger than the {0}-byte limit")]
+    HeadersTooLarge(u32),
+    /// The request target was longer than the limit.
+    #[error("the request URL is longer than the {0}-byte limit")]
+    UriTooLong(usize),
+    /// The request's framing is ambiguous (both `Content-Length` and
+    /// `Transfer-Encoding`) or malformed: refused, and the connection closed.
+    #[error("{0}")]
+    BadFraming(&'static str),
+    /// A `Transfer-Encoding` other than `chunked`.
+    #[error("Transfer-Encoding `{0}` is not supported; send the body with Content-Length or Transfer-Encoding: chunked")]
+    UnsupportedTransferEncoding(String),
+    /// The request body stalled.
+    #[error("the request body stalled: nothing arrived for {0:?}")]
+    BodyTimeout(Duration),
 }
 
 impl GatewayError {
@@ -138,6 +154,11 @@ impl GatewayError {
             Self::ResponseUnreadable(_) => StatusCode::BAD_GATEWAY,
             Self::PluginRejected(r) => r.status,
             Self::PluginFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::BadFraming(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedTransferEncoding(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -163,7 +184,29 @@ impl GatewayError {
             Self::ResponseUnreadable(_) => ("server_error", None, "upstream_error"),
             Self::PluginRejected(r) => (&r.kind, None, &r.code),
             Self::PluginFailed(_) => ("server_error", None, "plugin_error"),
+            Self::HeadersTooLarge(_) => ("invalid_request_error", None, "headers_too_large"),
+            Self::UriTooLong(_) => ("invalid_request_error", None, "uri_too_long"),
+            Self::BadFraming(_) => ("invalid_request_error", None, "bad_framing"),
+            Self::UnsupportedTransferEncoding(_) => (
+                "invalid_request_error",
+                None,
+                "unsupported_transfer_encoding",
+            ),
+            Self::BodyTimeout(_) => ("invalid_request_error", None, "request_timeout"),
         }
+    }
+
+    /// Whether the client connection must close after this error's response: the
+    /// request's framing cannot be trusted, or its body was not read to the end.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::HeadersTooLarge(_)
+                | Self::UriTooLong(_)
+                | Self::BadFraming(_)
+                | Self::UnsupportedTransferEncoding(_)
+                | Self::BodyTimeout(_)
+        )
     }
 
     /// Low-cardinality label for logs and, later, metrics.

@@ -17,6 +17,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod export;
+pub mod lifecycle;
 pub mod log_writer;
 pub mod metrics;
 pub mod pipeline;
@@ -132,7 +133,10 @@ impl Gateway {
 
     /// Serves until `shutdown` resolves, then drains in-flight requests. Call it on a
     /// multi-threaded runtime with [`Gateway::workers`] threads.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<server::Drained, StartError> {
         snapshot::spawn_catalog_refresh(&self.live.load_full());
         let export = self.export.map(export::Workers::spawn);
         let listener =
@@ -144,14 +148,14 @@ impl Gateway {
             }
             None => None,
         };
-        server::serve(listener, self.live, self.tls, shutdown).await;
+        let drained = server::serve(listener, self.live, self.tls, shutdown).await;
         if let Some(task) = metrics {
             task.abort();
         }
         if let Some(export) = export {
             export.shutdown(EXPORT_FLUSH_TIMEOUT).await;
         }
-        Ok(())
+        Ok(drained)
     }
 }
 

@@ -40,7 +40,13 @@ pub const OUTCOMES: [&str; 7] = [
 ];
 
 /// Why a stream ended early, as the `reason` label spells it.
-pub const STREAM_FAILURES: [&str; 3] = ["upstream_error", "idle_timeout", "plugin"];
+pub const STREAM_FAILURES: [&str; 4] = ["upstream_error", "idle_timeout", "plugin", "shutdown"];
+
+/// Why the gateway closed a client connection: `header` (the request head did not
+/// arrive in `server.header_timeout`), `idle` (nothing between requests for
+/// `server.idle_timeout`), `body` (a request body stalled for `server.body_timeout`),
+/// `write` (the client stopped reading for `server.write_timeout`).
+pub const CLIENT_TIMEOUTS: [&str; 4] = ["header", "idle", "body", "write"];
 
 /// Every metric family of the gateway.
 #[derive(Debug)]
@@ -97,6 +103,14 @@ pub struct Metrics {
     pub export_records: IntCounterVec,
     /// `switchyard_export_batches_total{sink,outcome}`
     pub export_batches: IntCounterVec,
+    /// `switchyard_client_connections_open`
+    pub client_connections: IntGauge,
+    /// `switchyard_client_connections_refused_total` (at `server.max_connections`)
+    pub client_refused: IntCounter,
+    /// `switchyard_client_timeouts_total{kind}`, by [`CLIENT_TIMEOUTS`]
+    pub client_timeouts: [IntCounter; CLIENT_TIMEOUTS.len()],
+    /// `switchyard_accept_errors_total`
+    pub accept_errors: IntCounter,
 }
 
 /// The process-wide metrics.
@@ -130,6 +144,16 @@ impl UpstreamMetrics {
     pub fn stream_failed(&self, reason: &str) {
         if let Some(i) = STREAM_FAILURES.iter().position(|r| *r == reason) {
             self.streams_failed[i].inc();
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a client connection closed by a timeout of this kind (one of
+    /// [`CLIENT_TIMEOUTS`]).
+    pub fn client_timeout(&self, kind: &str) {
+        if let Some(i) = CLIENT_TIMEOUTS.iter().position(|k| *k == kind) {
+            self.client_timeouts[i].inc();
         }
     }
 }
@@ -324,6 +348,26 @@ impl Metrics {
                 "switchyard_export_batches_total",
                 "Export batch attempts: sent, retried (failed, tried again) or failed (dropped).",
                 &["sink", "outcome"],
+            ),
+            client_connections: plain_gauge(
+                "switchyard_client_connections_open",
+                "Client connections open on the data plane.",
+            ),
+            client_refused: plain_counter(
+                "switchyard_client_connections_refused_total",
+                "Client connections refused at server.max_connections.",
+            ),
+            client_timeouts: {
+                let c = counter(
+                    "switchyard_client_timeouts_total",
+                    "Client connections closed by a timeout: header, idle, body or write.",
+                    &["kind"],
+                );
+                CLIENT_TIMEOUTS.map(|kind| c.with_label_values(&[kind]))
+            },
+            accept_errors: plain_counter(
+                "switchyard_accept_errors_total",
+                "Failed accepts on the data plane (out of file descriptors and the like).",
             ),
             registry,
         }

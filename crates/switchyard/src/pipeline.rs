@@ -12,6 +12,7 @@
 //! relay reads usage from stream events or the end of a JSON body, and a complete body
 //! held here is read the same way.
 
+mod framing;
 mod models;
 mod plugin_layer;
 mod request_id;
@@ -19,8 +20,11 @@ mod respond;
 
 pub use request_id::REQUEST_ID;
 
+pub use framing::MAX_TARGET_BYTES;
+
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
+use crate::lifecycle;
 use crate::metrics::metrics;
 use crate::plugins::RequestMeta;
 use crate::record::{rfc3339, Precision, Reporting, RequestRecord, NO_MODEL, OTHER_MODEL};
@@ -30,7 +34,7 @@ use crate::snapshot::{Live, Snapshot};
 use crate::upstream::{Candidate, Outgoing, Served};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use plugin_layer::PluginLayer;
 use respond::{json_response, respond_error};
@@ -181,6 +185,7 @@ async fn dispatch(
     peer: SocketAddr,
     record: &mut RequestRecord,
 ) -> Result<Response<ResponseBody>, Failed> {
+    framing::check(&req)?;
     let path = req.uri().path();
     let path = path.strip_prefix("/v1").unwrap_or(path);
     let endpoint = match (req.method(), path) {
@@ -198,16 +203,7 @@ async fn dispatch(
         (&Method::GET, "/healthz") => {
             return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
-        (&Method::GET, "/readyz") => {
-            return Ok(if snap.is_ready() {
-                json_response(StatusCode::OK, &json!({"status": "ready"}))
-            } else {
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "not ready", "reason": "every upstream is in cool-down"}),
-                )
-            })
-        }
+        (&Method::GET, "/readyz") => return Ok(readiness(snap, req.uri().query())),
         _ => {
             return Err(GatewayError::NoSuchEndpoint {
                 method: req.method().to_string(),
@@ -239,7 +235,8 @@ async fn proxy(
         None => parts.headers.get(header::AUTHORIZATION).cloned(),
         Some(_) => None,
     };
-    let raw = read_body(incoming, snap.config.server.max_body_bytes).await?;
+    let server = &snap.config.server;
+    let raw = read_body(incoming, server.max_body_bytes, server.body_timeout).await?;
     let peeked = peek_body(&raw)?;
     record.model = Some(peeked.model.clone());
     record.stream = peeked.stream;
@@ -329,19 +326,76 @@ async fn plan(snap: &Snapshot, model: &str) -> Result<Vec<Candidate>, GatewayErr
         .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
-async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, GatewayError> {
+/// Readiness is the gateway's own: 503 only while it drains, never because upstreams
+/// are cooling down (one provider's 429s would otherwise take every replica out of
+/// its Service at once). `?verbose` adds each upstream's state, for people.
+fn readiness(snap: &Snapshot, query: Option<&str>) -> Response<ResponseBody> {
+    let (status, mut body) = if lifecycle::draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "draining", "reason": "the gateway is shutting down"}),
+        )
+    } else {
+        (StatusCode::OK, json!({"status": "ready"}))
+    };
+    if query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    }) {
+        let now = tokio::time::Instant::now();
+        let upstreams: Vec<_> = snap
+            .upstreams
+            .list
+            .iter()
+            .map(|u| json!({"name": &*u.name, "available": u.health.is_available(now)}))
+            .collect();
+        body["upstreams"] = serde_json::Value::Array(upstreams);
+    }
+    json_response(status, &body)
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes, and a body that
+/// sends nothing for `stall` (408; the connection is closed after the answer).
+async fn read_body(mut body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, GatewayError> {
     let too_large = GatewayError::BodyTooLarge { limit };
     if http_body::Body::size_hint(&body).lower() > limit {
         return Err(too_large);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
-        Err(e) => Err(GatewayError::bad_request(
-            format!("could not read the request body: {e}"),
-            None,
-        )),
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let frame = match tokio::time::timeout(stall, body.frame()).await {
+            Err(_elapsed) => {
+                metrics().client_timeout("body");
+                return Err(GatewayError::BodyTimeout(stall));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(GatewayError::bad_request(
+                    format!("could not read the request body: {e}"),
+                    None,
+                ))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total > limit {
+                return Err(too_large);
+            }
+            chunks.push(data);
+        }
     }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(total);
+            for chunk in chunks {
+                all.extend_from_slice(&chunk);
+            }
+            all.freeze()
+        }
+    })
 }

@@ -11,6 +11,7 @@
 
 use crate::client::h1::H1Body;
 use crate::error::Rejection;
+use crate::lifecycle;
 use crate::metrics::UpstreamMetrics;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -24,6 +25,7 @@ use std::time::Duration;
 use switchyard_dialects::error_event;
 use switchyard_dialects::sse::EventAligner;
 use switchyard_dialects::usage::{read_body_end, scan_events, Usage, TAIL_BYTES};
+use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 
 /// Error type of a relayed body; makes hyper abort the client connection.
@@ -198,6 +200,8 @@ pub struct Relay {
     observer: Option<BodyObserver>,
     upstream_metrics: Option<UpstreamMetrics>,
     usage: Option<UsageWatch>,
+    /// SSE: resolves when the drain ends (see `lifecycle`), created when first idle.
+    cut: Option<Pin<Box<Notified<'static>>>>,
 }
 
 /// Reading token usage from one body (see [`Relay::read_usage`]).
@@ -289,6 +293,7 @@ impl Relay {
             observer: None,
             upstream_metrics: None,
             usage: None,
+            cut: None,
         }
     }
 
@@ -346,6 +351,9 @@ impl Relay {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(event) = self.fail_next.take() {
             return Poll::Ready(Some(Ok(Frame::data(event))));
+        }
+        if !self.done && self.aligner.is_some() && lifecycle::is_cut() {
+            return self.shut_down();
         }
         loop {
             if self.done {
@@ -489,8 +497,17 @@ impl Relay {
         }
     }
 
-    /// Nothing to send and the source is waiting: arm (lazily) and check the idle timer.
+    /// Nothing to send and the source is waiting: arm (lazily) and check the idle timer
+    /// and, for SSE, the end of a drain.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.aligner.is_some() {
+            let cut = self
+                .cut
+                .get_or_insert_with(|| Box::pin(lifecycle::on_cut()));
+            if cut.as_mut().poll(cx).is_ready() || lifecycle::is_cut() {
+                return self.shut_down();
+            }
+        }
         let due = self.last_data + self.idle;
         let deadline = self
             .deadline
@@ -511,6 +528,26 @@ impl Relay {
         }
     }
 
+    /// Ends a stream still open when the drain ends: what the aligner holds whole was
+    /// sent already; the client gets the `gateway_shutting_down` error event.
+    fn shut_down(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.finish_early("shutdown");
+        let event = error_event(
+            "the gateway is shutting down; the response was cut short",
+            "server_error",
+            Some("gateway_shutting_down"),
+        );
+        Poll::Ready(Some(Ok(Frame::data(event))))
+    }
+
+    fn finish_early(&mut self, reason: &'static str) {
+        self.done = true;
+        self.stats.failure = Some(reason);
+        if let Some(hooks) = self.hooks.as_mut() {
+            hooks.finish(self.stats.usage);
+        }
+    }
+
     /// Ends the body after an upstream failure: what was received whole, then an error
     /// event for SSE; an aborted connection otherwise (a truncated JSON body must not
     /// look complete).
@@ -520,11 +557,7 @@ impl Relay {
         reason: &'static str,
         why: &str,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.done = true;
-        self.stats.failure = Some(reason);
-        if let Some(hooks) = self.hooks.as_mut() {
-            hooks.finish(self.stats.usage);
-        }
+        self.finish_early(reason);
         let message = format!("{why} (upstream: {})", self.upstream_name);
         if self.aligner.is_none() {
             return Poll::Ready(Some(Err(message.into())));

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top. `lib` is the crate root (its items, such as `Gateway`).
 const LAYERS: &[(&str, &[&str])] = &[
-    ("vocabulary", &["error", "endpoint", "caller"]),
+    ("vocabulary", &["error", "endpoint", "caller", "lifecycle"]),
     ("metrics", &["metrics"]),
     ("logging", &["log_writer"]),
     ("telemetry", &["record"]),

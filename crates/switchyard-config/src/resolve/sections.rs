@@ -36,6 +36,35 @@ pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Optio
             LogFormat::Text
         }
     };
+    let max_header_bytes = match s.max_header_bytes.unwrap_or(64 * 1024) {
+        n @ 8_192..=1_048_576 => n as u32,
+        _ => {
+            errors.push(ConfigError::new(
+                "server.max_header_bytes",
+                "must be between 8192 and 1048576",
+            ));
+            64 * 1024
+        }
+    };
+    let max_connections = s.max_connections.unwrap_or(10_000);
+    if max_connections == 0 {
+        errors.push(ConfigError::new(
+            "server.max_connections",
+            "must be greater than 0",
+        ));
+    }
+    let mut timeout = |value, path: &str, default_secs| {
+        let d = duration_or(value, path, Duration::from_secs(default_secs), errors);
+        if d == Some(Duration::ZERO) {
+            errors.push(ConfigError::new(path, "must be greater than 0"));
+        }
+        d
+    };
+    let header_timeout = timeout(s.header_timeout, "server.header_timeout", 30);
+    let idle_timeout = timeout(s.idle_timeout, "server.idle_timeout", 75);
+    let body_timeout = timeout(s.body_timeout, "server.body_timeout", 60);
+    let write_timeout = timeout(s.write_timeout, "server.write_timeout", 60);
+    let drain_timeout = timeout(s.drain_timeout, "server.drain_timeout", 30);
     Some(Server {
         listen: listen?,
         max_body_bytes,
@@ -46,6 +75,13 @@ pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Optio
             cert_file: t.cert_file.into(),
             key_file: t.key_file.into(),
         }),
+        max_connections,
+        max_header_bytes,
+        header_timeout: header_timeout?,
+        idle_timeout: idle_timeout?,
+        body_timeout: body_timeout?,
+        write_timeout: write_timeout?,
+        drain_timeout: drain_timeout?,
     })
 }
 

@@ -30,6 +30,12 @@ pub(super) fn error_response(error: &GatewayError) -> Response<ResponseBody> {
     for (name, value) in error.headers() {
         resp.headers_mut().insert(name, value);
     }
+    if error.closes_connection() {
+        // HTTP/1.1: the connection ends after this answer (hyper leaves the header
+        // out of HTTP/2 responses, where it has no meaning).
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
