@@ -21,6 +21,7 @@ mod cli;
 mod deploy;
 mod export;
 mod failover;
+mod hardening;
 mod metrics;
 mod plugins;
 mod prometheus;

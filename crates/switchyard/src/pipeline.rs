@@ -120,6 +120,11 @@ pub async fn handle(
         record.request_id = request_id.to_str().unwrap_or_default().to_owned();
     }
     resp.headers_mut().insert(REQUEST_ID, request_id);
+    if lifecycle::draining() {
+        // HTTP/1.1: this connection is not reused (hyper omits the header on HTTP/2).
+        resp.headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
     let exporter = snap.exporter.clone();
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
         if let Some(gauge) = &in_flight {

@@ -150,29 +150,31 @@ pub async fn serve(
             }
         });
     }
+    // The drain: no new connections; requests on open ones are still answered (an
+    // HTTP/1.1 answer then closes its connection, `/readyz` says 503) until none is in
+    // service, or `drain_timeout`.
     drop(listener);
     lifecycle::start_draining();
     tracing::info!(timeout = ?server.drain_timeout, "shutting down; draining in-flight requests");
-    let drained = graceful.shutdown();
-    tokio::pin!(drained);
-    tokio::select! {
-        () = &mut drained => {
-            tracing::info!("all connections closed");
-            return Drained::Clean;
-        }
-        () = tokio::time::sleep(server.drain_timeout) => {}
+    let clean = conn::all_done(Instant::now() + server.drain_timeout).await;
+    if !clean {
+        tracing::warn!(
+            requests = conn::in_service(),
+            "drain timed out; cutting what is still running"
+        );
+        lifecycle::cut_streams();
     }
-    let left = open.load(Ordering::Relaxed);
-    tracing::warn!(
-        connections = left,
-        "drain timed out; cutting what is still open"
-    );
-    lifecycle::cut_streams();
+    // Idle connections close now; cut streams get a moment to send their error event.
     tokio::select! {
-        () = &mut drained => {}
+        () = graceful.shutdown() => {}
         () = tokio::time::sleep(CUT_GRACE) => {}
     }
-    Drained::Cut
+    if clean {
+        tracing::info!("all requests finished");
+        Drained::Clean
+    } else {
+        Drained::Cut
+    }
 }
 
 /// One client connection counted against `server.max_connections`.

@@ -183,15 +183,6 @@ impl Snapshot {
             }
         }
     }
-
-    /// Ready: at least one upstream is out of cool-down.
-    pub fn is_ready(&self) -> bool {
-        let now = Instant::now();
-        self.upstreams
-            .list
-            .iter()
-            .any(|u| u.health.is_available(now))
-    }
 }
 
 /// Keeps the catalogue of one snapshot fresh until the snapshot is dropped.

@@ -11,8 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Path of the binary under test.
+///
+/// `SWITCHYARD_E2E_BIN` points the tests at another build (to show a test fails on
+/// the binary from before a fix).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_switchyard")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("SWITCHYARD_E2E_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_owned())
+    })
 }
 
 /// The repository root.

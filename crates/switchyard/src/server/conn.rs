@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// The deadlines of one connection (from `server.*`), and its head size limit.
@@ -60,6 +61,7 @@ pub(super) struct Activity {
 impl Activity {
     /// Marks one request as in service until the guard drops.
     pub(super) fn busy(self: &Arc<Self>) -> Busy {
+        IN_SERVICE.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
         self.busy.fetch_add(1, Ordering::AcqRel);
         Busy(self.clone())
@@ -74,12 +76,41 @@ impl Activity {
     }
 }
 
+/// Requests in service on every connection (the drain waits for none).
+static IN_SERVICE: AtomicUsize = AtomicUsize::new(0);
+static ALL_DONE: Notify = Notify::const_new();
+
+/// Waits until no request is in service on any connection, or `deadline`; whether
+/// none was.
+pub(super) async fn all_done(deadline: Instant) -> bool {
+    loop {
+        let done = ALL_DONE.notified();
+        if IN_SERVICE.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        tokio::select! {
+            () = done => {}
+            () = tokio::time::sleep_until(deadline) => {
+                return IN_SERVICE.load(Ordering::Acquire) == 0;
+            }
+        }
+    }
+}
+
+/// Requests in service now, on every connection.
+pub(super) fn in_service() -> usize {
+    IN_SERVICE.load(Ordering::Acquire)
+}
+
 /// One request in service (see [`Activity::busy`]).
 #[derive(Debug)]
 pub(super) struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if IN_SERVICE.fetch_sub(1, Ordering::AcqRel) == 1 {
+            ALL_DONE.notify_waiters();
+        }
         if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
             let parked = self.0.reader.lock().ok().and_then(|mut w| w.take());
             if let Some(waker) = parked {
