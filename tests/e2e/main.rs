@@ -26,5 +26,6 @@ mod metrics;
 mod plugins;
 mod prometheus;
 mod python_sdk;
+mod secrets;
 mod streaming;
 mod tokens;

@@ -1,22 +1,26 @@
 //! `${VAR}` and `${VAR:-default}` expansion over every string in the YAML tree, before
 //! it is typed. `$${` stays a literal `${`. An unset variable without a default is an
 //! error naming the variable and the path. The environment is injected, so tests do not
-//! touch the process environment.
+//! touch the process environment. Every value taken from the environment is handed to a
+//! [`Redactor`], so no error message can show it.
 
 use crate::error::{join, ConfigError};
+use crate::redact::Redactor;
 use serde_yaml::Value;
 
-/// Expands references in place; collects one error per unset variable.
+/// Expands references in place; collects one error per unset variable, and every value
+/// taken from the environment into `taken`.
 pub(crate) fn expand_tree(
     value: &mut Value,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
+    taken: &mut Redactor,
 ) {
     match value {
         Value::String(s) => {
             if s.contains('$') {
-                match expand(s, env) {
+                match expand_noting(s, env, &mut |v| taken.add(v)) {
                     Ok(new) => *s = new,
                     Err(msg) => errors.push(ConfigError::new(path, msg)),
                 }
@@ -24,7 +28,7 @@ pub(crate) fn expand_tree(
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_tree(item, &join(path, &format!("[{i}]")), env, errors);
+                expand_tree(item, &join(path, &format!("[{i}]")), env, errors, taken);
             }
         }
         Value::Mapping(map) => {
@@ -33,16 +37,26 @@ pub(crate) fn expand_tree(
                     Value::String(s) => s.clone(),
                     other => format!("{other:?}"),
                 };
-                expand_tree(v, &join(path, &key), env, errors);
+                expand_tree(v, &join(path, &key), env, errors, taken);
             }
         }
-        Value::Tagged(t) => expand_tree(&mut t.value, path, env, errors),
+        Value::Tagged(t) => expand_tree(&mut t.value, path, env, errors, taken),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
 /// Expands one string.
 pub fn expand(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    expand_noting(input, env, &mut |_| {})
+}
+
+/// Expands one string, calling `noted` with each value taken from the environment. An
+/// error never quotes the input (a literal secret may sit beside the reference).
+fn expand_noting(
+    input: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    noted: &mut dyn FnMut(&str),
+) -> Result<String, String> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(at) = rest.find('$') {
@@ -59,7 +73,7 @@ pub fn expand(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             continue;
         };
         let Some(close) = body_start.find('}') else {
-            return Err(format!("unterminated `${{` in `{input}`"));
+            return Err("unterminated `${` (no closing `}`)".to_owned());
         };
         let body = &body_start[..close];
         let (name, default) = match body.split_once(":-") {
@@ -70,7 +84,10 @@ pub fn expand(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             return Err(format!("`${{{body}}}` is not a valid variable reference"));
         }
         match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
-            (Some(v), _) => out.push_str(&v),
+            (Some(v), _) => {
+                noted(&v);
+                out.push_str(&v);
+            }
             (None, Some(d)) => out.push_str(d),
             (None, None) => {
                 return Err(format!(
@@ -130,8 +147,17 @@ mod tests {
         #[expect(clippy::disallowed_methods, reason = "building a test tree")]
         let mut v: Value = serde_yaml::from_str("a:\n  - b: ${NOPE}\n").unwrap();
         let mut errors = Vec::new();
-        expand_tree(&mut v, "", &env, &mut errors);
+        expand_tree(&mut v, "", &env, &mut errors, &mut Redactor::default());
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].path, "a[0].b");
+    }
+
+    #[test]
+    fn values_from_the_environment_are_noted_and_defaults_are_not() {
+        #[expect(clippy::disallowed_methods, reason = "building a test tree")]
+        let mut v: Value = serde_yaml::from_str("a: 'x ${KEY} ${NOPE:-dflt}'\n").unwrap();
+        let mut taken = Redactor::default();
+        expand_tree(&mut v, "", &env, &mut Vec::new(), &mut taken);
+        assert_eq!(taken.message("sk-123 dflt"), "*** dflt");
     }
 }

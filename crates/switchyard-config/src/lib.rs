@@ -3,12 +3,15 @@
 //! Pipeline: YAML text → `serde_yaml::Value` → `${ENV}` expansion over every string
 //! (`env`) → each section typed with unknown keys denied (`raw`) → defaults, units and
 //! cross-references resolved (`resolve`, durations by `duration`) → [`Config`] (`resolved`). Every problem is
-//! collected with its YAML path; [`parse`] is pure, [`load`] reads the file.
+//! collected with its YAML path; [`parse`] is pure, [`load`] reads the file. No error
+//! shows a value taken from the environment, nor a string serde found in the wrong
+//! place (`redact`); the config keeps its [`Redactor`] for the daemon's own checks.
 
 mod duration;
 mod env;
 mod error;
 mod raw;
+mod redact;
 mod resolve;
 mod resolved;
 mod secret;
@@ -16,6 +19,7 @@ mod secret;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};
+pub use redact::{hide_string_values, Redactor};
 pub use resolved::*;
 pub use secret::Secret;
 
@@ -33,17 +37,21 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         value = serde_yaml::Value::Mapping(Default::default());
     }
     let mut errors = Vec::new();
-    env::expand_tree(&mut value, "", env, &mut errors);
+    let mut redactor = Redactor::default();
+    env::expand_tree(&mut value, "", env, &mut errors, &mut redactor);
     let top: raw::Top = match resolve::typed(value, "") {
         Ok(top) => top,
         Err(e) => {
             errors.push(e);
-            return Err(ConfigErrors(errors));
+            return Err(redactor.errors(ConfigErrors(errors)));
         }
     };
     match resolve::resolve(top, &mut errors) {
-        Some(config) if errors.is_empty() => Ok(config),
-        _ => Err(ConfigErrors(errors)),
+        Some(mut config) if errors.is_empty() => {
+            config.redactor = redactor;
+            Ok(config)
+        }
+        _ => Err(redactor.errors(ConfigErrors(errors))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Serde structs exactly as written in `gateway.yaml`. Every struct denies unknown keys
 //! so typos are errors, not silently ignored settings. Validation and defaults that
-//! depend on other fields happen in `resolve`.
+//! depend on other fields happen in `resolve`. Types that hold expanded values which may
+//! be secrets (keys, auth, headers, plugin settings, untyped sections) have no `Debug`.
 
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// The document root. Sections stay untyped here so each one (and each list entry) is
 /// typed on its own and every broken entry is reported, not just the first.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Top {
     #[serde(default)]
@@ -46,7 +47,7 @@ pub(crate) struct LogSpec {
     pub access: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportSpec {
     pub queue: Option<usize>,
@@ -67,7 +68,7 @@ pub(crate) struct ExportFileSpec {
     pub keep: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportHttpSpec {
     pub name: Option<String>,
@@ -120,7 +121,7 @@ pub(crate) struct RoutingSpec {
     pub failures_before_cooldown: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpstreamSpec {
     pub name: String,
@@ -144,7 +145,7 @@ pub(crate) struct UpstreamSpec {
     pub ca_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum AuthSpec {
     None,
@@ -182,7 +183,7 @@ pub(crate) struct RouteTargetSpec {
     pub weight: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeySpec {
     pub name: String,
@@ -192,7 +193,7 @@ pub(crate) struct KeySpec {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PluginSpec {
     pub name: String,

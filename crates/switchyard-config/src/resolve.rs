@@ -7,6 +7,7 @@
 use crate::duration::parse_duration;
 use crate::error::{join, ConfigError};
 use crate::raw;
+use crate::redact::hide_string_values;
 use crate::resolved::*;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -28,7 +29,10 @@ pub(crate) fn typed<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, 
         } else {
             join(path, &inner)
         };
-        ConfigError::new(at, clean_serde_message(&e.into_inner().to_string()))
+        ConfigError::new(
+            at,
+            hide_string_values(&clean_serde_message(&e.into_inner().to_string())),
+        )
     })
 }
 
@@ -77,6 +81,7 @@ pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Co
         metrics: metrics?,
         log: log?,
         export,
+        redactor: Default::default(),
     })
 }
 

@@ -2,6 +2,7 @@
 //! valid: URLs have a scheme, durations are positive, every route target names an
 //! upstream that exists.
 
+use crate::redact::Redactor;
 use crate::secret::Secret;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub struct Config {
     pub log: Log,
     /// Request records exported to a file and/or HTTP collectors; `None` when off.
     pub export: Option<Export>,
+    /// Hides the values `${VAR}` took from the environment; the daemon passes the errors
+    /// of its own config checks (plugin settings, files, TLS) through it.
+    pub redactor: Redactor,
 }
 
 /// The Prometheus metrics listener: `GET /metrics` on an address of its own, without

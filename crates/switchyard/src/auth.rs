@@ -12,10 +12,18 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use switchyard_config::ClientKey;
 
-/// Configured client keys, by value.
-#[derive(Debug, Default)]
+/// Configured client keys, by value. Its `Debug` shows key names only.
+#[derive(Default)]
 pub struct Keys {
     by_value: HashMap<String, Arc<ClientKey>>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.by_value.values().map(|k| &*k.name).collect();
+        names.sort_unstable();
+        f.debug_struct("Keys").field("names", &names).finish()
+    }
 }
 
 impl Keys {
@@ -117,5 +125,15 @@ mod tests {
         assert_eq!(c.key_name(), Some("alice"));
         assert!(keys.authenticate(&headers("Bearer nope"), IP).is_err());
         assert!(keys.authenticate(&HeaderMap::new(), IP).is_err());
+    }
+
+    #[test]
+    fn debug_shows_key_names_not_key_values() {
+        let keys = Keys::new(&[key("alice", "sk-alice-123")]);
+        let shown = format!("{keys:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("sk-alice-123"),
+            "{shown}"
+        );
     }
 }

@@ -119,7 +119,7 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::ConfigErrors> {
     let config = switchyard_config::load(path)?;
     if let Some(tls) = &config.server.tls {
-        crate::tls::acceptor(tls)?;
+        crate::tls::acceptor(tls).map_err(|e| config.redactor.errors(e))?;
     }
     build_snapshot(config.clone())?;
     Ok(config)

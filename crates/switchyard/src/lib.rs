@@ -88,18 +88,19 @@ impl Gateway {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n as usize,
         };
+        let hidden = |e| StartError::Config(config.redactor.errors(e));
         let tls = config
             .server
             .tls
             .as_ref()
             .map(tls::acceptor)
             .transpose()
-            .map_err(StartError::Config)?;
+            .map_err(hidden)?;
         let metrics_addr = config.metrics.enabled.then_some(config.metrics.listen);
         let (exporter, export) = match &config.export {
             Some(e) => export::build(e)
                 .map(|(exporter, workers)| (Some(exporter), Some(workers)))
-                .map_err(StartError::Config)?,
+                .map_err(hidden)?,
             None => (None, None),
         };
         let mut snap = build_snapshot(config).map_err(StartError::Config)?;

@@ -1,10 +1,11 @@
 //! One request, top to bottom: load one config snapshot → dispatch on the path →
 //! authenticate → read the body under the size limit → peek `model` / `stream` →
-//! (plugins: `pre_request`) → plan the model's candidates → (streams: ask for usage) →
-//! send with failover → (plugins: stream hooks or `post_response`) → relay. Every
-//! error becomes an OpenAI-shaped response at one edge (`respond`, after the `error`
-//! plugins), and every response carries `x-request-id`. With no plugins configured the
-//! plugin layer is skipped: no body parse beyond the peek, no copies.
+//! (plugins: `pre_request`) → plan the candidates of the model the body names after the
+//! plugins → (streams: ask for usage) → send with failover → (plugins: stream hooks or
+//! `post_response`) → relay. Every error becomes an OpenAI-shaped response at one edge
+//! (`respond`, after the `error` plugins), and every response carries `x-request-id`.
+//! With no plugins configured the plugin layer is skipped: no body parse beyond the
+//! peek, no copies.
 //!
 //! Tokens are counted for every request: a stream that did not ask for usage is made
 //! to (`stream_options.include_usage`, set in place) and the relay leaves the extra
@@ -262,8 +263,10 @@ async fn proxy(
         error,
         meta: layer.as_ref().map(PluginLayer::meta),
     };
-    // Plugins may have changed the body; routing stays on the model the client asked
-    // for (plugins key limits and selectors on it at every stage).
+    // Plugins may have changed the body, `model` included: routing follows the body as
+    // they left it (a router plugin picks the model), and the upstream is sent that
+    // model's served name. Plugin selectors and limits stay on the model the client
+    // asked for (`RequestMeta::model`), so every stage agrees on them.
     let repeeked;
     let (body, peek) = match layer.as_ref().and_then(PluginLayer::changed_body) {
         None => (&raw, &peeked),
@@ -272,8 +275,10 @@ async fn proxy(
             (changed, &repeeked)
         }
     };
-    let plan = plan(snap, &peeked.model).await.map_err(with_meta)?;
-    record.known_model = true;
+    let plan = plan(snap, &peek.model).await.map_err(with_meta)?;
+    // The metrics label is the asked model; when a plugin moved the request, only if
+    // that model is known too (a client's free-form name must not become a label).
+    record.known_model = peek.model == peeked.model || snap.plan(&peeked.model).is_some();
     // A stream that did not ask for usage asks for it (when every candidate takes
     // `stream_options`); the relay then leaves the usage chunk out for the client.
     let asked = if peek.stream

@@ -56,8 +56,18 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot: the plugin chain (whose settings the config crate cannot
-    /// check) and everything else; every problem is reported with its YAML path.
+    /// check) and everything else; every problem is reported with its YAML path, and
+    /// with no value that came from the environment ([`Config::redactor`]).
     pub fn build(
+        config: Config,
+        clients: &Clients,
+        open_streams: Arc<AtomicU32>,
+    ) -> Result<Self, ConfigErrors> {
+        let redactor = config.redactor.clone();
+        Self::build_unredacted(config, clients, open_streams).map_err(|e| redactor.errors(e))
+    }
+
+    fn build_unredacted(
         config: Config,
         clients: &Clients,
         open_streams: Arc<AtomicU32>,

@@ -2,13 +2,15 @@
 //! (`limits`), the built-ins that read or rewrite what is said (`content`), client keys
 //! and identity headers (`callers`), the `http` plugin against a real local service
 //! (`http`), which plugins run and in what order, in parallel and in isolation
-//! (`chain`), and config validation (`validation`). The helpers they share are here.
+//! (`chain`), a plugin that changes `model` (`reroute`), and config validation
+//! (`validation`). The helpers they share are here.
 
 mod callers;
 mod chain;
 mod content;
 mod http;
 mod limits;
+mod reroute;
 mod validation;
 
 use crate::support::*;

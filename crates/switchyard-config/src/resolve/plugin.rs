@@ -101,7 +101,10 @@ fn plugin(
         Some(v) => match serde_json::to_value(&v) {
             Ok(json) => json,
             Err(e) => {
-                errors.push(ConfigError::new(join(path, "config"), e.to_string()));
+                errors.push(ConfigError::new(
+                    join(path, "config"),
+                    crate::redact::hide_string_values(&e.to_string()),
+                ));
                 serde_json::Value::Null
             }
         },

@@ -69,13 +69,26 @@ struct Group {
     parallel: Vec<usize>,
 }
 
-/// Headers the plugins of one stage asked for.
-#[derive(Debug, Default)]
+/// Headers the plugins of one stage asked for. Its `Debug` shows names only (a plugin
+/// may hand the upstream a credential).
+#[derive(Default)]
 pub struct StageEffects {
     /// For the upstream request.
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// For the client's response.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for StageEffects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |h: &[(HeaderName, HeaderValue)]| -> Vec<String> {
+            h.iter().map(|(n, _)| n.as_str().to_owned()).collect()
+        };
+        f.debug_struct("StageEffects")
+            .field("upstream_headers", &names(&self.upstream_headers))
+            .field("response_headers", &names(&self.response_headers))
+            .finish()
+    }
 }
 
 /// What a stage's plugins are called with, besides the body.

@@ -22,7 +22,8 @@ use switchyard_config::ConfigError;
 /// Largest answer accepted from the service.
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: `headers` usually carries the service's token.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
     url: String,

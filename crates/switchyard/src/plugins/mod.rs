@@ -131,8 +131,8 @@ impl Usage {
     }
 }
 
-/// What every plugin knows about the request. Built once per request.
-#[derive(Debug)]
+/// What every plugin knows about the request. Built once per request. Its `Debug` shows
+/// the client's header names, not their values (`Authorization`…).
 pub struct RequestMeta {
     /// `x-request-id`.
     pub request_id: HeaderValue,
@@ -147,6 +147,20 @@ pub struct RequestMeta {
     pub caller: Caller,
     /// The client's request headers.
     pub headers: HeaderMap,
+}
+
+impl std::fmt::Debug for RequestMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
+        f.debug_struct("RequestMeta")
+            .field("request_id", &self.request_id)
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("stream", &self.stream)
+            .field("caller", &self.caller)
+            .field("headers", &headers)
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -368,7 +382,8 @@ impl BuildCtx<'_> {
             } else {
                 format!("{}.config.{inner}", self.spec.path)
             };
-            vec![config_error(path, e.into_inner().to_string())]
+            let message = switchyard_config::hide_string_values(&e.into_inner().to_string());
+            vec![config_error(path, message)]
         })
     }
 
@@ -466,4 +481,21 @@ pub fn de_duration<'de, D: serde::Deserializer<'de>>(
     };
     // The parser refuses zero and more than 30 days itself.
     parsed.map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_meta_debug_shows_header_names_not_values() {
+        let mut meta = RequestMeta::for_tests("m");
+        meta.headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer sk-client-456"),
+        );
+        let shown = format!("{meta:?}");
+        assert!(shown.contains("authorization"), "{shown}");
+        assert!(!shown.contains("sk-client-456"), "{shown}");
+    }
 }

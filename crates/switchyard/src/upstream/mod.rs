@@ -33,8 +33,8 @@ pub struct Upstreams {
     pub streams: StreamLimit,
 }
 
-/// One upstream, ready to use: client, precomputed headers and URLs, health.
-#[derive(Debug)]
+/// One upstream, ready to use: client, precomputed headers and URLs, health. Its
+/// `Debug` shows header names only (auth and configured headers are credentials).
 pub struct Upstream {
     /// Config name.
     pub name: Arc<str>,
@@ -49,6 +49,18 @@ pub struct Upstream {
     /// Its metric handles.
     pub metrics: UpstreamMetrics,
     destinations: Destinations,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.keys().map(http::HeaderName::as_str).collect();
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("headers", &headers)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where each endpoint's requests go (query auth and trust included).

@@ -28,8 +28,8 @@ pub struct Candidate {
     pub model: String,
 }
 
-/// A request as it will be sent to each candidate.
-#[derive(Debug)]
+/// A request as it will be sent to each candidate. Its `Debug` leaves out the client's
+/// `Authorization` and header values.
 pub struct Outgoing<'a> {
     /// Which endpoint.
     pub endpoint: Endpoint,
@@ -43,6 +43,19 @@ pub struct Outgoing<'a> {
     pub request_id: &'a HeaderValue,
     /// Added by plugins (`user_headers`…).
     pub extra_headers: &'a [(HeaderName, HeaderValue)],
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<&str> = self.extra_headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Outgoing")
+            .field("endpoint", &self.endpoint)
+            .field("body_bytes", &self.body.len())
+            .field("client_auth", &self.client_auth.map(|_| "***"))
+            .field("request_id", &self.request_id)
+            .field("extra_headers", &extra)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which upstream answered, for logs and metrics (a response extension).
