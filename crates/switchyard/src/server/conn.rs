@@ -12,8 +12,9 @@
 //!   response body — with the upstream connection under it — is dropped.
 //! - **hyper's own error answers made OpenAI-shaped**: for a head it cannot parse or
 //!   that is too large, hyper writes a bare `400` / `414` / `431` itself, without asking
-//!   the service. Such a write happens while no request is in service, so it is
-//!   recognised and replaced with the same status carrying the gateway's JSON error.
+//!   the service. Such an answer lacks the `x-request-id` every service answer carries,
+//!   so it is recognised and replaced with the same status carrying the gateway's JSON
+//!   error.
 //!
 //! "In service" is counted by [`Activity`]: the service takes a [`Busy`] guard per
 //! request and its response body ([`Tracked`]) holds it until hyper drops the body.
@@ -330,7 +331,7 @@ impl<T: AsyncWrite + Unpin> ConnIo<T> {
 
     /// Starts replacing hyper's bare error answer when `head` is one.
     fn intercept(&mut self, head: &[u8], len: usize) {
-        if self.replacing.is_none() && self.activity.idle() {
+        if self.replacing.is_none() {
             if let Some(ours) = openai_shaped(head, self.deadlines.header_bytes) {
                 tracing::debug!(peer = %self.peer, "malformed request head refused");
                 self.replacing = Some((ours, 0, len));
@@ -407,9 +408,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
 }
 
 /// The OpenAI-shaped answer for a bare error head hyper wrote itself (`400`, `414`,
-/// `431`), or `None` for anything else.
+/// `431`), or `None` for anything else. Every answer of the service carries
+/// `x-request-id`; hyper's own never does — that, not timing, tells them apart (a
+/// service's response may well be written after its body, and so its request, is done).
 fn openai_shaped(head: &[u8], header_bytes: u32) -> Option<Bytes> {
     let status = head.strip_prefix(b"HTTP/1.1 ".as_slice())?.get(..3)?;
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(head.len());
+    let lower = head[..end].to_ascii_lowercase();
+    if lower.windows(13).any(|w| w == b"x-request-id:") {
+        return None;
+    }
     let error = match status {
         b"400" => GatewayError::BadFraming("the request could not be parsed as HTTP/1.1"),
         b"414" => GatewayError::UriTooLong(MAX_TARGET_BYTES),
@@ -429,4 +440,23 @@ pub(super) fn raw_response(error: &GatewayError) -> Bytes {
         status.canonical_reason().unwrap_or(""),
         body.len()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hyper_s_own_error_heads_are_replaced() {
+        let hyper_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Tue, 01 Dec 2026 02:55:39 GMT\r\n\r\n";
+        let ours = openai_shaped(hyper_431, 65_536).unwrap();
+        let text = String::from_utf8_lossy(&ours);
+        assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+        assert!(text.contains("\"code\":\"headers_too_large\""), "{text}");
+        assert!(text.contains("65536-byte"), "{text}");
+        let service_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nX-Request-Id: req_1\r\ncontent-length: 2\r\n\r\n{}";
+        assert!(openai_shaped(service_400, 65_536).is_none());
+        assert!(openai_shaped(b"HTTP/1.1 200 OK\r\n\r\n", 65_536).is_none());
+        assert!(openai_shaped(b"HTTP/1.1 500 Internal\r\n\r\n", 65_536).is_none());
+    }
 }
