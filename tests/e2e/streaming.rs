@@ -315,3 +315,68 @@ async fn json_bodies_without_a_length_are_read_to_the_close() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["choices"][0]["message"]["content"], "until close");
 }
+
+/// The gateway's answer to a stream request against a raw upstream.
+async fn stream_through(response: &'static [u8]) -> Vec<String> {
+    let up = raw_upstream(response).await;
+    let gw = TestGateway::start(&config_for(&[("raw", &up, &["m"])], "")).await;
+    let resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("m", "x", true).to_string(),
+        )
+        .await;
+    let all = within(read_all(&mut resp.into_body())).await.unwrap();
+    data_payloads(&all)
+}
+
+#[tokio::test]
+async fn a_cleanly_closed_stream_without_its_end_ends_with_an_error_event() {
+    // Chunked, properly terminated, but no finish_reason and no [DONE].
+    let chunked = stream_through(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+3f\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"half an\"}}]}\n\n\r\n\
+0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(chunked.len(), 2, "{chunked:?}");
+    assert!(chunked[0].contains("half an"));
+    assert!(
+        chunked[1].contains("\"upstream_stream_error\""),
+        "{chunked:?}"
+    );
+    // Close-delimited, cut inside the second event: the half event is never sent.
+    let close = stream_through(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"whole\"}}]}\n\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{\"cont",
+    )
+    .await;
+    assert_eq!(close.len(), 2, "{close:?}");
+    assert!(close[0].contains("whole"));
+    assert!(!close
+        .iter()
+        .any(|e| e.contains("\"cont\"") || e.ends_with("\"cont")));
+    assert!(close[1].contains("\"upstream_stream_error\""), "{close:?}");
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_with_a_finish_reason_or_a_bare_done_is_complete() {
+    let finished = stream_through(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"all\"},\"finish_reason\":\"stop\"}]}\n\n",
+    )
+    .await;
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert!(!finished[0].contains("error"));
+    let bare_done = stream_through(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"all\"}}]}\n\ndata: [DONE]",
+    )
+    .await;
+    assert_eq!(bare_done.len(), 2, "{bare_done:?}");
+    assert_eq!(bare_done[1], "[DONE]");
+}

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use switchyard_dialects::error_event;
 use switchyard_dialects::sse::EventAligner;
 use switchyard_dialects::usage::{read_body_end, scan_events, Usage, TAIL_BYTES};
+use switchyard_dialects::{complete, error_event};
 use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 
@@ -202,6 +202,9 @@ pub struct Relay {
     usage: Option<UsageWatch>,
     /// SSE: resolves when the drain ends (see `lifecycle`), created when first idle.
     cut: Option<Pin<Box<Notified<'static>>>>,
+    /// SSE from an upstream: whether its end (`[DONE]` or a `finish_reason`) was seen;
+    /// a stream that stops before it was cut short.
+    end_seen: bool,
 }
 
 /// Reading token usage from one body (see [`Relay::read_usage`]).
@@ -294,6 +297,7 @@ impl Relay {
             upstream_metrics: None,
             usage: None,
             cut: None,
+            end_seen: false,
         }
     }
 
@@ -426,6 +430,9 @@ impl Relay {
                             }
                         };
                         if let Some(aligned) = pushed {
+                            if !self.end_seen && complete::marks_end(&aligned) {
+                                self.end_seen = true;
+                            }
                             let aligned = match self.usage.as_ref() {
                                 None => aligned,
                                 Some(watch) => {
@@ -464,18 +471,37 @@ impl Relay {
                 if let (None, Some(watch)) = (&self.aligner, &self.usage) {
                     self.stats.usage = watch.read_tail();
                 }
-                let rest = self
+                let mut rest = self
                     .aligner
                     .as_mut()
                     .map(EventAligner::take_rest)
                     .unwrap_or_default();
+                if self.aligner.is_some() && matches!(self.source, Source::Upstream(_)) {
+                    // A server may close right after `data: [DONE]`, without the blank
+                    // line; any other unfinished event is never sent. A stream without
+                    // its end is an error, however cleanly the upstream closed it.
+                    let bare_done = complete::is_bare_done(&rest);
+                    if bare_done {
+                        self.end_seen = true;
+                        rest = Bytes::from_static(b"data: [DONE]\n\n");
+                    }
+                    if !self.end_seen || !(rest.is_empty() || bare_done) {
+                        tracing::warn!(upstream = %self.upstream_name, "upstream stream ended before [DONE] or a finish_reason");
+                        return self.fail(
+                            out,
+                            "upstream_error",
+                            "the upstream stream ended before it was complete",
+                        );
+                    }
+                }
                 match self.hooks.as_mut() {
                     // With hooks, an unfinished last event is dropped (SSE clients discard
                     // it too), so nothing reaches the client unfiltered; what the filters
                     // held back goes out.
                     Some(hooks) => {
                         match hooks.on_upstream_end() {
-                            Ok(held) => out = concat(out, held),
+                            // `rest` is empty here, or the `[DONE]` completed above.
+                            Ok(held) => out = concat(concat(out, held), rest),
                             Err(stopped) => {
                                 let (held, rejection) = *stopped;
                                 return self.stop(concat(out, held), &rejection);
