@@ -22,6 +22,7 @@ mod deploy;
 mod export;
 mod failover;
 mod hardening;
+mod interop;
 mod metrics;
 mod plugins;
 mod prometheus;

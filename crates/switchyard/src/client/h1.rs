@@ -16,7 +16,7 @@ use crate::metrics::metrics;
 use bytes::{Bytes, BytesMut};
 use destination::{connector, default_roots, ConnKey};
 pub use destination::{Destination, DestinationError};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use idle::{idle_for, IdleList};
 use std::cell::RefCell;
@@ -296,12 +296,8 @@ impl H1Client {
                 if parsed.status.is_informational() {
                     continue; // 100 Continue and friends
                 }
-                let framing = framing(parsed.status, &parsed.headers);
-                let keep_alive = !parsed
-                    .headers
-                    .get_all(header::CONNECTION)
-                    .iter()
-                    .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                let framing = framing(parsed.status, &parsed.headers).map_err(SendError::Failed)?;
+                let keep_alive = parsed.keep_alive();
                 let body = H1Body {
                     conn: Some(conn),
                     framing,

@@ -67,7 +67,10 @@ fn heads_parse_with_their_headers_and_leave_the_body() {
     assert_eq!(head.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(head.headers["retry-after"], "3");
     assert_eq!(&buf[..], b"{}");
-    assert_eq!(framing(head.status, &head.headers), Framing::Length(2));
+    assert_eq!(
+        framing(head.status, &head.headers).unwrap(),
+        Framing::Length(2)
+    );
     let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-"[..]);
     assert!(parse_head(&mut partial).unwrap().is_none());
 }
@@ -435,4 +438,51 @@ async fn an_expired_pooled_connection_is_not_reused() {
         .unwrap();
     assert_eq!(read_body(resp.body).await, b"{}");
     assert_eq!(server.connections(), 2);
+}
+
+fn head_of(raw: &[u8]) -> super::wire::Head {
+    let mut buf = bytes::BytesMut::from(raw);
+    parse_head(&mut buf).unwrap().unwrap()
+}
+
+#[test]
+fn keep_alive_follows_the_version_and_every_connection_token() {
+    assert!(head_of(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").keep_alive());
+    assert!(!head_of(b"HTTP/1.1 200 OK\r\nconnection: keep-alive, close\r\n\r\n").keep_alive());
+    assert!(
+        !head_of(b"HTTP/1.1 200 OK\r\nConnection: upgrade\r\nConnection: Close\r\n\r\n")
+            .keep_alive()
+    );
+    assert!(!head_of(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n").keep_alive());
+    assert!(head_of(b"HTTP/1.0 200 OK\r\nconnection: Keep-Alive\r\n\r\n").keep_alive());
+    assert!(!head_of(b"HTTP/1.0 200 OK\r\nconnection: keep-alive, close\r\n\r\n").keep_alive());
+}
+
+#[test]
+fn bad_or_conflicting_content_lengths_are_errors() {
+    let ok = head_of(b"HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\n");
+    assert_eq!(framing(ok.status, &ok.headers).unwrap(), Framing::Length(5));
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5, 6\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0x10\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: \r\n\r\n",
+    ] {
+        let head = head_of(raw);
+        assert!(
+            framing(head.status, &head.headers).is_err(),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+#[test]
+fn folded_header_lines_are_unfolded() {
+    let head = head_of(
+        b"HTTP/1.1 200 OK\r\nx-long: first\r\n  second\r\n\tthird\r\ncontent-length: 0\r\n\r\n",
+    );
+    assert_eq!(head.headers["x-long"], "first second third");
+    assert_eq!(head.headers["content-length"], "0");
 }

@@ -72,6 +72,34 @@ pub(super) struct Head {
     pub(super) status: StatusCode,
     /// Headers, values sharing the received bytes.
     pub(super) headers: HeaderMap,
+    /// `HTTP/1.1` (else `HTTP/1.0`).
+    pub(super) http11: bool,
+}
+
+impl Head {
+    /// Whether the connection may carry another request after this response: HTTP/1.1
+    /// unless a `Connection` token says `close`; HTTP/1.0 only when one says
+    /// `keep-alive`. `Connection` is a token list and may come in several fields.
+    pub(super) fn keep_alive(&self) -> bool {
+        let mut tokens = self
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii);
+        if self.http11 {
+            !tokens.any(|t| t.eq_ignore_ascii_case(b"close"))
+        } else {
+            let mut keep = false;
+            for t in tokens {
+                if t.eq_ignore_ascii_case(b"close") {
+                    return false;
+                }
+                keep |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+            keep
+        }
+    }
 }
 
 /// Parses a complete response head off the front of `buf`, if there is one. Header
@@ -102,7 +130,10 @@ impl HeadError {
 fn parse_head_with<const SLOTS: usize>(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     let mut slots = [httparse::EMPTY_HEADER; SLOTS];
     let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    let mut config = httparse::ParserConfig::default();
+    // RFC 9112 §5.2: a recipient may replace obs-fold with spaces (done below).
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    let len = match config.parse_response(&mut resp, buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
@@ -117,6 +148,7 @@ fn parse_head_with<const SLOTS: usize>(buf: &mut BytesMut) -> Result<Option<Head
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| bad("bad status code"))?;
+    let http11 = resp.version == Some(1);
     let base = buf.as_ptr() as usize;
     let mut spans = Vec::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
@@ -128,11 +160,35 @@ fn parse_head_with<const SLOTS: usize>(buf: &mut BytesMut) -> Result<Option<Head
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
     for (name, span) in spans {
-        let value = HeaderValue::from_maybe_shared(head.slice(span))
-            .map_err(|_discarded| bad("bad header value"))?;
+        let raw = head.slice(span);
+        let value = if raw.contains(&b'\n') {
+            HeaderValue::from_bytes(&unfold(&raw))
+        } else {
+            HeaderValue::from_maybe_shared(raw)
+        }
+        .map_err(|_discarded| bad("bad header value"))?;
         headers.append(name, value);
     }
-    Ok(Some(Head { status, headers }))
+    Ok(Some(Head {
+        status,
+        headers,
+        http11,
+    }))
+}
+
+/// A folded header value (`a\r\n  b`) with each line break and the whitespace around it
+/// replaced by one space.
+fn unfold(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut lines = raw.split(|&b| b == b'\n').map(|l| l.trim_ascii());
+    if let Some(first) = lines.next() {
+        out.extend_from_slice(first);
+    }
+    for line in lines.filter(|l| !l.is_empty()) {
+        out.push(b' ');
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 /// How the body's end is known.
@@ -157,25 +213,38 @@ pub(super) enum Chunk {
     Done,
 }
 
-pub(super) fn framing(status: StatusCode, headers: &HeaderMap) -> Framing {
+/// How the response body is framed (RFC 9112 §6.3). A `Content-Length` that is not a
+/// number, or several that disagree, is an error: reading such a body to the close
+/// would relay garbage, or a second response, as this one's.
+pub(super) fn framing(status: StatusCode, headers: &HeaderMap) -> Result<Framing, H1Error> {
     if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Framing::Length(0);
+        return Ok(Framing::Length(0));
     }
     let chunked = headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
         v.to_str()
             .is_ok_and(|s| s.to_ascii_lowercase().contains("chunked"))
     });
     if chunked {
-        return Framing::Chunked(Chunk::Size);
+        return Ok(Framing::Chunked(Chunk::Size));
     }
-    match headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-    {
-        Some(n) => Framing::Length(n),
-        None => Framing::UntilClose,
+    let mut length: Option<u64> = None;
+    for field in headers.get_all(header::CONTENT_LENGTH) {
+        // `Content-Length: 5, 5` is one field listing the same length twice.
+        for value in field.as_bytes().split(|&b| b == b',') {
+            let n = std::str::from_utf8(value.trim_ascii())
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| H1Error::protocol("invalid Content-Length in the response"))?;
+            if length.is_some_and(|seen| seen != n) {
+                return Err(H1Error::protocol(
+                    "conflicting Content-Length values in the response",
+                ));
+            }
+            length = Some(n);
+        }
     }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
 }
 
 /// Decodes what `buf` holds; returns the data and whether the body is complete.

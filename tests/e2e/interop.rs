@@ -1,0 +1,133 @@
+//! HTTP/1.1 interop with upstreams that do what real servers do: HTTP/1.0 answers,
+//! `Connection` token lists, bad `Content-Length`s, folded header lines. Each upstream
+//! here is a raw server that answers one request per connection with exact bytes and
+//! then either closes or keeps the connection open without reading from it again —
+//! so a connection the gateway wrongly pools hangs the next request.
+
+use crate::support::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Answers the first request of every connection with `response`; then closes, or
+/// (with `hold`) keeps the socket open, unread, for a minute.
+async fn one_shot_upstream(response: &'static [u8], hold: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 8192];
+                // The head, then as much body as it announces.
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:")?.trim().parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                let _ = s.write_all(response).await;
+                if hold {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+const CHAT: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#;
+
+fn gateway_yaml(url: &str) -> String {
+    format!(
+        "upstreams:\n  - {{name: raw, base_url: '{url}', models: [m], first_byte_timeout: 2s}}\n"
+    )
+}
+
+async fn ten_in_a_row(response: &'static [u8]) -> Vec<u16> {
+    let up = one_shot_upstream(response, true).await;
+    let gw = TestGateway::start(&gateway_yaml(&up)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = gw
+            .http()
+            .post("/v1/chat/completions", &chat("m", "x", false))
+            .await;
+        statuses.push(r.status.as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn http_1_0_answers_are_not_pooled() {
+    let response: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.0 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CHAT}",
+            CHAT.len()
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    assert_eq!(ten_in_a_row(response).await, vec![200; 10]);
+}
+
+#[tokio::test]
+async fn a_close_token_anywhere_in_connection_is_honoured() {
+    let response: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nconnection: keep-alive, close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CHAT}",
+            CHAT.len()
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    assert_eq!(ten_in_a_row(response).await, vec![200; 10]);
+}
+
+#[tokio::test]
+async fn invalid_or_conflicting_content_lengths_are_upstream_errors() {
+    for response in [
+        &b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12abc\r\n\r\n{\"a\":1}"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\ncontent-length: 9\r\n\r\n{\"a\":1}",
+    ] {
+        let up = one_shot_upstream(response, false).await;
+        let gw = TestGateway::start(&gateway_yaml(&up)).await;
+        let r = gw
+            .http()
+            .post("/v1/chat/completions", &chat("m", "x", false))
+            .await;
+        r.assert_error(502, "upstream_error");
+    }
+}
+
+#[tokio::test]
+async fn folded_header_lines_are_accepted() {
+    let response: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-folded: one\r\n  two\r\ncontent-length: {}\r\n\r\n{CHAT}",
+            CHAT.len()
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let up = one_shot_upstream(response, false).await;
+    let gw = TestGateway::start(&gateway_yaml(&up)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "ok");
+}
