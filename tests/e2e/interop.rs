@@ -131,3 +131,36 @@ async fn folded_header_lines_are_accepted() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["choices"][0]["message"]["content"], "ok");
 }
+
+#[tokio::test]
+async fn upstreams_are_asked_for_identity_bodies_with_a_user_agent() {
+    let up = MockUpstream::with_script(vec![Reply::Chat]).await;
+    let gw = TestGateway::start(&config_for(&[("a", &up.base_url(), &["m"])], "")).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = &up.completions()[0];
+    assert_eq!(seen.headers["accept-encoding"], "identity");
+    let agent = seen.headers["user-agent"].to_str().unwrap();
+    assert!(agent.starts_with("switchyard/"), "{agent}");
+}
+
+#[tokio::test]
+async fn a_compressed_event_stream_is_refused_never_an_empty_success() {
+    let up = one_shot_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\ncontent-length: 4\r\n\r\n\x1f\x8b\x08\x00",
+        false,
+    )
+    .await;
+    let gw = TestGateway::start(&gateway_yaml(&up)).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", true))
+        .await;
+    let message = r.assert_error(502, "upstream_error");
+    assert!(!message.is_empty());
+    let logs = gw.logs_with("compressed").await;
+    assert!(logs.contains("gzip"), "{logs}");
+}

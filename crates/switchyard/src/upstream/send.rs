@@ -286,6 +286,13 @@ async fn attempt(
             HeaderName::from_static("x-request-id"),
             out.request_id.clone(),
         ),
+        // The relay reads and re-cuts bodies: ask for them uncompressed.
+        (
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        ),
+        // Some WAFs refuse requests without one; an upstream's `headers:` may override.
+        (header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
     ];
     let sent = client.request(
         up.destination(out.endpoint),
@@ -304,7 +311,30 @@ async fn attempt(
     if resp.status.is_server_error() {
         return Err(AttemptError::ServerError(resp.status));
     }
+    if let Some(coding) = compressed_stream(&resp.headers) {
+        // Events cannot be relayed one by one out of a compressed body: refuse it
+        // rather than hold it back (or, with stream plugins, send an empty success).
+        return Err(AttemptError::Exchange(H1Error::protocol(format!(
+            "the upstream sent a `{coding}`-compressed event stream, which cannot be relayed event by event"
+        ))));
+    }
     Ok(Some(resp))
+}
+
+/// The `User-Agent` sent upstream.
+const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
+
+/// The content coding of an event stream that is not `identity`, if any.
+fn compressed_stream(headers: &HeaderMap) -> Option<String> {
+    let sse = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let coding = headers.get(header::CONTENT_ENCODING)?;
+    (sse && !coding
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"identity"))
+    .then(|| String::from_utf8_lossy(coding.as_bytes()).into_owned())
 }
 
 /// The headers of an upstream request: the upstream's own (auth, extras), the JSON
@@ -313,7 +343,7 @@ async fn attempt(
 fn request_headers<'a>(
     up: &'a Upstream,
     out: &'a Outgoing<'_>,
-    fixed: &'a [(HeaderName, HeaderValue); 3],
+    fixed: &'a [(HeaderName, HeaderValue); 5],
 ) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> {
     let passthrough = match up.config.auth {
         Auth::Passthrough => out.client_auth.map(|v| (&header::AUTHORIZATION, v)),
@@ -321,7 +351,12 @@ fn request_headers<'a>(
     };
     up.headers
         .iter()
-        .chain(fixed.iter().map(|(n, v)| (n, v)))
+        .chain(
+            fixed
+                .iter()
+                .filter(|(n, _)| !up.headers.iter().any(|(own, _)| own == n))
+                .map(|(n, v)| (n, v)),
+        )
         .chain(out.extra_headers.iter().map(|(n, v)| (n, v)))
         .chain(passthrough)
 }
