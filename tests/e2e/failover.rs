@@ -372,3 +372,70 @@ async fn an_upstream_speaking_garbage_fails_over_and_is_named_in_the_error() {
         .assert_error(502, "upstream_error");
     assert!(msg.contains("junk"), "{msg}");
 }
+
+#[tokio::test]
+async fn one_upstream_s_429_reaches_the_client_as_it_came() {
+    let quota = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}),
+        vec![
+            ("retry-after", "17".into()),
+            ("retry-after-ms", "16500".into()),
+            ("x-ratelimit-remaining-requests", "0".into()),
+            ("x-ratelimit-reset-requests", "17s".into()),
+            ("x-should-retry", "false".into()),
+        ],
+    )])
+    .await;
+    let dead = dead_url();
+    let yaml = format!(
+        "upstreams:\n  - {{name: dead, base_url: '{dead}', models: [d]}}\n  - {{name: quota, base_url: '{}', models: [q]}}\nroutes:\n  - {{model: m, targets: [{{upstream: dead, model: d}}], fallbacks: [quota/q]}}\n",
+        quota.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "insufficient_quota");
+    for (name, value) in [
+        ("retry-after", "17"),
+        ("retry-after-ms", "16500"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "17s"),
+        ("x-should-retry", "false"),
+    ] {
+        assert_eq!(r.headers[name], value, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn several_429s_compose_the_smallest_wait_in_both_forms() {
+    let in_a_while =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(40));
+    let a = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "a"}}),
+        vec![("retry-after", in_a_while)],
+    )])
+    .await;
+    let b = MockUpstream::with_script(vec![Reply::Json(
+        429,
+        json!({"error": {"message": "b"}}),
+        vec![("retry-after-ms", "2500".into())],
+    )])
+    .await;
+    let gw = TestGateway::start(&config_for(
+        &[("a", &a.base_url(), &["m"]), ("b", &b.base_url(), &["m"])],
+        "",
+    ))
+    .await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    r.assert_error(429, "rate_limit_exceeded");
+    assert_eq!(r.headers["retry-after"], "3");
+    assert_eq!(r.headers["retry-after-ms"], "2500");
+}

@@ -75,13 +75,15 @@ pub enum GatewayError {
         /// Request path (no query).
         path: String,
     },
-    /// Every upstream that was tried answered 429.
+    /// Several upstreams answered 429 (one alone is relayed as it came).
     #[error("all upstreams are rate limited (tried: {})", tried.join(", "))]
     RateLimited {
         /// Upstream names, in attempt order.
         tried: Vec<Arc<str>>,
         /// Smallest `Retry-After` any of them sent.
         retry_after: Option<Duration>,
+        /// Whether any sent `retry-after-ms` (then it is sent too).
+        retry_after_ms: bool,
     },
     /// Every attempt failed.
     #[error("{} (tried: {})", match kind {
@@ -226,11 +228,22 @@ impl GatewayError {
         match self {
             Self::RateLimited {
                 retry_after: Some(after),
+                retry_after_ms,
                 ..
             } => {
                 let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-                vec![(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)))]
+                let mut headers = vec![(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)))];
+                if *retry_after_ms {
+                    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                    headers.push((
+                        HeaderName::from_static("retry-after-ms"),
+                        HeaderValue::from(ms),
+                    ));
+                }
+                headers
             }
+            // Too many open streams clears up within seconds.
+            Self::Overloaded(_) => vec![(http::header::RETRY_AFTER, HeaderValue::from_static("1"))],
             Self::PluginRejected(r) => r.headers.clone(),
             _ => Vec::new(),
         }

@@ -75,10 +75,12 @@ mod tests {
         let e = GatewayError::RateLimited {
             tried: vec!["a".into()],
             retry_after: Some(Duration::from_millis(1500)),
+            retry_after_ms: true,
         };
         let resp = error_response(&e);
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(resp.headers()["retry-after-ms"], "1500");
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

@@ -81,9 +81,10 @@ pub enum AttemptError {
     /// No response head within `first_byte_timeout`.
     #[error("no response within {0:?}")]
     FirstByteTimeout(Duration),
-    /// The upstream answered 429 (with how long it asked us to wait, if it said).
+    /// The upstream answered 429 (with how long it asked us to wait, if it said, and
+    /// whether it said so in `retry-after-ms`).
     #[error("answered {}", StatusCode::TOO_MANY_REQUESTS)]
-    RateLimited(Option<Duration>),
+    RateLimited(Option<Duration>, bool),
     /// The upstream answered 5xx.
     #[error("answered {0}")]
     ServerError(StatusCode),
@@ -107,7 +108,7 @@ impl AttemptError {
             Self::Connect(_)
             | Self::Exchange(_)
             | Self::FirstByteTimeout(_)
-            | Self::RateLimited(_)
+            | Self::RateLimited(..)
             | Self::ServerError(_) => true,
         }
     }
@@ -117,7 +118,7 @@ impl AttemptError {
         match self {
             Self::Connect(e) | Self::Exchange(e) => e.is_timeout(),
             Self::FirstByteTimeout(_) => true,
-            Self::RateLimited(_) | Self::ServerError(_) => false,
+            Self::RateLimited(..) | Self::ServerError(_) => false,
         }
     }
 
@@ -128,7 +129,7 @@ impl AttemptError {
             Self::Connect(_) => "connect_error",
             Self::Exchange(_) => "exchange_error",
             Self::FirstByteTimeout(_) => "timeout",
-            Self::RateLimited(_) => "status_429",
+            Self::RateLimited(..) => "status_429",
             Self::ServerError(_) => "status_5xx",
         }
     }
@@ -144,20 +145,33 @@ impl Failures {
         let rate_limited = self
             .0
             .iter()
-            .filter(|(_, e)| matches!(e, AttemptError::RateLimited(_)))
+            .filter(|(_, e)| matches!(e, AttemptError::RateLimited(..)))
             .count();
         let timeouts = self.0.iter().filter(|(_, e)| e.is_timeout()).count();
+        let last_rate_limited = self
+            .0
+            .last()
+            .is_some_and(|(_, e)| matches!(e, AttemptError::RateLimited(..)));
         let retry_after = self
             .0
             .iter()
             .filter_map(|(_, e)| match e {
-                AttemptError::RateLimited(after) => *after,
+                AttemptError::RateLimited(after, _) => *after,
                 _ => None,
             })
             .min();
+        let retry_after_ms = self
+            .0
+            .iter()
+            .any(|(_, e)| matches!(e, AttemptError::RateLimited(_, true)));
         let tried = self.0.into_iter().map(|(name, _)| name).collect();
-        if n > 0 && rate_limited == n {
-            return GatewayError::RateLimited { tried, retry_after };
+        // All of them, or several (the last among them): the gateway's own 429.
+        if n > 0 && (rate_limited == n || rate_limited > 1 && last_rate_limited) {
+            return GatewayError::RateLimited {
+                tried,
+                retry_after,
+                retry_after_ms,
+            };
         }
         let kind = if n == 0 {
             FailureKind::Unavailable
@@ -194,6 +208,8 @@ impl Upstreams {
             .iter()
             .any(|c| self.list[c.upstream].health.is_available(now));
         let mut failed: Option<(&Upstream, bool)> = None;
+        // The last attempt's 429 answer, unread, with who gave it.
+        let mut last_429: Option<(H1Response, &Upstream, &Candidate)> = None;
         for candidate in plan {
             if failures.0.len() >= routing.max_attempts as usize {
                 break;
@@ -226,10 +242,13 @@ impl Upstreams {
                     resp.extensions_mut().insert(served());
                     return Ok(resp);
                 }
-                Err(e) => e,
+                Err((e, answer)) => {
+                    last_429 = answer.map(|resp| (resp, up, candidate));
+                    e
+                }
             };
             up.metrics.attempt(error.outcome());
-            failed = Some((up, matches!(error, AttemptError::RateLimited(Some(_)))));
+            failed = Some((up, matches!(error, AttemptError::RateLimited(Some(_), _))));
             let cooled = up.health.record_failure(
                 routing.failures_before_cooldown,
                 routing.cooldown,
@@ -250,17 +269,35 @@ impl Upstreams {
                 break;
             }
         }
+        // One upstream said 429 last: the client gets its answer as it came (status,
+        // body with its `code`, `retry-after`, `x-ratelimit-*`, `x-should-retry`…), for
+        // SDKs decide from those whether and when to retry.
+        let rate_limited = failures
+            .0
+            .iter()
+            .filter(|(_, e)| matches!(e, AttemptError::RateLimited(..)))
+            .count();
+        if let (Some((resp, up, candidate)), 1) = (last_429, rate_limited) {
+            let mut resp = relay(resp, up, None);
+            resp.extensions_mut().insert(Served {
+                upstream: up.name.clone(),
+                model: candidate.model.clone(),
+                attempts: u32::try_from(failures.0.len()).unwrap_or(u32::MAX),
+            });
+            return Ok(resp);
+        }
         Err(failures.into_error())
     }
 }
 
 /// One attempt at one candidate: the response to relay, `None` for the in-process mock
-/// (answered by the caller), or why there is nothing to relay.
+/// (answered by the caller), or why there is nothing to relay — with the upstream's
+/// 429 answer, which is relayed as it came when it is the request's only one.
 async fn attempt(
     up: &Upstream,
     candidate: &Candidate,
     out: &Outgoing<'_>,
-) -> Result<Option<H1Response>, AttemptError> {
+) -> Result<Option<H1Response>, (AttemptError, Option<H1Response>)> {
     let Some(client) = &up.client else {
         return Ok(None);
     };
@@ -301,22 +338,30 @@ async fn attempt(
         up.config.connect_timeout,
     );
     let resp = match tokio::time::timeout(up.config.first_byte_timeout, sent).await {
-        Err(_elapsed) => return Err(AttemptError::FirstByteTimeout(up.config.first_byte_timeout)),
-        Ok(Err(e)) => return Err(AttemptError::from_h1(e)),
+        Err(_elapsed) => {
+            let waited = up.config.first_byte_timeout;
+            return Err((AttemptError::FirstByteTimeout(waited), None));
+        }
+        Ok(Err(e)) => return Err((AttemptError::from_h1(e), None)),
         Ok(Ok(resp)) => resp,
     };
     if resp.status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(AttemptError::RateLimited(retry_after(&resp.headers)));
+        let ms = resp.headers.contains_key("retry-after-ms");
+        return Err((
+            AttemptError::RateLimited(retry_after(&resp.headers), ms),
+            Some(resp),
+        ));
     }
     if resp.status.is_server_error() {
-        return Err(AttemptError::ServerError(resp.status));
+        return Err((AttemptError::ServerError(resp.status), None));
     }
     if let Some(coding) = compressed_stream(&resp.headers) {
         // Events cannot be relayed one by one out of a compressed body: refuse it
         // rather than hold it back (or, with stream plugins, send an empty success).
-        return Err(AttemptError::Exchange(H1Error::protocol(format!(
+        let why = format!(
             "the upstream sent a `{coding}`-compressed event stream, which cannot be relayed event by event"
-        ))));
+        );
+        return Err((AttemptError::Exchange(H1Error::protocol(why)), None));
     }
     Ok(Some(resp))
 }

@@ -48,13 +48,13 @@ fn failed(outcomes: Vec<AttemptError>) -> GatewayError {
 #[test]
 fn all_rate_limited_becomes_429_with_smallest_retry_after() {
     let e = failed(vec![
-        AttemptError::RateLimited(Some(Duration::from_secs(9))),
-        AttemptError::RateLimited(Some(Duration::from_secs(3))),
+        AttemptError::RateLimited(Some(Duration::from_secs(9)), false),
+        AttemptError::RateLimited(Some(Duration::from_secs(3)), true),
     ]);
     assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(matches!(
         e,
-        GatewayError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(3)
+        GatewayError::RateLimited { retry_after: Some(d), retry_after_ms: true, .. } if d == Duration::from_secs(3)
     ));
 }
 
@@ -62,7 +62,7 @@ fn all_rate_limited_becomes_429_with_smallest_retry_after() {
 fn mixed_failures_become_502_and_all_timeouts_504() {
     let mixed = failed(vec![
         AttemptError::FirstByteTimeout(Duration::from_secs(1)),
-        AttemptError::RateLimited(None),
+        AttemptError::RateLimited(None, false),
     ]);
     assert_eq!(mixed.status(), StatusCode::BAD_GATEWAY);
     let slow = failed(vec![
