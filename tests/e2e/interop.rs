@@ -164,3 +164,40 @@ async fn a_compressed_event_stream_is_refused_never_an_empty_success() {
     let logs = gw.logs_with("compressed").await;
     assert!(logs.contains("gzip"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_close_delimited_tls_body_without_close_notify_is_complete() {
+    let (acceptor, ca_pem) = test_tls();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut buf = [0u8; 8192];
+                let _ = tls.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+                let _ = tls.write_all(head.as_bytes()).await;
+                let _ = tls.write_all(CHAT.as_bytes()).await;
+                let _ = tls.flush().await;
+                // Dropped without shutdown: the TCP connection closes, no close_notify.
+                drop(tls);
+            });
+        }
+    });
+    let ca = temp_file("ca.pem", &ca_pem);
+    let yaml = format!(
+        "upstreams:\n  - {{name: tls, base_url: 'https://localhost:{port}/v1', models: [m], ca_file: '{}'}}\n",
+        ca.display()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "x", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "ok");
+}

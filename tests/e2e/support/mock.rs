@@ -451,7 +451,7 @@ pub fn test_certs() -> TestCerts {
 }
 
 /// A TLS acceptor for the test certificate, and the CA's PEM.
-fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+pub fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
     let certs = test_certs();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into());
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(

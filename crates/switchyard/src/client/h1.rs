@@ -396,6 +396,16 @@ impl H1Body {
             };
             match conn.poll_fill(cx) {
                 Poll::Pending => return Poll::Pending,
+                // A TLS peer that closes without `close_notify` ends a close-delimited
+                // body as browsers and curl accept it: a cut there cannot be told from
+                // the end over plain TCP either (streams are checked for their end).
+                Poll::Ready(Err(e))
+                    if e.kind() == io::ErrorKind::UnexpectedEof
+                        && self.framing == Framing::UntilClose =>
+                {
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
                 Poll::Ready(Err(e)) => {
                     self.conn = None;
                     return Poll::Ready(Some(Err(e)));
