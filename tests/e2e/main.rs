@@ -24,6 +24,7 @@ mod failover;
 mod hardening;
 mod metrics;
 mod plugins;
+mod pool;
 mod prometheus;
 mod python_sdk;
 mod secrets;
