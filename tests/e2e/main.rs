@@ -25,6 +25,7 @@ mod hardening;
 mod interop;
 mod metrics;
 mod plugins;
+mod pool;
 mod prometheus;
 mod python_sdk;
 mod secrets;

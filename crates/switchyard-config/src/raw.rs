@@ -135,6 +135,7 @@ pub(crate) struct UpstreamSpec {
     pub connect_timeout: Option<Value>,
     pub first_byte_timeout: Option<Value>,
     pub idle_timeout: Option<Value>,
+    pub pool_idle_timeout: Option<Value>,
     pub weight: Option<u32>,
     pub models: Option<Vec<String>>,
     pub fetch_models: Option<bool>,

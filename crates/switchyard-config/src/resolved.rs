@@ -341,6 +341,9 @@ pub struct Upstream {
     pub first_byte_timeout: Duration,
     /// Longest silence between two body chunks.
     pub idle_timeout: Duration,
+    /// How long a kept-alive connection to it may sit idle before it is closed
+    /// (default 30 s; less when the upstream's `Keep-Alive: timeout` says so).
+    pub pool_idle_timeout: Duration,
     /// Share of traffic under the `weighted` strategy.
     pub weight: u32,
     /// Static model list, when given.

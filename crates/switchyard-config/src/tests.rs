@@ -55,6 +55,7 @@ fn minimal_config_gets_defaults() {
     let up = &c.upstreams[0];
     assert_eq!(up.base_url, "http://x/v1");
     assert_eq!(up.connect_timeout, Duration::from_secs(5));
+    assert_eq!(up.pool_idle_timeout, Duration::from_secs(30));
     assert!(up.fetch_models);
     assert!(matches!(up.auth, Auth::None));
     assert_eq!(c.routing.max_attempts, 4);

@@ -139,6 +139,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<server::Drained, StartError> {
         snapshot::spawn_catalog_refresh(&self.live.load_full());
+        let reaper = tokio::spawn(client::h1::reap_idle());
         let export = self.export.map(export::Workers::spawn);
         let listener =
             tokio::net::TcpListener::from_std(self.listener).map_err(StartError::Register)?;
@@ -153,6 +154,7 @@ impl Gateway {
         if let Some(task) = metrics {
             task.abort();
         }
+        reaper.abort();
         if let Some(export) = export {
             export.shutdown(EXPORT_FLUSH_TIMEOUT).await;
         }

@@ -133,6 +133,12 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
         Duration::from_secs(60),
         errors,
     );
+    let pool_idle_timeout = duration_or(
+        s.pool_idle_timeout,
+        &at("pool_idle_timeout"),
+        Duration::from_secs(30),
+        errors,
+    );
     let weight = s.weight.unwrap_or(1);
     if weight == 0 {
         errors.push(ConfigError::new(at("weight"), "must be at least 1"));
@@ -162,6 +168,7 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
         connect_timeout: connect_timeout?,
         first_byte_timeout: first_byte_timeout?,
         idle_timeout: idle_timeout?,
+        pool_idle_timeout: pool_idle_timeout?,
         weight,
         models,
         fetch_models,

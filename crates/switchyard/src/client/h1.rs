@@ -7,7 +7,9 @@
 //! and handed on as one piece, and the connection goes back to the pool the moment its
 //! body ends. Keep-alive connections are pooled per (scheme, host, port); an idle
 //! connection the server closed is noticed before reuse, and idle connections expire
-//! (after `IDLE_FOR`, or sooner when the upstream's `Keep-Alive: timeout=N` says so).
+//! (after the destination's idle limit, `IDLE_FOR` by default, or sooner when the
+//! upstream's `Keep-Alive: timeout=N` says so); [`reap_idle`] closes expired ones on a
+//! timer, whether or not another request comes ([`pool`]).
 //! A request is sent again on a fresh connection only when writing it to a reused one
 //! failed; once it is written, any failure is the caller's (the server may have acted
 //! on it, and a POST must not run twice).
@@ -18,9 +20,8 @@ use destination::{connector, default_roots, ConnKey};
 pub use destination::{Destination, DestinationError};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
-use idle::{idle_for, IdleList};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use idle::idle_for;
+pub use pool::{reap_idle, REAP_EVERY};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use wire::{decode, encode_head, framing, parse_head, Framing};
 
 mod destination;
 mod idle;
+mod pool;
 mod wire;
 
 /// Bodies up to this size are sent in the same write as the head.
@@ -151,14 +153,8 @@ impl Conn {
     }
 }
 
-thread_local! {
-    /// Idle connections, per worker thread: checking a connection out or in takes no
-    /// lock. (Any worker of the runtime can drive any connection, so where a
-    /// connection waits does not matter for correctness.)
-    static IDLE: RefCell<HashMap<ConnKey, IdleList<Conn>>> = RefCell::new(HashMap::new());
-}
-
-/// The client: a TLS configuration; idle connections live in per-thread pools.
+/// The client: a TLS configuration; idle connections live in per-thread pools
+/// ([`pool`]).
 pub struct H1Client {
     tls: TlsConnector,
 }
@@ -220,14 +216,14 @@ impl H1Client {
 
     fn checkout(&self, key: &ConnKey) -> Option<Conn> {
         let now = Instant::now();
-        IDLE.with_borrow_mut(|idle| idle.get_mut(key)?.checkout(now, Conn::is_reusable))
+        pool::with_local(|idle| idle.get_mut(key)?.checkout(now, Conn::is_reusable))
     }
 
     fn checkin(&self, key: ConnKey, conn: Conn, idle_for: Duration) {
         let now = Instant::now();
-        IDLE.with_borrow_mut(|idle| {
-            // Every host's expired connections go, not only this one's: a host that
-            // gets no more requests must not keep dead sockets forever.
+        pool::with_local(|idle| {
+            // Every host's expired connections go, not only this one's (the reaper
+            // catches the rest within a second).
             for list in idle.values_mut() {
                 list.sweep(now);
             }
@@ -302,7 +298,7 @@ impl H1Client {
                     conn: Some(conn),
                     framing,
                     keep_alive,
-                    idle_for: idle_for(&parsed.headers),
+                    idle_for: idle_for(&parsed.headers, target.idle_for),
                     pool: Arc::downgrade(self),
                     key: target.key.clone(),
                 };

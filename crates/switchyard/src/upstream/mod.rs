@@ -160,8 +160,9 @@ impl Upstream {
             let uri: Uri = s
                 .parse()
                 .map_err(|_discarded| error("base_url", "is not a valid URL".to_owned()))?;
-            let destination =
-                Destination::from_uri(&uri).map_err(|e| error("base_url", e.to_string()))?;
+            let destination = Destination::from_uri(&uri)
+                .map_err(|e| error("base_url", e.to_string()))?
+                .keeping_idle(config.pool_idle_timeout);
             match &ca {
                 Some(pem) => destination
                     .trusting(pem)

@@ -5,6 +5,7 @@
 use http::{HeaderValue, Uri};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_rustls::TlsConnector;
 
 /// Why a URL or a CA file cannot make a [`Destination`].
@@ -33,6 +34,9 @@ pub struct Destination {
     pub(super) server_name: ServerName<'static>,
     pub(super) host_header: HeaderValue,
     pub(super) path: String,
+    /// Longest a connection used for it waits in the pool ([`super::idle::IDLE_FOR`]
+    /// unless [`Destination::keeping_idle`] says otherwise).
+    pub(super) idle_for: Duration,
 }
 
 impl std::fmt::Debug for Destination {
@@ -59,6 +63,13 @@ impl Destination {
     /// `Debug` leaves it out).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Connections used for this target idle in the pool at most `idle_for` (less when
+    /// the upstream's `Keep-Alive: timeout` says so).
+    pub fn keeping_idle(mut self, idle_for: Duration) -> Self {
+        self.idle_for = idle_for;
+        self
     }
 
     /// Trusts the CA certificates in `pem` (beside the bundled roots) for this target.
@@ -125,6 +136,7 @@ impl Destination {
             path: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            idle_for: super::idle::IDLE_FOR,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Keep-alive bookkeeping: a list of idle connections per host with their expiry
-//! (generic, so it is tested without sockets), and how long the upstream lets a
-//! connection idle (`Keep-Alive: timeout=N`).
+//! (generic, so it is tested without sockets), and how long a connection may idle (the
+//! destination's limit, shortened by the upstream's `Keep-Alive: timeout=N`).
 
 use http::header::{HeaderMap, HeaderName};
 use std::collections::VecDeque;
@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 /// Idle connections kept per host.
 pub(super) const MAX_IDLE_PER_HOST: usize = 256;
-/// How long an idle connection is kept (less when the upstream's `Keep-Alive` says so).
+/// How long an idle connection is kept by default (a destination may say otherwise, and
+/// the upstream's `Keep-Alive` may shorten it).
 pub(super) const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// Idle connections to one host, oldest at the front, each with its own expiry.
@@ -66,20 +67,45 @@ impl<T> IdleList<T> {
         None
     }
 
+    /// Moves every expired entry, and every one `usable` refuses, into `out` — wherever
+    /// it sits in the list (a shorter keep-alive can sit behind a longer one). For the
+    /// reaper, not the request path: it visits every entry.
+    pub(super) fn reap(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<T>,
+        mut usable: impl FnMut(&mut T) -> bool,
+    ) {
+        for _ in 0..self.entries.len() {
+            let Some((mut item, expires)) = self.entries.pop_front() else {
+                break;
+            };
+            if expires > now && usable(&mut item) {
+                self.entries.push_back((item, expires));
+            } else {
+                out.push(item);
+            }
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
 }
 
-/// How long a connection may idle after this response: [`IDLE_FOR`], or a second less
-/// than the upstream's `Keep-Alive: timeout=N` (at least a second) when that is
-/// shorter; zero (not pooled) for `timeout=0`.
-pub(super) fn idle_for(headers: &HeaderMap) -> Duration {
+/// How long a connection may idle after this response: `max`, or a second less than
+/// the upstream's `Keep-Alive: timeout=N` (at least a second) when that is shorter;
+/// zero (not pooled) for `timeout=0`.
+pub(super) fn idle_for(headers: &HeaderMap, max: Duration) -> Duration {
     match keep_alive_timeout(headers) {
-        None => IDLE_FOR,
+        None => max,
         Some(0) => Duration::ZERO,
-        Some(n) => Duration::from_secs(n.saturating_sub(1).max(1)).min(IDLE_FOR),
+        Some(n) => Duration::from_secs(n.saturating_sub(1).max(1)).min(max),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tests of the HTTP/1.1 client: body decoding, head parsing, the idle pool's
 //! bookkeeping, and (against a local server) when a request may be sent again.
 
-use super::idle::{IDLE_FOR, MAX_IDLE_PER_HOST};
+use super::idle::{IdleList, IDLE_FOR, MAX_IDLE_PER_HOST};
 use super::wire::{Chunk, MAX_LINE, MAX_TRAILERS};
 use super::*;
 
@@ -212,6 +212,32 @@ fn checkout_passes_over_expired_and_dead_entries_probing_only_what_it_takes() {
 }
 
 #[test]
+fn reaping_takes_every_expired_or_dead_entry_wherever_it_sits() {
+    let t0 = Instant::now();
+    let mut list = IdleList::default();
+    list.checkin(1, t0 + secs(60), t0);
+    list.checkin(2, t0 + secs(5), t0); // a shorter keep-alive, between live entries
+    list.checkin(3, t0 + secs(60), t0);
+    list.checkin(4, t0 + secs(60), t0);
+    let mut out = Vec::new();
+    list.reap(t0 + secs(10), &mut out, |c| *c != 3); // 3 was closed by the server
+    assert_eq!(out, vec![2, 3]);
+    assert_eq!(list.len(), 2);
+    // What is left keeps its order: the newest is taken first.
+    assert_eq!(list.checkout(t0 + secs(10), |_| true), Some(4));
+    list.reap(t0 + secs(60), &mut out, |_| true);
+    assert!(list.is_empty());
+    assert_eq!(out, vec![2, 3, 1]);
+}
+
+#[test]
+fn a_destinations_idle_limit_caps_the_keep_alive() {
+    assert_eq!(idle_for(&HeaderMap::new(), secs(2)), secs(2));
+    assert_eq!(idle_for(&with_keep_alive("timeout=60"), secs(2)), secs(2));
+    assert_eq!(idle_for(&with_keep_alive("timeout=2"), secs(10)), secs(1));
+}
+
+#[test]
 fn a_full_idle_list_lets_its_oldest_entry_go() {
     let t0 = Instant::now();
     let mut list = IdleList::default();
@@ -234,20 +260,35 @@ fn with_keep_alive(value: &'static str) -> HeaderMap {
 
 #[test]
 fn the_upstreams_keep_alive_timeout_shortens_the_idle_time() {
-    assert_eq!(idle_for(&HeaderMap::new()), IDLE_FOR);
+    assert_eq!(idle_for(&HeaderMap::new(), IDLE_FOR), IDLE_FOR);
     assert_eq!(IDLE_FOR, secs(30));
-    assert_eq!(idle_for(&with_keep_alive("timeout=5, max=1000")), secs(4));
     assert_eq!(
-        idle_for(&with_keep_alive("max=1000, Timeout = 10")),
+        idle_for(&with_keep_alive("timeout=5, max=1000"), IDLE_FOR),
+        secs(4)
+    );
+    assert_eq!(
+        idle_for(&with_keep_alive("max=1000, Timeout = 10"), IDLE_FOR),
         secs(9)
     );
-    assert_eq!(idle_for(&with_keep_alive("timeout=\"3\"")), secs(2));
-    assert_eq!(idle_for(&with_keep_alive("timeout=1")), secs(1));
-    assert_eq!(idle_for(&with_keep_alive("timeout=2")), secs(1));
-    assert_eq!(idle_for(&with_keep_alive("timeout=0")), Duration::ZERO);
-    assert_eq!(idle_for(&with_keep_alive("timeout=600")), IDLE_FOR);
-    assert_eq!(idle_for(&with_keep_alive("max=5")), IDLE_FOR);
-    assert_eq!(idle_for(&with_keep_alive("timeout=soon")), IDLE_FOR);
+    assert_eq!(
+        idle_for(&with_keep_alive("timeout=\"3\""), IDLE_FOR),
+        secs(2)
+    );
+    assert_eq!(idle_for(&with_keep_alive("timeout=1"), IDLE_FOR), secs(1));
+    assert_eq!(idle_for(&with_keep_alive("timeout=2"), IDLE_FOR), secs(1));
+    assert_eq!(
+        idle_for(&with_keep_alive("timeout=0"), IDLE_FOR),
+        Duration::ZERO
+    );
+    assert_eq!(
+        idle_for(&with_keep_alive("timeout=600"), IDLE_FOR),
+        IDLE_FOR
+    );
+    assert_eq!(idle_for(&with_keep_alive("max=5"), IDLE_FOR), IDLE_FOR);
+    assert_eq!(
+        idle_for(&with_keep_alive("timeout=soon"), IDLE_FOR),
+        IDLE_FOR
+    );
 }
 
 /// What the test server does with the second request on a connection (the first is
@@ -425,7 +466,7 @@ async fn an_expired_pooled_connection_is_not_reused() {
     let client = H1Client::new().unwrap();
     warm_up(&client, &target).await;
     // Expire what this thread pooled for this target: the next request connects anew.
-    IDLE.with_borrow_mut(|idle| {
+    super::pool::with_local(|idle| {
         if let Some(list) = idle.get_mut(&target.key) {
             for entry in &mut list.entries {
                 entry.1 = Instant::now();
@@ -485,4 +526,23 @@ fn folded_header_lines_are_unfolded() {
     );
     assert_eq!(head.headers["x-long"], "first second third");
     assert_eq!(head.headers["content-length"], "0");
+
+#[tokio::test]
+async fn the_reaper_closes_expired_connections_nobody_checks_out() {
+    let server = TestServer::start(Then::Answer).await;
+    let target = server.target().keeping_idle(Duration::from_millis(300));
+    let client = H1Client::new().unwrap();
+    warm_up(&client, &target).await;
+    let pooled = |key: &ConnKey| super::pool::with_local(|idle| idle.get(key).map(IdleList::len));
+    assert_eq!(pooled(&target.key), Some(1));
+    // Not yet expired: kept. (Other tests' pools are swept too; the counts are theirs.)
+    super::pool::reap_now(Instant::now());
+    assert_eq!(pooled(&target.key), Some(1));
+    // Expired: closed by the reaper from another thread, the host's list dropped.
+    let later = Instant::now() + Duration::from_millis(400);
+    let reaped = std::thread::spawn(move || super::pool::reap_now(later))
+        .join()
+        .unwrap();
+    assert!(reaped >= 1, "{reaped}");
+    assert_eq!(pooled(&target.key), None);
 }
