@@ -526,6 +526,7 @@ fn folded_header_lines_are_unfolded() {
     );
     assert_eq!(head.headers["x-long"], "first second third");
     assert_eq!(head.headers["content-length"], "0");
+}
 
 #[tokio::test]
 async fn the_reaper_closes_expired_connections_nobody_checks_out() {
