@@ -11,6 +11,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Answers the first request of every connection with `response`; then closes, or
 /// (with `hold`) keeps the socket open, unread, for a minute.
 async fn one_shot_upstream(response: &'static [u8], hold: bool) -> String {
+    let hold = if hold {
+        Some(Duration::from_secs(60))
+    } else {
+        None
+    };
+    one_shot_upstream_closing_after(response, hold).await
+}
+
+/// [`one_shot_upstream`] that closes `after` its answer (`None`: at once).
+async fn one_shot_upstream_closing_after(
+    response: &'static [u8],
+    after: Option<Duration>,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -39,8 +52,8 @@ async fn one_shot_upstream(response: &'static [u8], hold: bool) -> String {
                     }
                 }
                 let _ = s.write_all(response).await;
-                if hold {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
+                if let Some(after) = after {
+                    tokio::time::sleep(after).await;
                 }
             });
         }
@@ -200,4 +213,40 @@ async fn a_close_delimited_tls_body_without_close_notify_is_complete() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["choices"][0]["message"]["content"], "ok");
+}
+
+#[tokio::test]
+async fn keep_alive_answers_from_a_server_that_then_closes_never_fail() {
+    // Like uvicorn with `--timeout-keep-alive 0`: an HTTP/1.1 keep-alive answer, then
+    // the connection closes at once. 8 clients × 100 requests: every one answered.
+    let response: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CHAT}",
+            CHAT.len()
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    // Closing a moment after the answer: the gateway may already be reusing it.
+    let up = one_shot_upstream_closing_after(response, Some(Duration::from_millis(1))).await;
+    let gw = TestGateway::start(&gateway_yaml(&up)).await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let http = gw.http();
+        clients.push(tokio::spawn(async move {
+            let mut failed = 0;
+            for _ in 0..100 {
+                let r = http
+                    .post("/v1/chat/completions", &chat("m", "x", false))
+                    .await;
+                failed += usize::from(r.status != 200);
+            }
+            failed
+        }));
+    }
+    let mut failed = 0;
+    for c in clients {
+        failed += c.await.unwrap();
+    }
+    assert_eq!(failed, 0, "of 800 requests");
 }

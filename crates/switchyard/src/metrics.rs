@@ -77,6 +77,8 @@ pub struct Metrics {
     pub connections_reused: IntCounter,
     /// `switchyard_upstream_connections_open`
     pub connections_open: IntGauge,
+    /// `switchyard_upstream_connection_retries_total`
+    pub connections_retried: IntCounter,
     /// `switchyard_input_tokens_total{model,upstream}`
     pub input_tokens: IntCounterVec,
     /// `switchyard_output_tokens_total{model,upstream}`
@@ -288,6 +290,10 @@ impl Metrics {
             connections_open: plain_gauge(
                 "switchyard_upstream_connections_open",
                 "Upstream connections open (busy or idle in the pool).",
+            ),
+            connections_retried: plain_counter(
+                "switchyard_upstream_connection_retries_total",
+                "Requests sent again on a new connection after a reused one closed unanswered.",
             ),
             input_tokens: counter(
                 "switchyard_input_tokens_total",

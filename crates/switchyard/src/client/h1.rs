@@ -94,6 +94,13 @@ enum Io {
 }
 
 impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => s.get_ref().0,
+        }
+    }
+
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
@@ -144,8 +151,16 @@ impl Conn {
         std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
 
-    /// Whether a pooled connection still looks usable (the server has not closed it).
+    /// Whether a pooled connection still looks usable. The socket itself is asked
+    /// (a non-blocking peek): the reactor's cached readiness may not have seen the
+    /// server's FIN or reset yet. Anything waiting on an idle connection — end of
+    /// stream, an error, stray bytes or a TLS alert — means it is not.
     fn is_reusable(&mut self) -> bool {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(self.io.tcp()).peek(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            _ => return false,
+        }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut probe = [0u8; 1];
         let mut rb = ReadBuf::new(&mut probe);
@@ -199,8 +214,12 @@ impl H1Client {
                     return Ok(resp);
                 }
                 // The server closed this kept-alive connection before the request got
-                // out, so it never saw it: a new connection may carry it.
-                Err(SendError::NotSent(_)) => {}
+                // out, or as it arrived: it never answered, and a connection closed
+                // while idle cannot have processed it. One new connection carries it
+                // (what hyper and Go's transport do); counted.
+                Err(SendError::NotSent(_) | SendError::Unanswered(_)) => {
+                    metrics().connections_retried.inc();
+                }
                 Err(SendError::Failed(e)) => {
                     metrics().connections_reused.inc();
                     return Err(e);
@@ -210,7 +229,7 @@ impl H1Client {
         let conn = self.connect(target, connect_timeout).await?;
         match self.exchange(conn, target, &head, body).await {
             Ok(resp) => Ok(resp),
-            Err(SendError::NotSent(e) | SendError::Failed(e)) => Err(e),
+            Err(SendError::NotSent(e) | SendError::Unanswered(e) | SendError::Failed(e)) => Err(e),
         }
     }
 
@@ -313,26 +332,47 @@ impl H1Client {
                     "response head too large",
                 )));
             }
-            // The request is out: from here on nothing is retried, whatever happens.
+            // The request is out: from here on it is only sent again when the
+            // connection ended without a single byte of answer.
             match conn.fill().await {
+                Ok(0) if received => {
+                    return Err(SendError::Failed(H1Error::protocol(
+                        "connection closed inside the response head",
+                    )))
+                }
                 Ok(0) => {
-                    return Err(SendError::Failed(H1Error::protocol(if received {
-                        "connection closed inside the response head"
-                    } else {
-                        "connection closed before a response"
-                    })))
+                    return Err(SendError::Unanswered(H1Error::protocol(
+                        "connection closed before a response",
+                    )))
                 }
                 Ok(_) => received = true,
+                Err(e) if !received && is_reset(&e) => {
+                    return Err(SendError::Unanswered(H1Error::Io(e)))
+                }
                 Err(e) => return Err(SendError::Failed(H1Error::Io(e))),
             }
         }
     }
 }
 
+/// The peer closed or reset the connection.
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
 enum SendError {
     /// Writing the request failed: on a reused connection, the server closed it
     /// before the request got out, so a fresh connection may carry it.
     NotSent(H1Error),
+    /// Written, then the connection closed or reset without a byte of answer: on a
+    /// reused connection, the server closed it while idle, as the request arrived.
+    Unanswered(H1Error),
     /// The request was written (the server may have acted on it): never sent again.
     Failed(H1Error),
 }
