@@ -250,3 +250,40 @@ async fn keep_alive_answers_from_a_server_that_then_closes_never_fail() {
     }
     assert_eq!(failed, 0, "of 800 requests");
 }
+
+#[tokio::test]
+async fn an_answer_before_a_large_body_was_read_is_relayed() {
+    // Like Go's net/http refusing a request: it answers 401 after the head and closes
+    // without reading the 5 MiB body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+                let answer = format!(
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+                // Dropped with the body unread: the kernel resets the connection.
+            });
+        }
+    });
+    let gw = TestGateway::start(&gateway_yaml(&format!("http://{addr}/v1"))).await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", &big, false))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_api_key");
+}

@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
@@ -41,6 +41,10 @@ mod wire;
 
 /// Bodies up to this size are sent in the same write as the head.
 const SMALL_BODY: usize = 16 * 1024;
+
+/// After writing the body failed, how long an answer the server sent before it closed
+/// may take to arrive.
+const EARLY_ANSWER_WAIT: Duration = Duration::from_millis(500);
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
@@ -105,6 +109,20 @@ impl Io {
         match self {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -292,18 +310,42 @@ impl H1Client {
         body: Option<&Bytes>,
     ) -> Result<H1Response, SendError> {
         let small = body.is_none_or(|b| b.len() <= SMALL_BODY);
+        conn.buf.clear();
+        // A large body is written while the connection is watched: a server may answer
+        // (401, 413…) before it has read it all, and close — that answer is relayed, not
+        // a broken pipe.
+        let mut answered_early = false;
         let written = if small {
             conn.io.write_all(head).await // the body is already in `head`
         } else {
             match conn.io.write_all(head).await {
-                Ok(()) => conn.io.write_all(body.map_or(&[][..], |b| &b[..])).await,
+                Ok(()) => {
+                    let body = body.map_or(&[][..], |b| &b[..]);
+                    match write_watching(&mut conn, body).await {
+                        Ok(early) => {
+                            answered_early = early;
+                            Ok(())
+                        }
+                        Err(e) => {
+                            // The answer may be in the buffer, or still on its way.
+                            let arriving =
+                                tokio::time::timeout(EARLY_ANSWER_WAIT, conn.fill()).await;
+                            if conn.buf.is_empty() && !matches!(arriving, Ok(Ok(1..))) {
+                                Err(e)
+                            } else {
+                                tracing::debug!(error = %e, "the upstream answered before taking the whole body");
+                                answered_early = true;
+                                Ok(())
+                            }
+                        }
+                    }
+                }
                 Err(e) => Err(e),
             }
         };
         if let Err(e) = written {
             return Err(SendError::NotSent(H1Error::Io(e)));
         }
-        conn.buf.clear();
         // Anything at all came back (a 1xx head included, which leaves `buf` empty).
         let mut received = false;
         loop {
@@ -312,7 +354,8 @@ impl H1Client {
                     continue; // 100 Continue and friends
                 }
                 let framing = framing(parsed.status, &parsed.headers).map_err(SendError::Failed)?;
-                let keep_alive = parsed.keep_alive();
+                // Part of the request is still unsent: the connection cannot be reused.
+                let keep_alive = parsed.keep_alive() && !answered_early;
                 let body = H1Body {
                     conn: Some(conn),
                     framing,
@@ -353,6 +396,41 @@ impl H1Client {
             }
         }
     }
+}
+
+/// Writes `body` while reading whatever the server sends meanwhile into the
+/// connection's buffer; `Ok(true)` when an answer began before the body was all out
+/// (the rest is then not sent).
+async fn write_watching(conn: &mut Conn, body: &[u8]) -> io::Result<bool> {
+    let mut written = 0;
+    std::future::poll_fn(|cx| loop {
+        match conn.poll_fill(cx) {
+            Poll::Ready(Ok(0)) if !conn.buf.is_empty() => return Poll::Ready(Ok(true)),
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the upstream closed the connection while the body was sent",
+                )))
+            }
+            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(true)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        if written == body.len() {
+            return match conn.io.poll_flush(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(false)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        match conn.io.poll_write(cx, &body[written..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => written += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The peer closed or reset the connection.
