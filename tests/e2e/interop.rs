@@ -287,3 +287,37 @@ async fn an_answer_before_a_large_body_was_read_is_relayed() {
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "invalid_api_key");
 }
+
+#[tokio::test]
+async fn ssl_cert_file_is_trusted_and_an_untrusted_certificate_is_named_in_the_502() {
+    let (up, ca_pem) = MockUpstream::with_script_tls(vec![Reply::Chat, Reply::Chat]).await;
+    let ca = temp_file("corporate-ca.pem", &ca_pem);
+    let yaml = format!(
+        "upstreams:\n  - {{name: corp, base_url: '{url}', models: [m]}}\n  - {{name: pinned, base_url: '{url}', models: [b], trust: bundled}}\n",
+        url = up.base_url()
+    );
+    // A re-signing egress CA handed over the usual way: SSL_CERT_FILE.
+    let gw = TestGateway::start_with_env(&yaml, &[("SSL_CERT_FILE", ca.to_str().unwrap())]).await;
+    let r = gw
+        .http()
+        .post(
+            "/v1/chat/completions",
+            &chat("m", "via the system store", false),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Only the bundled roots: not trusted, and the client is told why, without a URL.
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("b", "x", false))
+        .await;
+    let message = r.assert_error(502, "upstream_error");
+    assert!(
+        message.contains("pinned: TLS certificate not trusted"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("localhost") && !message.contains("127.0.0.1"),
+        "{message}"
+    );
+}

@@ -354,8 +354,24 @@ pub struct Upstream {
     pub include: Vec<Glob>,
     /// Models matching any of these globs are dropped.
     pub exclude: Vec<Glob>,
-    /// Extra CA certificates (PEM) trusted for this upstream, beside the bundled roots.
+    /// Extra CA certificates (PEM) trusted for this upstream, beside the roots `trust`
+    /// names.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Which root certificates verify this upstream's TLS (default both).
+    pub trust: Trust,
+}
+
+/// Root certificates an upstream's TLS is verified against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trust {
+    /// The Mozilla roots built into the binary.
+    Bundled,
+    /// The system's store (with `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
+    System,
+    /// Both (default): the system store adds a corporate CA, the bundle covers a
+    /// minimal container without one.
+    #[default]
+    Both,
 }
 
 impl Upstream {

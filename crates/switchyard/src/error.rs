@@ -86,16 +86,20 @@ pub enum GatewayError {
         retry_after_ms: bool,
     },
     /// Every attempt failed.
-    #[error("{} (tried: {})", match kind {
+    #[error("{} (tried: {}){}", match kind {
         FailureKind::Timeout => "upstreams timed out",
         FailureKind::Unavailable => "no upstream is available",
         FailureKind::BadGateway => "upstreams failed",
-    }, if tried.is_empty() { "none".to_owned() } else { tried.join(", ") })]
+    }, if tried.is_empty() { "none".to_owned() } else { tried.join(", ") },
+    why.iter().map(|(up, why)| format!("; {up}: {why}")).collect::<String>())]
     UpstreamsFailed {
         /// What went wrong, overall.
         kind: FailureKind,
         /// Upstream names, in attempt order.
         tried: Vec<Arc<str>>,
+        /// Reasons worth telling the client (a TLS certificate not trusted…), never a
+        /// URL or a key.
+        why: Vec<(Arc<str>, &'static str)>,
     },
     /// Too many open streams.
     #[error("the gateway is at its limit of {0} concurrent streams; retry shortly")]

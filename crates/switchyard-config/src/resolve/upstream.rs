@@ -133,6 +133,18 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
         Duration::from_secs(60),
         errors,
     );
+    let trust = match s.trust.as_deref() {
+        None | Some("both") => Some(Trust::Both),
+        Some("bundled") => Some(Trust::Bundled),
+        Some("system") => Some(Trust::System),
+        Some(other) => {
+            errors.push(ConfigError::new(
+                at("trust"),
+                format!("unknown trust `{other}` (expected bundled, system or both)"),
+            ));
+            None
+        }
+    };
     let pool_idle_timeout = duration_or(
         s.pool_idle_timeout,
         &at("pool_idle_timeout"),
@@ -175,6 +187,7 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
         include: s.include.into_iter().map(Glob::new).collect(),
         exclude: s.exclude.into_iter().map(Glob::new).collect(),
         ca_file: s.ca_file.map(std::path::PathBuf::from),
+        trust: trust?,
     })
 }
 

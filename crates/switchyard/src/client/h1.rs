@@ -17,7 +17,7 @@
 use crate::metrics::metrics;
 use bytes::{Bytes, BytesMut};
 use destination::{connector, default_roots, ConnKey};
-pub use destination::{Destination, DestinationError};
+pub use destination::{Destination, DestinationError, Roots};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use idle::idle_for;
@@ -73,6 +73,30 @@ pub enum H1Error {
 impl H1Error {
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
         Self::Protocol(message.into())
+    }
+
+    /// Why a TLS handshake failed, in words a client may see (no URL, no detail that
+    /// varies): the certificate's trust, name or dates, or the handshake as such.
+    pub fn tls_reason(&self) -> Option<&'static str> {
+        use rustls::{CertificateError, Error};
+        let Self::Tls(e) = self else { return None };
+        let rustls_error = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>());
+        Some(match rustls_error {
+            Some(Error::InvalidCertificate(cert)) => match cert {
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                    "TLS certificate not trusted"
+                }
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => {
+                    "TLS certificate not valid for the upstream's host name"
+                }
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    "TLS certificate expired"
+                }
+                _ => "TLS certificate rejected",
+            },
+            _ => "TLS handshake failed",
+        })
     }
 
     /// The connection could not be made (the upstream never saw the request).

@@ -10,7 +10,7 @@ mod send;
 
 pub use send::{AttemptError, Candidate, Outgoing, Served};
 
-use crate::client::h1::{Destination, H1Client};
+use crate::client::h1::{Destination, H1Client, Roots};
 use crate::endpoint::Endpoint;
 use crate::metrics::{metrics, UpstreamMetrics};
 use crate::relay::StreamLimit;
@@ -19,7 +19,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
-use switchyard_config::{Auth, ConfigError, Routing};
+use switchyard_config::{Auth, ConfigError, Routing, Trust};
 use switchyard_dialects::Dialect;
 
 /// Every upstream of one config, in config order, with what sending needs besides them.
@@ -163,12 +163,14 @@ impl Upstream {
             let destination = Destination::from_uri(&uri)
                 .map_err(|e| error("base_url", e.to_string()))?
                 .keeping_idle(config.pool_idle_timeout);
-            match &ca {
-                Some(pem) => destination
-                    .trusting(pem)
-                    .map_err(|e| error("ca_file", e.to_string())),
-                None => Ok(destination),
-            }
+            let roots = match config.trust {
+                Trust::Bundled => Roots::Bundled,
+                Trust::System => Roots::System,
+                Trust::Both => Roots::Both,
+            };
+            destination
+                .trusting(roots, ca.as_deref())
+                .map_err(|e| error("ca_file", e.to_string()))
         };
         let destinations = Destinations {
             chat: destination(Endpoint::Chat.path())?,

@@ -164,6 +164,14 @@ impl Failures {
             .0
             .iter()
             .any(|(_, e)| matches!(e, AttemptError::RateLimited(_, true)));
+        let why = self
+            .0
+            .iter()
+            .filter_map(|(name, e)| match e {
+                AttemptError::Connect(h1) => h1.tls_reason().map(|why| (name.clone(), why)),
+                _ => None,
+            })
+            .collect();
         let tried = self.0.into_iter().map(|(name, _)| name).collect();
         // All of them, or several (the last among them): the gateway's own 429.
         if n > 0 && (rate_limited == n || rate_limited > 1 && last_rate_limited) {
@@ -180,7 +188,7 @@ impl Failures {
         } else {
             FailureKind::BadGateway
         };
-        GatewayError::UpstreamsFailed { kind, tried }
+        GatewayError::UpstreamsFailed { kind, tried, why }
     }
 }
 

@@ -72,31 +72,37 @@ impl Destination {
         self
     }
 
-    /// Trusts the CA certificates in `pem` (beside the bundled roots) for this target.
-    pub fn trusting(mut self, pem: &[u8]) -> Result<Self, DestinationError> {
+    /// Verifies this target against `roots` and the CA certificates in `pem`, when
+    /// that is not the client's default (both root sets, nothing extra).
+    pub fn trusting(mut self, roots: Roots, pem: Option<&[u8]>) -> Result<Self, DestinationError> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::CertificateDer;
         use std::hash::{Hash, Hasher};
-        let mut roots = default_roots();
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| {
-                DestinationError::Certificate(format!("not a PEM certificate: {e}"))
-            })?;
-            roots
-                .add(cert)
-                .map_err(|e| DestinationError::Certificate(format!("certificate rejected: {e}")))?;
-            added += 1;
+        if roots == Roots::Both && pem.is_none() {
+            return Ok(self);
         }
-        if added == 0 {
-            return Err(DestinationError::Certificate(
-                "no certificate found".to_owned(),
-            ));
+        let mut store = root_store(roots);
+        if let Some(pem) = pem {
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| {
+                    DestinationError::Certificate(format!("not a PEM certificate: {e}"))
+                })?;
+                store.add(cert).map_err(|e| {
+                    DestinationError::Certificate(format!("certificate rejected: {e}"))
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(DestinationError::Certificate(
+                    "no certificate found".to_owned(),
+                ));
+            }
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        pem.hash(&mut h);
+        (roots, pem).hash(&mut h);
         self.key.trust = h.finish() | 1;
-        self.tls = Some(connector(roots)?);
+        self.tls = Some(connector(store)?);
         Ok(self)
     }
 
@@ -141,10 +147,46 @@ impl Destination {
     }
 }
 
+/// Root certificates to verify upstreams against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Roots {
+    /// The Mozilla roots built into the binary.
+    Bundled,
+    /// The system's store; `SSL_CERT_FILE` / `SSL_CERT_DIR` replace it when set.
+    System,
+    /// Both (the client's default).
+    Both,
+}
+
+/// The client's default roots: bundled and system.
 pub(super) fn default_roots() -> rustls::RootCertStore {
-    rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    root_store(Roots::Both)
+}
+
+fn root_store(roots: Roots) -> rustls::RootCertStore {
+    let mut store = rustls::RootCertStore::empty();
+    if roots != Roots::System {
+        store.roots = webpki_roots::TLS_SERVER_ROOTS.to_vec();
     }
+    if roots != Roots::Bundled {
+        // Certificates the store cannot use are skipped, as other TLS clients do.
+        let (added, ignored) = store.add_parsable_certificates(system_certs().iter().cloned());
+        tracing::debug!(added, ignored, "system root certificates");
+    }
+    store
+}
+
+/// The system's root certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` first), read once.
+fn system_certs() -> &'static [rustls::pki_types::CertificateDer<'static>] {
+    static CERTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
+        std::sync::OnceLock::new();
+    CERTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "could not read a system root certificate source");
+        }
+        found.certs
+    })
 }
 
 pub(super) fn connector(roots: rustls::RootCertStore) -> Result<TlsConnector, DestinationError> {
