@@ -2,9 +2,10 @@
 //!
 //! Asking: [`ask_for_usage`] makes a streaming request ask for a usage chunk
 //! (`"stream_options":{"include_usage":true}`) by editing the peeked bytes — an
-//! insertion right after the opening `{`, or the request's own `stream_options` object
-//! re-serialised — and moves the peek to the new bytes, so the model rewrite of each
-//! candidate still works without a second peek.
+//! insertion right after the opening `{`, or an edit inside the request's own
+//! `stream_options` object (its `include_usage` value, or that key inserted) — and moves
+//! the peek to the new bytes, so the model rewrite of each candidate still works without
+//! a second peek.
 //!
 //! Reading: [`scan_events`] takes usage from whole SSE events (and can leave out the
 //! usage-only chunk), [`read_body_end`] from the end of a JSON body (OpenAI puts
@@ -68,59 +69,81 @@ impl UsageAsked {
 
 /// The peeked body with `stream_options.include_usage` set to `true`; every other byte
 /// stays as it was. `None` when the body already asks for usage, or when its
-/// `stream_options` is neither an object nor `null` (the upstream's to refuse).
+/// `stream_options` is neither an object nor `null` (the upstream's to refuse), or
+/// names `include_usage` twice.
 pub fn ask_for_usage(peek: &Peek<'_>) -> Option<UsageAsked> {
     if peek.include_usage {
         return None;
     }
     let body = peek.raw;
-    // What to replace, and with what: `prefix` + the new `stream_options` + `suffix`.
-    let (replace, prefix, value, suffix) = match &peek.stream_options_span {
+    // What to replace, with what, and where `stream_options` then sits.
+    let (replace, insert, options) = match &peek.stream_options_span {
         None => {
             // `peek` made sure the first non-blank byte is the object's `{`.
             let after = body.iter().position(|&b| b == b'{')? + 1;
             let empty = body[after..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
             let suffix = if empty { "" } else { "," };
-            (after..after, KEY, ASKING.to_owned(), suffix)
+            let start = after + KEY.len();
+            (
+                after..after,
+                format!("{KEY}{ASKING}{suffix}"),
+                start..start + ASKING.len(),
+            )
         }
         Some(span) => {
             let raw = &body[span.clone()];
-            let value = if raw == b"null" {
-                ASKING.to_owned()
+            let (replace, insert) = if raw == b"null" {
+                (span.clone(), ASKING.to_owned())
             } else if raw.first() == Some(&b'{') {
-                let mut options: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(raw).ok()?;
-                options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
-                serde_json::Value::Object(options).to_string()
+                let (inner, insert) = usage_edit(raw)?;
+                (span.start + inner.start..span.start + inner.end, insert)
             } else {
                 return None;
             };
-            (span.clone(), "", value, "")
+            let end = span.end - replace.len() + insert.len();
+            (replace, insert, span.start..end)
         }
     };
-    let added = prefix.len() + value.len() + suffix.len();
-    let mut out = BytesMut::with_capacity(body.len() + added);
+    let mut out = BytesMut::with_capacity(body.len() + insert.len());
     out.extend_from_slice(&body[..replace.start]);
-    out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(suffix.as_bytes());
+    out.extend_from_slice(insert.as_bytes());
     out.extend_from_slice(&body[replace.end..]);
     // Spans after the edit move by its change in length; the model is never inside it.
     let moved = |span: &Range<usize>| {
         if span.start >= replace.end {
-            span.start + added - replace.len()..span.end + added - replace.len()
+            span.start - replace.len() + insert.len()..span.end - replace.len() + insert.len()
         } else {
             span.clone()
         }
     };
-    let value_start = replace.start + prefix.len();
     Some(UsageAsked {
         body: out.freeze(),
         model: peek.model.clone(),
         model_span: moved(&peek.model_span),
         stream: peek.stream,
-        stream_options_span: value_start..value_start + value.len(),
+        stream_options_span: options,
     })
+}
+
+/// The edit, inside a `stream_options` object, that makes it ask for usage: the
+/// `include_usage` value replaced by `true`, or the key inserted first. The object's
+/// other bytes are kept as sent: re-serialising it (as this once did) rounded its
+/// numbers — found by the `request_model_rewrite` fuzz target. `None` when the key is
+/// there twice (which one counts is the upstream's call).
+fn usage_edit(options: &[u8]) -> Option<(Range<usize>, String)> {
+    let fields: crate::StreamOptionsFields<'_> = serde_json::from_slice(options).ok()?;
+    match fields.include_usage {
+        Some(value) => Some((
+            crate::span_of(options, value.get().as_bytes()),
+            "true".to_owned(),
+        )),
+        None => {
+            let after = options.iter().position(|&b| b == b'{')? + 1;
+            let empty = options[after..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+            let comma = if empty { "" } else { "," };
+            Some((after..after, format!(r#""include_usage":true{comma}"#)))
+        }
+    }
 }
 
 #[derive(Deserialize)]

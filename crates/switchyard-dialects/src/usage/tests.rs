@@ -236,3 +236,31 @@ fn usage_far_from_the_end_or_absent_is_not_found() {
     // Cut inside the usage object: found, not parseable, nothing.
     assert_eq!(read_body_end(br#"{"usage":{"prompt_tokens":1"#), None);
 }
+
+#[test]
+fn fuzz_regression_other_stream_options_keep_their_exact_bytes() {
+    // Found by fuzz/request_model_rewrite: the options object used to be re-serialised
+    // through serde_json, which rounded this number (5.5555555555555555e78 came back
+    // as 5.555555555555555e78) and reordered the keys.
+    let digits = format!("5{}0", "5".repeat(77));
+    let body = format!(
+        r#"{{"model":"a","stream":true,"stream_options":{{"include_usage":false,"x":{digits}}}}}"#
+    );
+    let asked = ask_for_usage(&peek(body.as_bytes()).unwrap()).unwrap();
+    let want = body.replace("false", "true");
+    assert_eq!(std::str::from_utf8(asked.body()).unwrap(), want);
+
+    let body = format!(r#"{{"model":"a","stream_options":{{ "z":{digits}, "a":[] }}}}"#);
+    let asked = ask_for_usage(&peek(body.as_bytes()).unwrap()).unwrap();
+    let want = body.replace("{ \"z\"", "{\"include_usage\":true, \"z\"");
+    assert_eq!(std::str::from_utf8(asked.body()).unwrap(), want);
+    let fresh = peek(asked.body()).unwrap();
+    assert_eq!(asked.peek().stream_options_span, fresh.stream_options_span);
+}
+
+#[test]
+fn stream_options_naming_include_usage_twice_are_left_to_the_upstream() {
+    let body = br#"{"model":"a","stream":true,"stream_options":{"include_usage":false,"include_usage":false}}"#;
+    let p = peek(body).unwrap();
+    assert!(ask_for_usage(&p).is_none());
+}

@@ -35,6 +35,8 @@ use tokio_rustls::TlsConnector;
 use wire::{decode, encode_head, framing, parse_head, Framing};
 
 mod destination;
+#[doc(hidden)]
+pub mod fuzzing;
 mod idle;
 mod pool;
 mod wire;
