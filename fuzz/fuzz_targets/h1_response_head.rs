@@ -26,6 +26,9 @@ enum Outcome {
     Partial,
     /// `parse_head` refused the bytes.
     BadHead,
+    /// The head announced its body's length in a way the client refuses (a
+    /// `Content-Length` that is not a number, or several that disagree).
+    Refused,
     /// A final head, and what its body decoder made of the rest.
     Response {
         status: StatusCode,
@@ -95,7 +98,10 @@ fn exchange(input: &[u8], sizes: &[usize]) -> Outcome {
         }
     };
     assert!(idle_time(&head.headers) <= IDLE_FOR);
-    let mut decoder = BodyDecoder::for_head(head.status, &head.headers);
+    let Ok(mut decoder) = BodyDecoder::for_head(head.status, &head.headers) else {
+        // An invalid or conflicting Content-Length: refused, like the client does.
+        return Outcome::Refused;
+    };
     let body_start = received - buf.len();
     let mut data = Vec::new();
     let body = loop {

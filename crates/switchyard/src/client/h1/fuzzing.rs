@@ -37,7 +37,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, H1Error> {
 
 /// How long a connection whose response carried `headers` may idle in the pool.
 pub fn idle_time(headers: &HeaderMap) -> Duration {
-    idle_for(headers)
+    idle_for(headers, DEFAULT_IDLE)
 }
 
 /// A body decoder in the state the client keeps between reads.
@@ -45,9 +45,10 @@ pub fn idle_time(headers: &HeaderMap) -> Duration {
 pub struct BodyDecoder(Framing);
 
 impl BodyDecoder {
-    /// The decoder for a body announced by this head.
-    pub fn for_head(status: StatusCode, headers: &HeaderMap) -> Self {
-        Self(wire::framing(status, headers))
+    /// The decoder for a body announced by this head (an invalid or conflicting
+    /// `Content-Length` is an error).
+    pub fn for_head(status: StatusCode, headers: &HeaderMap) -> Result<Self, H1Error> {
+        wire::framing(status, headers).map(Self)
     }
 
     /// A chunked-body decoder at the first chunk-size line.
