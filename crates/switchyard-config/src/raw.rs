@@ -119,6 +119,7 @@ pub(crate) struct RoutingSpec {
     pub max_attempts: Option<u32>,
     pub cooldown: Option<Value>,
     pub failures_before_cooldown: Option<u32>,
+    pub request_timeout: Option<Value>,
 }
 
 #[derive(Deserialize)]

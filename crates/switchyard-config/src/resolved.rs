@@ -320,6 +320,9 @@ pub struct Routing {
     pub cooldown: Duration,
     /// Consecutive failures that send a target into cool-down (default 3).
     pub failures_before_cooldown: u32,
+    /// Bound on a request's time across all its attempts, until an answer starts
+    /// (default 5 min); then 504.
+    pub request_timeout: Duration,
 }
 
 /// One upstream API.

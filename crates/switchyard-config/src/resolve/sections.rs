@@ -140,10 +140,17 @@ pub(super) fn routing(s: raw::RoutingSpec, errors: &mut Vec<ConfigError>) -> Opt
             "must be at least 1",
         ));
     }
+    let request_timeout = duration_or(
+        s.request_timeout,
+        "routing.request_timeout",
+        Duration::from_secs(300),
+        errors,
+    );
     Some(Routing {
         max_attempts,
         cooldown: cooldown?,
         failures_before_cooldown,
+        request_timeout: request_timeout?,
     })
 }
 

@@ -34,6 +34,20 @@ impl Health {
         }
     }
 
+    /// The upstream asked to be left alone for `wait` (`Retry-After` on a 429 or 503):
+    /// it sits out that long at once (capped at `max`), whatever the failure count.
+    pub fn rest_for(&self, wait: Duration, max: Duration, now: Instant) {
+        if wait.is_zero() {
+            return;
+        }
+        if let Ok(mut until) = self.cooldown_until.lock() {
+            let asked = now.checked_add(wait.min(max));
+            // Never shorten a cool-down already running.
+            *until = (*until).max(asked);
+        }
+        self.cooling.store(true, Ordering::Release);
+    }
+
     /// A failure; returns true when it sent the target into cool-down.
     pub fn record_failure(&self, threshold: u32, cooldown: Duration, now: Instant) -> bool {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;

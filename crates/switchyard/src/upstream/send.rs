@@ -85,9 +85,9 @@ pub enum AttemptError {
     /// whether it said so in `retry-after-ms`).
     #[error("answered {}", StatusCode::TOO_MANY_REQUESTS)]
     RateLimited(Option<Duration>, bool),
-    /// The upstream answered 5xx.
+    /// The upstream answered 5xx (with the `Retry-After` a 503 may carry).
     #[error("answered {0}")]
-    ServerError(StatusCode),
+    ServerError(StatusCode, Option<Duration>),
 }
 
 impl AttemptError {
@@ -109,7 +109,7 @@ impl AttemptError {
             | Self::Exchange(_)
             | Self::FirstByteTimeout(_)
             | Self::RateLimited(..)
-            | Self::ServerError(_) => true,
+            | Self::ServerError(..) => true,
         }
     }
 
@@ -118,7 +118,7 @@ impl AttemptError {
         match self {
             Self::Connect(e) | Self::Exchange(e) => e.is_timeout(),
             Self::FirstByteTimeout(_) => true,
-            Self::RateLimited(..) | Self::ServerError(_) => false,
+            Self::RateLimited(..) | Self::ServerError(..) => false,
         }
     }
 
@@ -130,7 +130,7 @@ impl AttemptError {
             Self::Exchange(_) => "exchange_error",
             Self::FirstByteTimeout(_) => "timeout",
             Self::RateLimited(..) => "status_429",
-            Self::ServerError(_) => "status_5xx",
+            Self::ServerError(..) => "status_5xx",
         }
     }
 }
@@ -212,20 +212,31 @@ impl Upstreams {
         let routing = &self.routing;
         let mut failures = Failures::default();
         let now = Instant::now();
-        let any_available = plan
-            .iter()
-            .any(|c| self.list[c.upstream].health.is_available(now));
+        let deadline = now + routing.request_timeout;
+        // Targets out of cool-down first, in plan order; the cooling ones after them, so
+        // that when every healthy target failed the rest are still tried within
+        // `max_attempts` rather than answering after one attempt.
+        let available = |c: &&Candidate| self.list[c.upstream].health.is_available(now);
+        let (mut ordered, cooling): (Vec<&Candidate>, Vec<&Candidate>) =
+            plan.iter().partition(available);
+        ordered.extend(cooling);
         let mut failed: Option<(&Upstream, bool)> = None;
         // The last attempt's 429 answer, unread, with who gave it.
         let mut last_429: Option<(H1Response, &Upstream, &Candidate)> = None;
-        for candidate in plan {
-            if failures.0.len() >= routing.max_attempts as usize {
+        // Candidates that timed out this request: a second generation is never started
+        // on the same target (another target is a separate system: that one is tried).
+        let mut timed_out: Vec<&Candidate> = Vec::new();
+        for candidate in ordered {
+            if failures.0.len() >= routing.max_attempts as usize || Instant::now() >= deadline {
                 break;
             }
-            let up = &self.list[candidate.upstream];
-            if any_available && !up.health.is_available(now) {
+            if timed_out
+                .iter()
+                .any(|t| t.upstream == candidate.upstream && t.model == candidate.model)
+            {
                 continue;
             }
+            let up = &self.list[candidate.upstream];
             if let Some((previous, after_retry_after)) = failed.take() {
                 previous.metrics.failovers.inc();
                 if after_retry_after {
@@ -237,7 +248,7 @@ impl Upstreams {
                 model: candidate.model.clone(),
                 attempts: u32::try_from(failures.0.len() + 1).unwrap_or(u32::MAX),
             };
-            let error = match attempt(up, candidate, out).await {
+            let error = match attempt(up, candidate, out, deadline).await {
                 Ok(Some(resp)) => {
                     up.health.record_success();
                     let mut resp = relay(resp, up, guard.take());
@@ -256,6 +267,15 @@ impl Upstreams {
                 }
             };
             up.metrics.attempt(error.outcome());
+            // An upstream that said how long to wait is left alone that long at once.
+            if let AttemptError::RateLimited(Some(wait), _)
+            | AttemptError::ServerError(_, Some(wait)) = &error
+            {
+                up.health.rest_for(*wait, MAX_REST, Instant::now());
+            }
+            if error.is_timeout() {
+                timed_out.push(candidate);
+            }
             failed = Some((up, matches!(error, AttemptError::RateLimited(Some(_), _))));
             let cooled = up.health.record_failure(
                 routing.failures_before_cooldown,
@@ -305,6 +325,7 @@ async fn attempt(
     up: &Upstream,
     candidate: &Candidate,
     out: &Outgoing<'_>,
+    deadline: Instant,
 ) -> Result<Option<H1Response>, (AttemptError, Option<H1Response>)> {
     let Some(client) = &up.client else {
         return Ok(None);
@@ -345,9 +366,12 @@ async fn attempt(
         Some(&body),
         up.config.connect_timeout,
     );
-    let resp = match tokio::time::timeout(up.config.first_byte_timeout, sent).await {
+    // The attempt's own bound, or what is left of the request's.
+    let started = Instant::now();
+    let until = (started + up.config.first_byte_timeout).min(deadline);
+    let resp = match tokio::time::timeout_at(until, sent).await {
         Err(_elapsed) => {
-            let waited = up.config.first_byte_timeout;
+            let waited = until.saturating_duration_since(started);
             return Err((AttemptError::FirstByteTimeout(waited), None));
         }
         Ok(Err(e)) => return Err((AttemptError::from_h1(e), None)),
@@ -361,7 +385,10 @@ async fn attempt(
         ));
     }
     if resp.status.is_server_error() {
-        return Err((AttemptError::ServerError(resp.status), None));
+        let wait = (resp.status == StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| retry_after(&resp.headers))
+            .flatten();
+        return Err((AttemptError::ServerError(resp.status, wait), None));
     }
     if let Some(coding) = compressed_stream(&resp.headers) {
         // Events cannot be relayed one by one out of a compressed body: refuse it
@@ -373,6 +400,9 @@ async fn attempt(
     }
     Ok(Some(resp))
 }
+
+/// The longest an upstream's own `Retry-After` keeps it out of rotation.
+const MAX_REST: Duration = Duration::from_secs(300);
 
 /// The `User-Agent` sent upstream.
 const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));

@@ -82,7 +82,7 @@ fn connect_failures_are_told_apart_from_broken_exchanges() {
     let broken = AttemptError::from_h1(H1Error::protocol("connection closed before a response"));
     assert_eq!(broken.outcome(), "exchange_error");
     assert_eq!(
-        AttemptError::ServerError(StatusCode::BAD_GATEWAY).outcome(),
+        AttemptError::ServerError(StatusCode::BAD_GATEWAY, None).outcome(),
         "status_5xx"
     );
 }
