@@ -144,6 +144,7 @@ pub(crate) struct UpstreamSpec {
     #[serde(default)]
     pub exclude: Vec<String>,
     pub ca_file: Option<String>,
+    pub proxy: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -356,6 +356,10 @@ pub struct Upstream {
     pub exclude: Vec<Glob>,
     /// Extra CA certificates (PEM) trusted for this upstream, beside the bundled roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The HTTP proxy its connections go through, `None` for direct: its `proxy:`
+    /// setting, else the proxy environment's choice for its base URL (`NO_PROXY`
+    /// applied), read once when the config was parsed.
+    pub proxy: Option<crate::Proxy>,
 }
 
 impl Upstream {
