@@ -518,7 +518,7 @@ async fn request_timeout_bounds_all_attempts_together() {
     let yaml = a_then_b(&a, &b, "routing: {request_timeout: 1s}\n")
         .replace("models: [ma]}", "models: [ma], first_byte_timeout: 30s}");
     let gw = TestGateway::start(&yaml).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     gw.http()
         .post("/v1/chat/completions", &chat("m", "x", false))
         .await

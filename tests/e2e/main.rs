@@ -27,6 +27,7 @@ mod metrics;
 mod plugins;
 mod pool;
 mod prometheus;
+mod proxy;
 mod python_sdk;
 mod secrets;
 mod streaming;

@@ -2,14 +2,16 @@
 //!
 //! Pipeline: YAML text → `serde_yaml::Value` → `${ENV}` expansion over every string
 //! (`env`) → each section typed with unknown keys denied (`raw`) → defaults, units and
-//! cross-references resolved (`resolve`, durations by `duration`) → [`Config`] (`resolved`). Every problem is
-//! collected with its YAML path; [`parse`] is pure, [`load`] reads the file. No error
+//! cross-references resolved (`resolve`, durations by `duration`, upstream proxies from
+//! their `proxy:` or the proxy environment by `proxy`) → [`Config`] (`resolved`). Every
+//! problem is collected with its YAML path; [`parse`] is pure, [`load`] reads the file. No error
 //! shows a value taken from the environment, nor a string serde found in the wrong
 //! place (`redact`); the config keeps its [`Redactor`] for the daemon's own checks.
 
 mod duration;
 mod env;
 mod error;
+mod proxy;
 mod raw;
 mod redact;
 mod resolve;
@@ -19,6 +21,7 @@ mod secret;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};
+pub use proxy::{Proxy, ProxyEnv, ProxySetting};
 pub use redact::{hide_string_values, Redactor};
 pub use resolved::*;
 pub use secret::Secret;
@@ -39,6 +42,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let mut errors = Vec::new();
     let mut redactor = Redactor::default();
     env::expand_tree(&mut value, "", env, &mut errors, &mut redactor);
+    let proxy_env = ProxyEnv::read(env);
+    for name in proxy::VARIABLES {
+        if let Some(value) = env(name).filter(|v| v.contains('@')) {
+            redactor.add(&value);
+        }
+    }
     let top: raw::Top = match resolve::typed(value, "") {
         Ok(top) => top,
         Err(e) => {
@@ -46,7 +55,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             return Err(redactor.errors(ConfigErrors(errors)));
         }
     };
-    match resolve::resolve(top, &mut errors) {
+    match resolve::resolve(top, &proxy_env, &mut errors) {
         Some(mut config) if errors.is_empty() => {
             config.redactor = redactor;
             Ok(config)

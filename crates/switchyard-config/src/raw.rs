@@ -146,6 +146,7 @@ pub(crate) struct UpstreamSpec {
     pub exclude: Vec<String>,
     pub ca_file: Option<String>,
     pub trust: Option<String>,
+    pub proxy: Option<String>,
 }
 
 #[derive(Deserialize)]

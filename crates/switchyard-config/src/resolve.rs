@@ -1,11 +1,13 @@
 //! Raw YAML → resolved [`Config`]: types each section on its own (so every broken entry
 //! is reported), fills defaults, parses durations, URLs and globs, and checks
-//! cross-references. Pure: the environment arrives already expanded. This file holds the
-//! order of the sections and the helpers they share; each section lives in its own
+//! cross-references. Pure: the environment arrives already expanded (the proxy variables
+//! as a [`ProxyEnv`]). This file holds the order of the sections and the helpers they
+//! share; each section lives in its own
 //! module (`sections`, `upstream`, `route`, `key`, `plugin`, `export`).
 
 use crate::duration::parse_duration;
 use crate::error::{join, ConfigError};
+use crate::proxy::ProxyEnv;
 use crate::raw;
 use crate::redact::hide_string_values;
 use crate::resolved::*;
@@ -45,14 +47,18 @@ fn clean_serde_message(msg: &str) -> String {
     }
 }
 
-pub(crate) fn resolve(top: raw::Top, errors: &mut Vec<ConfigError>) -> Option<Config> {
+pub(crate) fn resolve(
+    top: raw::Top,
+    proxy_env: &ProxyEnv,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Config> {
     let server = section::<raw::ServerSpec>(top.server, "server", errors)
         .and_then(|s| sections::server(s, errors));
     let catalogue = section::<raw::CatalogueSpec>(top.catalogue, "catalogue", errors)
         .and_then(|s| sections::catalogue(s, errors));
     let routing = section::<raw::RoutingSpec>(top.routing, "routing", errors)
         .and_then(|s| sections::routing(s, errors));
-    let upstreams = upstream::upstreams(top.upstreams, errors);
+    let upstreams = upstream::upstreams(top.upstreams, proxy_env, errors);
     let routes = route::routes(top.routes, &upstreams, errors);
     let keys = key::keys(top.keys, errors);
     let plugins = plugin::plugins(top.plugins, &keys, errors);

@@ -360,6 +360,10 @@ pub struct Upstream {
     /// Extra CA certificates (PEM) trusted for this upstream, beside the roots `trust`
     /// names.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The HTTP proxy its connections go through, `None` for direct: its `proxy:`
+    /// setting, else the proxy environment's choice for its base URL (`NO_PROXY`
+    /// applied), read once when the config was parsed.
+    pub proxy: Option<crate::Proxy>,
     /// Which root certificates verify this upstream's TLS (default both).
     pub trust: Trust,
 }

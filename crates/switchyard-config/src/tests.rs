@@ -102,7 +102,7 @@ fn unset_variable_is_an_error_naming_variable_and_path() {
 fn secrets_from_env_never_print() {
     let c = parse(
         "upstreams: [{name: a, base_url: 'http://x', auth: {type: bearer, key: '${K}'}, headers: {X-T: '${K}'}}]",
-        &|_| Some("sk-very-secret".into()),
+        &|name| (name == "K").then(|| "sk-very-secret".into()),
     )
     .unwrap();
     let dump = format!("{c:?}");
@@ -268,4 +268,36 @@ fn plugin_settings_never_print() {
     )
     .unwrap();
     assert!(!format!("{c:?}").contains("tok-very-secret"));
+}
+
+#[test]
+fn an_upstream_proxy_setting_beats_the_environment() {
+    let env = |name: &str| (name == "HTTPS_PROXY").then(|| "http://env-proxy:3128".to_owned());
+    let c = parse(
+        "upstreams:\n  - {name: a, base_url: 'https://a.example/v1', models: [m]}\n  - {name: b, base_url: 'https://b.example/v1', models: [m], proxy: none}\n  - {name: c, base_url: 'https://c.example/v1', models: [m], proxy: 'http://u:p@own:8080'}\n",
+        &env,
+    )
+    .unwrap();
+    let proxy = |i: usize| {
+        c.upstreams[i]
+            .proxy
+            .as_ref()
+            .map(|p| (p.host.to_string(), p.port))
+    };
+    assert_eq!(proxy(0), Some(("env-proxy".into(), 3128)));
+    assert_eq!(proxy(1), None);
+    assert_eq!(proxy(2), Some(("own".into(), 8080)));
+    assert!(c.upstreams[2]
+        .proxy
+        .as_ref()
+        .unwrap()
+        .authorization
+        .is_some());
+}
+
+#[test]
+fn a_bad_proxy_setting_is_an_error_at_its_path_without_its_value() {
+    let e = errors("upstreams: [{name: a, base_url: 'https://x', models: [m], proxy: 'socks5://u:hunter2@h:1'}]");
+    assert_eq!(e[0].path, "upstreams[0].proxy");
+    assert!(!e[0].message.contains("hunter2"), "{}", e[0].message);
 }

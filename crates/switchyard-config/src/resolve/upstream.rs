@@ -1,9 +1,11 @@
-//! `upstreams:` entries: name, dialect, base URL, auth, static headers, timeouts, weight
-//! and model filters, plus the cross-entry check that names are unique. Routes refer to
-//! upstreams by their index in the list built here.
+//! `upstreams:` entries: name, dialect, base URL, auth, static headers, timeouts, weight,
+//! model filters and the proxy (its own `proxy:` or the environment's), plus the
+//! cross-entry check that names are unique. Routes refer to upstreams by their index in
+//! the list built here.
 
 use super::{duration_or, typed};
 use crate::error::{join, ConfigError};
+use crate::proxy::{Proxy, ProxyEnv, ProxySetting};
 use crate::raw;
 use crate::resolved::*;
 use crate::secret::Secret;
@@ -14,7 +16,11 @@ use std::time::Duration;
 use switchyard_dialects::Dialect;
 
 /// Every upstream that resolves, in config order; at least one is required.
-pub(super) fn upstreams(values: Vec<Value>, errors: &mut Vec<ConfigError>) -> Vec<Upstream> {
+pub(super) fn upstreams(
+    values: Vec<Value>,
+    proxy_env: &ProxyEnv,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Upstream> {
     let mut upstreams = Vec::new();
     let mut names = HashSet::new();
     for (i, value) in values.into_iter().enumerate() {
@@ -22,7 +28,7 @@ pub(super) fn upstreams(values: Vec<Value>, errors: &mut Vec<ConfigError>) -> Ve
         let Some(up) = typed::<raw::UpstreamSpec>(value, &path)
             .map_err(|e| errors.push(e))
             .ok()
-            .and_then(|spec| upstream(spec, &path, errors))
+            .and_then(|spec| upstream(spec, &path, proxy_env, errors))
         else {
             continue;
         };
@@ -43,7 +49,12 @@ pub(super) fn upstreams(values: Vec<Value>, errors: &mut Vec<ConfigError>) -> Ve
     upstreams
 }
 
-fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
+fn upstream(
+    s: raw::UpstreamSpec,
+    path: &str,
+    proxy_env: &ProxyEnv,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Upstream> {
     let before = errors.len();
     let at = |field: &str| join(path, field);
     if s.name.is_empty() || s.name.contains('/') || s.name.chars().any(char::is_whitespace) {
@@ -168,6 +179,21 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
             "the mock dialect has no models endpoint; list `models` instead",
         ));
     }
+    let proxy = match proxy_setting(s.proxy.as_deref(), &at("proxy"), errors) {
+        ProxySetting::Never => None,
+        ProxySetting::Via(p) => Some(p),
+        ProxySetting::FromEnv if dialect == Dialect::Mock => None,
+        ProxySetting::FromEnv => proxy_env
+            .proxy_for(&base_url)
+            .map_err(|msg| {
+                errors.push(ConfigError::new(
+                    path,
+                    format!("{msg}; fix it, list this host in NO_PROXY, or set `proxy: none`"),
+                ))
+            })
+            .ok()
+            .flatten(),
+    };
     if errors.len() > before {
         return None;
     }
@@ -188,7 +214,27 @@ fn upstream(s: raw::UpstreamSpec, path: &str, errors: &mut Vec<ConfigError>) -> 
         exclude: s.exclude.into_iter().map(Glob::new).collect(),
         ca_file: s.ca_file.map(std::path::PathBuf::from),
         trust: trust?,
+        proxy,
     })
+}
+
+/// `proxy:` as written: unset or empty (the environment decides), `none`, or a URL. An
+/// error never quotes the value (it may hold credentials).
+fn proxy_setting(value: Option<&str>, path: &str, errors: &mut Vec<ConfigError>) -> ProxySetting {
+    match value.map(str::trim) {
+        None | Some("") => ProxySetting::FromEnv,
+        Some(v) if v.eq_ignore_ascii_case("none") => ProxySetting::Never,
+        Some(v) => match Proxy::parse(v) {
+            Ok(p) => ProxySetting::Via(p),
+            Err(msg) => {
+                errors.push(ConfigError::new(
+                    path,
+                    format!("{msg} (or `none` for no proxy)"),
+                ));
+                ProxySetting::FromEnv
+            }
+        },
+    }
 }
 
 pub(super) fn check_header_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {

@@ -5,9 +5,11 @@
 //! to the client. This client reads the upstream socket inside the response body's own
 //! poll: whatever one `read` returns — often a whole burst of SSE events — is decoded
 //! and handed on as one piece, and the connection goes back to the pool the moment its
-//! body ends. Keep-alive connections are pooled per (scheme, host, port); an idle
-//! connection the server closed is noticed before reuse, and idle connections expire
-//! (after the destination's idle limit, `IDLE_FOR` by default, or sooner when the
+//! body ends. Keep-alive connections are pooled per (scheme, host, port, trust, proxy);
+//! through an HTTP proxy, `https` upstreams are reached over a `CONNECT` tunnel and
+//! `http` ones with absolute-form requests ([`proxy`]), the connect timeout covering
+//! proxy connect, `CONNECT` and TLS alike. An idle connection the server closed is
+//! noticed before reuse, and idle connections expire (after the destination's idle limit, `IDLE_FOR` by default, or sooner when the
 //! upstream's `Keep-Alive: timeout=N` says so); [`reap_idle`] closes expired ones on a
 //! timer, whether or not another request comes ([`pool`]).
 //! A request is sent again on a fresh connection only when writing it to a reused one
@@ -39,6 +41,7 @@ mod destination;
 pub mod fuzzing;
 mod idle;
 mod pool;
+mod proxy;
 mod wire;
 
 /// Bodies up to this size are sent in the same write as the head.
@@ -52,7 +55,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Why a request failed: before the connection was up (`Connect`, `ConnectTimeout`,
-/// `Tls`: the upstream never saw the request) or after (`Io`, `Protocol`).
+/// `Tls`, `Proxy`: the upstream never saw the request) or after (`Io`, `Protocol`).
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {
     /// TCP connect failed.
@@ -64,6 +67,9 @@ pub enum H1Error {
     /// The TLS handshake failed.
     #[error("could not connect: TLS: {0}")]
     Tls(#[source] io::Error),
+    /// The proxy would not open a tunnel (its status), or did not speak HTTP/1.1.
+    #[error("could not connect: {0}")]
+    Proxy(String),
     /// Reading or writing the connection failed.
     #[error("request failed: {0}")]
     Io(#[source] io::Error),
@@ -104,7 +110,7 @@ impl H1Error {
     /// The connection could not be made (the upstream never saw the request).
     pub fn is_connect(&self) -> bool {
         match self {
-            Self::Connect(_) | Self::ConnectTimeout(_) | Self::Tls(_) => true,
+            Self::Connect(_) | Self::ConnectTimeout(_) | Self::Tls(_) | Self::Proxy(_) => true,
             Self::Io(_) | Self::Protocol(_) => false,
         }
     }
@@ -114,7 +120,7 @@ impl H1Error {
         match self {
             Self::ConnectTimeout(_) => true,
             Self::Connect(e) | Self::Io(e) => e.kind() == io::ErrorKind::TimedOut,
-            Self::Tls(_) | Self::Protocol(_) => false,
+            Self::Tls(_) | Self::Proxy(_) | Self::Protocol(_) => false,
         }
     }
 }
@@ -299,10 +305,18 @@ impl H1Client {
     async fn connect(&self, target: &Destination, timeout: Duration) -> Result<Conn, H1Error> {
         let key = &target.key;
         let connect = async {
-            let tcp = TcpStream::connect((&*key.host, key.port))
-                .await
-                .map_err(H1Error::Connect)?;
+            let mut tcp = match &target.proxy {
+                None => TcpStream::connect((&*key.host, key.port))
+                    .await
+                    .map_err(H1Error::Connect)?,
+                Some(p) => TcpStream::connect((&*p.host, p.port))
+                    .await
+                    .map_err(proxy::to_proxy)?,
+            };
             tcp.set_nodelay(true).map_err(H1Error::Connect)?;
+            if let Some(p) = target.proxy.as_ref().filter(|_| key.tls) {
+                proxy::tunnel(&mut tcp, target, p).await?;
+            }
             let io = if key.tls {
                 let tls = target
                     .tls

@@ -19,7 +19,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
-use switchyard_config::{Auth, ConfigError, Routing, Trust};
+use switchyard_config::{Auth, ConfigError, Routing, Secret, Trust};
 use switchyard_dialects::Dialect;
 
 /// Every upstream of one config, in config order, with what sending needs besides them.
@@ -80,7 +80,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 impl Upstream {
-    /// Builds the runtime form of an upstream (reads `ca_file`, if set). An error names
+    /// Builds the runtime form of an upstream (reads `ca_file`, if set; its destinations
+    /// go through its `proxy`, if it has one). An error names
     /// the field it is about, under `path` (`upstreams[i]`).
     pub fn build(
         config: switchyard_config::Upstream,
@@ -160,9 +161,18 @@ impl Upstream {
             let uri: Uri = s
                 .parse()
                 .map_err(|_discarded| error("base_url", "is not a valid URL".to_owned()))?;
-            let destination = Destination::from_uri(&uri)
+            let mut destination = Destination::from_uri(&uri)
                 .map_err(|e| error("base_url", e.to_string()))?
                 .keeping_idle(config.pool_idle_timeout);
+            if let Some(proxy) = &config.proxy {
+                destination = destination
+                    .via_proxy(
+                        &proxy.host,
+                        proxy.port,
+                        proxy.authorization.as_ref().map(Secret::expose),
+                    )
+                    .map_err(|e| error("proxy", e.to_string()))?;
+            }
             let roots = match config.trust {
                 Trust::Bundled => Roots::Bundled,
                 Trust::System => Roots::System,

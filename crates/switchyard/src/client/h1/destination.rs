@@ -1,7 +1,8 @@
 //! [`Destination`]: where an upstream request goes — scheme, host and port (the
-//! connection pool's key), the trust its TLS uses, and the path — parsed once when a
-//! config is loaded, never per request.
+//! connection pool's key), the trust its TLS uses, the proxy it goes through, and the
+//! path — parsed once when a config is loaded, never per request.
 
+use super::proxy::ProxyHop;
 use http::{HeaderValue, Uri};
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ pub enum DestinationError {
     /// rustls refused the configuration.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The proxy's credentials cannot be sent in a header.
+    #[error("the proxy credentials are not a valid header value")]
+    ProxyCredentials,
 }
 
 /// Where requests go: scheme, host and port (the pool key), plus the path.
@@ -31,6 +35,8 @@ pub struct Destination {
     pub(super) key: ConnKey,
     /// A connector with extra trusted roots (`ca_file`), instead of the default.
     pub(super) tls: Option<TlsConnector>,
+    /// The HTTP proxy connections go through (`None`: direct).
+    pub(super) proxy: Option<ProxyHop>,
     pub(super) server_name: ServerName<'static>,
     pub(super) host_header: HeaderValue,
     pub(super) path: String,
@@ -56,6 +62,9 @@ pub(super) struct ConnKey {
     /// 0 for the bundled roots, else an id of the extra roots (connections verified
     /// against different trust are never shared).
     pub(super) trust: u64,
+    /// 0 for direct, else [`ProxyHop::pool_id`] (tunnelled, proxied and direct
+    /// connections never mix).
+    pub(super) proxy: u64,
 }
 
 impl Destination {
@@ -70,6 +79,33 @@ impl Destination {
     pub fn keeping_idle(mut self, idle_for: Duration) -> Self {
         self.idle_for = idle_for;
         self
+    }
+
+    /// Connects through the HTTP proxy at `host:port`, sending `authorization` (a
+    /// `Basic …` value) as `Proxy-Authorization` when given.
+    pub fn via_proxy(
+        mut self,
+        host: &str,
+        port: u16,
+        authorization: Option<&str>,
+    ) -> Result<Self, DestinationError> {
+        let authorization = match authorization {
+            Some(a) => {
+                let mut v = HeaderValue::from_str(a)
+                    .map_err(|_discarded| DestinationError::ProxyCredentials)?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let hop = ProxyHop {
+            host: Arc::from(host),
+            port,
+            authorization,
+        };
+        self.key.proxy = hop.pool_id();
+        self.proxy = Some(hop);
+        Ok(self)
     }
 
     /// Verifies this target against `roots` and the CA certificates in `pem`, when
@@ -134,8 +170,10 @@ impl Destination {
                 host: Arc::from(bare),
                 port,
                 trust: 0,
+                proxy: 0,
             },
             tls: None,
+            proxy: None,
             server_name,
             host_header: HeaderValue::from_str(&host_header)
                 .map_err(|_discarded| DestinationError::Host(host.to_owned()))?,

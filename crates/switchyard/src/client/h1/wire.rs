@@ -1,4 +1,5 @@
-//! HTTP/1.1 on the wire, without sockets: encoding a request head, parsing a
+//! HTTP/1.1 on the wire, without sockets: encoding a request head (absolute form with
+//! `Proxy-Authorization` through a forward proxy), parsing a
 //! response head (header values sliced from the received bytes), deciding how the body
 //! ends, and decoding `Content-Length`, chunked and close-delimited bodies from a buffer.
 
@@ -24,10 +25,22 @@ pub(super) fn encode_head<'h>(
     let small_body = body.filter(|b| b.len() <= SMALL_BODY);
     let mut out = Vec::with_capacity(512 + small_body.map_or(0, Bytes::len));
     out.extend_from_slice(if body.is_some() { b"POST " } else { b"GET " });
+    // Through a proxy, a plain-HTTP request names its origin (absolute form) and
+    // carries the proxy's credentials; a tunnelled one is origin-form as ever.
+    let forward_proxy = target.proxy.as_ref().filter(|_| !target.key.tls);
+    if forward_proxy.is_some() {
+        out.extend_from_slice(b"http://");
+        out.extend_from_slice(target.host_header.as_bytes());
+    }
     out.extend_from_slice(target.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(target.host_header.as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(auth) = forward_proxy.and_then(|p| p.authorization.as_ref()) {
+        out.extend_from_slice(b"proxy-authorization: ");
+        out.extend_from_slice(auth.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     if let Some(b) = body {
         out.extend_from_slice(b"content-length: ");
         write_decimal(&mut out, b.len());
@@ -35,6 +48,7 @@ pub(super) fn encode_head<'h>(
     }
     for (name, value) in headers {
         if name == header::HOST
+            || name == header::PROXY_AUTHORIZATION
             || name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
         {
