@@ -366,3 +366,41 @@ async fn a_second_signal_exits_at_once() {
     assert_eq!(gw.wait_exit().await, Some(130));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_flood_of_connections_beyond_the_fd_limit_is_refused_promptly_not_hung() {
+    // 128 descriptors: room for (128 − 64) / 2 = 32 client connections.
+    let gw = TestGateway::start_with_nofile(&mock_config("  header_timeout: 60s\n"), 128).await;
+    gw.logs_with("lowered to fit the open-file limit").await;
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        match TcpStream::connect(addr(&gw)).await {
+            Ok(s) => flood.push(s),
+            Err(_) => break,
+        }
+    }
+    // A probe during the flood gets an answer at once (503 `overloaded` while the
+    // gateway is full) instead of waiting in the accept queue.
+    let mut probe = TcpStream::connect(addr(&gw)).await.unwrap();
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, took) = read_to_close(&mut probe).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let metrics = gw.scrape().await;
+    assert!(
+        counter(&metrics, "switchyard_client_connections_refused_total") >= 200,
+        "{metrics}"
+    );
+    drop(flood);
+    gw.scrape_until(&["switchyard_client_connections_open 0"])
+        .await;
+    assert_eq!(gw.http().get("/healthz").await.status, 200);
+    let logs = gw.logs();
+    assert!(
+        logs.matches("refusing connections").count() <= 5,
+        "refusals are logged at most once a second:\n{logs}"
+    );
+}

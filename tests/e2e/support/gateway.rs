@@ -60,8 +60,28 @@ impl TestGateway {
 
     /// Starts with extra environment variables.
     pub async fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with(yaml, env, None).await
+    }
+
+    /// Starts with the open-file limit (`ulimit -n`) set to `nofile`.
+    pub async fn start_with_nofile(yaml: &str, nofile: u32) -> Self {
+        Self::start_with(yaml, &[], Some(nofile)).await
+    }
+
+    async fn start_with(yaml: &str, env: &[(&str, &str)], nofile: Option<u32>) -> Self {
         let config = temp_file("gateway.yaml", yaml);
-        let mut cmd = Command::new(binary());
+        let mut cmd = match nofile {
+            None => Command::new(binary()),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    binary(),
+                ]);
+                sh
+            }
+        };
         cmd.args(["serve", "-c"])
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
