@@ -430,7 +430,11 @@ impl Relay {
                             }
                         };
                         if let Some(aligned) = pushed {
-                            if !self.end_seen && complete::marks_end(&aligned) {
+                            // Only upstream streams are checked for their end (see `ended`).
+                            if !self.end_seen
+                                && matches!(self.source, Source::Upstream(_))
+                                && complete::marks_end(&aligned)
+                            {
                                 self.end_seen = true;
                             }
                             let aligned = match self.usage.as_ref() {

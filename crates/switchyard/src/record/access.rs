@@ -222,7 +222,8 @@ fn to_the_second(secs: u64) -> [u8; 19] {
 pub fn rfc3339(at: SystemTime, precision: Precision) -> String {
     let mut out = Vec::with_capacity(27);
     push_rfc3339(&mut out, at, precision);
-    String::from_utf8_lossy(&out).into_owned()
+    // Only ASCII digits and separators were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -282,7 +282,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending if this.phase == Phase::Serving => {
                 if let Ok(mut reader) = this.activity.reader.lock() {
-                    *reader = Some(cx.waker().clone());
+                    if !reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *reader = Some(cx.waker().clone());
+                    }
                 }
                 // The request may have ended since `track` looked.
                 if this.activity.idle() {
@@ -412,22 +414,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
 /// `x-request-id`; hyper's own never does — that, not timing, tells them apart (a
 /// service's response may well be written after its body, and so its request, is done).
 fn openai_shaped(head: &[u8], header_bytes: u32) -> Option<Bytes> {
-    let status = head.strip_prefix(b"HTTP/1.1 ".as_slice())?.get(..3)?;
-    let end = head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(head.len());
-    let lower = head[..end].to_ascii_lowercase();
-    if lower.windows(13).any(|w| w == b"x-request-id:") {
-        return None;
-    }
-    let error = match status {
+    // Every response head passes here: the status decides first, without a copy.
+    let error = match head.strip_prefix(b"HTTP/1.1 ".as_slice())?.get(..3)? {
         b"400" => GatewayError::BadFraming("the request could not be parsed as HTTP/1.1"),
         b"414" => GatewayError::UriTooLong(MAX_TARGET_BYTES),
         b"431" => GatewayError::HeadersTooLarge(header_bytes),
         _ => return None,
     };
-    Some(raw_response(&error))
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(head.len());
+    let ours = head[..end]
+        .windows(13)
+        .any(|w| w.eq_ignore_ascii_case(b"x-request-id:"));
+    (!ours).then(|| raw_response(&error))
 }
 
 /// A whole HTTP/1.1 response for `error`, closing the connection.

@@ -437,7 +437,7 @@ fn request_headers<'a>(
         .chain(
             fixed
                 .iter()
-                .filter(|(n, _)| !up.headers.iter().any(|(own, _)| own == n))
+                .filter(|(n, _)| !up.headers.contains_key(n))
                 .map(|(n, v)| (n, v)),
         )
         .chain(out.extra_headers.iter().map(|(n, v)| (n, v)))
