@@ -21,6 +21,7 @@ mod cli;
 mod deploy;
 mod export;
 mod failover;
+mod failover_policy;
 mod hardening;
 mod interop;
 mod metrics;

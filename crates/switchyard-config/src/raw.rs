@@ -120,6 +120,16 @@ pub(crate) struct RoutingSpec {
     pub cooldown: Option<Value>,
     pub failures_before_cooldown: Option<u32>,
     pub request_timeout: Option<Value>,
+    pub retry_on_timeout: Option<bool>,
+    pub retry_budget: Option<RetryBudgetSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryBudgetSpec {
+    pub ratio: Option<f64>,
+    pub min_per_second: Option<u32>,
+    pub window: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +187,7 @@ pub(crate) struct RouteSpec {
     pub strategy: Option<String>,
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    pub retry_on_timeout: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -323,6 +323,25 @@ pub struct Routing {
     /// Bound on a request's time across all its attempts, until an answer starts
     /// (default 5 min); then 504.
     pub request_timeout: Duration,
+    /// Whether a timed-out attempt fails over to another target (default true). A
+    /// timeout leaves the first generation's outcome unknown: it may still run, and be
+    /// billed, beside the second. Routes may override it.
+    pub retry_on_timeout: bool,
+    /// How many failover attempts recent traffic allows.
+    pub retry_budget: RetryBudget,
+}
+
+/// Failover attempts (beyond each request's first) are allowed while they stay under
+/// `ratio` of the requests of the last `window`, or under `min_per_second` × `window`,
+/// whichever is more — so an outage of every upstream does not multiply the load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// Failovers per request allowed on average (default 0.2).
+    pub ratio: f64,
+    /// Failovers per second allowed whatever the traffic (default 10).
+    pub min_per_second: u32,
+    /// How far back requests and failovers are counted (default 10 s; 1–60 s).
+    pub window: Duration,
 }
 
 /// One upstream API.
@@ -427,6 +446,8 @@ pub struct Route {
     pub strategy: Strategy,
     /// Models tried, in order, after every target failed.
     pub fallbacks: Vec<String>,
+    /// Overrides `routing.retry_on_timeout` for this model.
+    pub retry_on_timeout: Option<bool>,
 }
 
 /// One place a route can be served: an upstream, the model name sent there, and its

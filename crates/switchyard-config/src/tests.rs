@@ -301,3 +301,29 @@ fn a_bad_proxy_setting_is_an_error_at_its_path_without_its_value() {
     assert_eq!(e[0].path, "upstreams[0].proxy");
     assert!(!e[0].message.contains("hunter2"), "{}", e[0].message);
 }
+
+#[test]
+fn retry_policy_defaults_and_bad_values_name_their_path() {
+    let c = parse("upstreams: [{name: a, dialect: mock}]", &no_env).unwrap();
+    assert!(c.routing.retry_on_timeout);
+    assert_eq!(c.routing.retry_budget.ratio, 0.2);
+    assert_eq!(c.routing.retry_budget.min_per_second, 10);
+    assert_eq!(c.routing.retry_budget.window, Duration::from_secs(10));
+    let c = parse(
+        "upstreams: [{name: a, dialect: mock, models: [x]}]\nrouting: {retry_on_timeout: false}\nroutes:\n  - {model: m, targets: [{upstream: a, model: x}], retry_on_timeout: true}\n",
+        &no_env,
+    )
+    .unwrap();
+    assert!(!c.routing.retry_on_timeout);
+    assert_eq!(c.routes[0].retry_on_timeout, Some(true));
+    let e = errors(
+        "upstreams: [{name: a, dialect: mock}]\nrouting: {retry_budget: {ratio: -1, window: 2m, min_per_second: 3}}\n",
+    );
+    let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["routing.retry_budget.ratio", "routing.retry_budget.window"]
+    );
+    let e = errors("upstreams: [{name: a, dialect: mock}]\nrouting: {retry_budget: {ratoi: 1}}\n");
+    assert!(e[0].message.contains("unknown field `ratoi`"), "{}", e[0]);
+}

@@ -71,6 +71,10 @@ pub struct Metrics {
     retry_after: IntCounterVec,
     /// `switchyard_upstream_cooldown{upstream}` (set at scrape time)
     pub upstream_cooldown: IntGaugeVec,
+    /// `switchyard_upstream_target_cooldown{upstream,model}` (set at scrape time)
+    pub target_cooldown: IntGaugeVec,
+    /// `switchyard_retry_budget_exhausted_total`
+    pub retry_budget_exhausted: IntCounter,
     /// `switchyard_upstream_connections_opened_total`
     pub connections_opened: IntCounter,
     /// `switchyard_upstream_connections_reused_total`
@@ -276,8 +280,17 @@ impl Metrics {
             ),
             upstream_cooldown: gauge(
                 "switchyard_upstream_cooldown",
-                "1 while the upstream sits out a cool-down.",
+                "1 while the upstream sits out a cool-down (its connections fail: every model).",
                 &["upstream"],
+            ),
+            target_cooldown: gauge(
+                "switchyard_upstream_target_cooldown",
+                "1 while one model of the upstream sits out a cool-down (429s, 5xx, timeouts, Retry-After).",
+                &["upstream", "model"],
+            ),
+            retry_budget_exhausted: plain_counter(
+                "switchyard_retry_budget_exhausted_total",
+                "Failovers not attempted because the retry budget was spent.",
             ),
             connections_opened: plain_counter(
                 "switchyard_upstream_connections_opened_total",

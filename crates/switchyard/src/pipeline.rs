@@ -305,6 +305,7 @@ async fn proxy(
         client_auth: client_auth.as_ref(),
         request_id,
         extra_headers: layer.as_ref().map_or(&[], PluginLayer::upstream_headers),
+        retry_on_timeout: snap.retry_on_timeout(&peek.model),
     };
     let mut resp = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;
     let success = resp.status().is_success();
@@ -357,7 +358,19 @@ fn readiness(snap: &Snapshot, query: Option<&str>) -> Response<ResponseBody> {
             .upstreams
             .list
             .iter()
-            .map(|u| json!({"name": &*u.name, "available": u.health.is_available(now)}))
+            .map(|u| {
+                let cooling: Vec<String> = u
+                    .health
+                    .targets(now)
+                    .into_iter()
+                    .filter_map(|(model, cooling)| cooling.then_some(model))
+                    .collect();
+                json!({
+                    "name": &*u.name,
+                    "available": u.health.connections.is_available(now),
+                    "cooling_models": cooling,
+                })
+            })
             .collect();
         body["upstreams"] = serde_json::Value::Array(upstreams);
     }

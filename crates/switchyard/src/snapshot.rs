@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::plugins::Chain;
 use crate::relay::StreamLimit;
 use crate::upstream::balance::Balancer;
+use crate::upstream::budget::RetryBudget;
 use crate::upstream::{Candidate, Upstream, Upstreams};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -112,6 +113,7 @@ impl Snapshot {
                 list: upstreams,
                 routing: config.routing.clone(),
                 streams: StreamLimit::new(open_streams, config.server.max_concurrent_streams),
+                budget: RetryBudget::new(config.routing.retry_budget),
             },
             routes,
             config,
@@ -133,6 +135,15 @@ impl Snapshot {
             }
         }
         Some(plan)
+    }
+
+    /// Whether a request for `model` may fail over after a timeout: its route's
+    /// `retry_on_timeout`, else `routing.retry_on_timeout`.
+    pub fn retry_on_timeout(&self, model: &str) -> bool {
+        self.routes
+            .get(model)
+            .and_then(|r| r.route.retry_on_timeout)
+            .unwrap_or(self.config.routing.retry_on_timeout)
     }
 
     /// Appends the targets serving `model` (no fallbacks); false if none does.
@@ -179,7 +190,12 @@ impl Snapshot {
         for up in &self.upstreams.list {
             m.upstream_cooldown
                 .with_label_values(&[&up.name])
-                .set(i64::from(!up.health.is_available(now)));
+                .set(i64::from(!up.health.connections.is_available(now)));
+            for (model, cooling) in up.health.targets(now) {
+                m.target_cooldown
+                    .with_label_values(&[&*up.name, model.as_str()])
+                    .set(i64::from(cooling));
+            }
         }
         m.streams_in_flight
             .set(i64::from(self.upstreams.streams.open()));

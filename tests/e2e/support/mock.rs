@@ -42,6 +42,8 @@ pub enum Reply {
     Hang,
     /// 200 with a body that is not JSON.
     Garbage,
+    /// The first reply for requests naming this model, the second for the others.
+    ForModel(&'static str, Box<Reply>, Box<Reply>),
 }
 
 /// One request the mock received.
@@ -323,6 +325,10 @@ async fn play(st: Arc<State>, reply: Reply, request: Value) -> Response<MockBody
             unreachable!()
         }
         Reply::Garbage => full(200, "application/json", "<html>upstream exploded</html>"),
+        Reply::ForModel(name, this, other) => {
+            let reply = if model == name { *this } else { *other };
+            Box::pin(play(st, reply, request)).await
+        }
     }
 }
 

@@ -95,5 +95,6 @@ fn route(
         targets,
         strategy,
         fallbacks: s.fallbacks,
+        retry_on_timeout: s.retry_on_timeout,
     })
 }

@@ -146,11 +146,41 @@ pub(super) fn routing(s: raw::RoutingSpec, errors: &mut Vec<ConfigError>) -> Opt
         Duration::from_secs(300),
         errors,
     );
+    let retry_budget = retry_budget(s.retry_budget.unwrap_or_default(), errors);
     Some(Routing {
         max_attempts,
         cooldown: cooldown?,
         failures_before_cooldown,
         request_timeout: request_timeout?,
+        retry_on_timeout: s.retry_on_timeout.unwrap_or(true),
+        retry_budget: retry_budget?,
+    })
+}
+
+fn retry_budget(s: raw::RetryBudgetSpec, errors: &mut Vec<ConfigError>) -> Option<RetryBudget> {
+    let ratio = s.ratio.unwrap_or(0.2);
+    if !(0.0..=100.0).contains(&ratio) {
+        errors.push(ConfigError::new(
+            "routing.retry_budget.ratio",
+            "must be between 0 and 100 (failovers per request)",
+        ));
+    }
+    let window = duration_or(
+        s.window,
+        "routing.retry_budget.window",
+        Duration::from_secs(10),
+        errors,
+    )?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&window) {
+        errors.push(ConfigError::new(
+            "routing.retry_budget.window",
+            "must be between 1s and 60s",
+        ));
+    }
+    Some(RetryBudget {
+        ratio,
+        min_per_second: s.min_per_second.unwrap_or(10),
+        window,
     })
 }
 

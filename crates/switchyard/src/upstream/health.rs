@@ -1,13 +1,71 @@
 //! Passive health: a target that fails `failures_before_cooldown` times in a row sits
-//! out for `cooldown`, then comes back on its own. Knows nothing of HTTP; the send loop
-//! reports each outcome. Time is `tokio::time`, so tests pause it.
+//! out for `cooldown`, then comes back on its own. Kept twice over for each upstream
+//! ([`UpstreamHealth`]): once for its connections (refused, DNS, TLS — every model
+//! fails alike) and once per target, the model sent there (429s, 5xx, timeouts — one
+//! model's limits or outage leave the upstream's other models in rotation). Knows
+//! nothing of HTTP; the send loop reports each outcome. Time is `tokio::time`, so tests
+//! pause it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Health of one upstream.
+/// Health of one upstream's connections and of each of its targets (model names).
+/// A target gets an entry at its first failure; until then it is healthy.
+#[derive(Debug, Default)]
+pub struct UpstreamHealth {
+    /// Connection-level: every model of the upstream at once.
+    pub connections: Health,
+    targets: RwLock<HashMap<Box<str>, Arc<Health>>>,
+}
+
+impl UpstreamHealth {
+    /// Whether `model` may be tried there now.
+    pub fn is_available(&self, model: &str, now: Instant) -> bool {
+        self.connections.is_available(now) && self.with(model, |h| h.is_available(now), true)
+    }
+
+    /// A success clears the connections' and the target's failures.
+    pub fn record_success(&self, model: &str) {
+        self.connections.record_success();
+        self.with(model, |h| h.record_success(), ());
+    }
+
+    /// The target's health, created at its first use.
+    pub fn target(&self, model: &str) -> Arc<Health> {
+        if let Some(h) = self.with(model, |h| Some(h.clone()), None) {
+            return h;
+        }
+        let Ok(mut targets) = self.targets.write() else {
+            return Arc::default();
+        };
+        targets.entry(model.into()).or_default().clone()
+    }
+
+    /// Every target known (one that failed once), with whether it is cooling now.
+    pub fn targets(&self, now: Instant) -> Vec<(String, bool)> {
+        let Ok(targets) = self.targets.read() else {
+            return Vec::new();
+        };
+        let mut all: Vec<(String, bool)> = targets
+            .iter()
+            .map(|(m, h)| (m.to_string(), !h.is_available(now)))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    fn with<T>(&self, model: &str, f: impl FnOnce(&Arc<Health>) -> T, absent: T) -> T {
+        match self.targets.read() {
+            Ok(targets) => targets.get(model).map_or(absent, f),
+            Err(_) => absent,
+        }
+    }
+}
+
+/// Health of one upstream's connections, or of one target.
 #[derive(Debug, Default)]
 pub struct Health {
     consecutive_failures: AtomicU32,
@@ -66,6 +124,23 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn one_models_cool_down_leaves_the_others_in_rotation() {
+        let h = UpstreamHealth::default();
+        let cd = Duration::from_secs(30);
+        assert!(h.target("gpt-a").record_failure(1, cd, Instant::now()));
+        assert!(!h.is_available("gpt-a", Instant::now()));
+        assert!(h.is_available("gpt-b", Instant::now()));
+        assert_eq!(h.targets(Instant::now()), [("gpt-a".to_owned(), true)]);
+        // The connections failing takes every model out.
+        assert!(h.connections.record_failure(1, cd, Instant::now()));
+        assert!(!h.is_available("gpt-b", Instant::now()));
+        // A success of the cooling model (tried anyway) ends both.
+        h.record_success("gpt-a");
+        assert!(h.is_available("gpt-a", Instant::now()));
+        assert!(h.is_available("gpt-b", Instant::now()));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn goes_into_cooldown_after_threshold_and_comes_back() {

@@ -2,10 +2,13 @@
 //! headers and URLs ([`Upstream`]), all of one config with the policy and the stream
 //! limit that sending needs ([`Upstreams`]), and [`Upstreams::send`] (in `send`): one
 //! attempt per planned [`Candidate`], with failover. `balance` rotates targets;
-//! `health` takes failing ones out for a cool-down.
+//! `health` takes failing ones out for a cool-down; `budget` bounds failovers by
+//! recent traffic; `rest` reads how long an upstream asked to be left alone.
 
 pub mod balance;
+pub mod budget;
 pub mod health;
+mod rest;
 mod send;
 
 pub use send::{AttemptError, Candidate, Outgoing, Served};
@@ -14,7 +17,8 @@ use crate::client::h1::{Destination, H1Client, Roots};
 use crate::endpoint::Endpoint;
 use crate::metrics::{metrics, UpstreamMetrics};
 use crate::relay::StreamLimit;
-use health::Health;
+use budget::RetryBudget;
+use health::UpstreamHealth;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -31,6 +35,8 @@ pub struct Upstreams {
     pub routing: Routing,
     /// Open streams and their limit.
     pub streams: StreamLimit,
+    /// Failovers allowed by recent traffic (`routing.retry_budget`).
+    pub budget: RetryBudget,
 }
 
 /// One upstream, ready to use: client, precomputed headers and URLs, health. Its
@@ -44,8 +50,8 @@ pub struct Upstream {
     pub client: Option<Arc<H1Client>>,
     /// Auth and extra headers, sent on every request.
     pub headers: HeaderMap,
-    /// Passive health.
-    pub health: Health,
+    /// Passive health, of its connections and of each target.
+    pub health: UpstreamHealth,
     /// Its metric handles.
     pub metrics: UpstreamMetrics,
     destinations: Destinations,
@@ -194,7 +200,7 @@ impl Upstream {
             config,
             client,
             headers,
-            health: Health::default(),
+            health: UpstreamHealth::default(),
             destinations,
         })
     }

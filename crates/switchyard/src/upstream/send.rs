@@ -4,10 +4,12 @@
 //! has reached the client, every kind may) and reports the outcome to the target's
 //! health. A response that starts is relayed as it arrives.
 
+use super::rest;
 use super::{Upstream, Upstreams};
 use crate::client::h1::{H1Error, H1Response};
 use crate::endpoint::Endpoint;
 use crate::error::{FailureKind, GatewayError};
+use crate::metrics::metrics;
 use crate::relay::{Relay, ResponseBody, StreamGuard};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -43,6 +45,9 @@ pub struct Outgoing<'a> {
     pub request_id: &'a HeaderValue,
     /// Added by plugins (`user_headers`…).
     pub extra_headers: &'a [(HeaderName, HeaderValue)],
+    /// Whether a timed-out attempt may fail over to another target (the route's
+    /// `retry_on_timeout`, else `routing.retry_on_timeout`).
+    pub retry_on_timeout: bool,
 }
 
 impl std::fmt::Debug for Outgoing<'_> {
@@ -54,6 +59,7 @@ impl std::fmt::Debug for Outgoing<'_> {
             .field("client_auth", &self.client_auth.map(|_| "***"))
             .field("request_id", &self.request_id)
             .field("extra_headers", &extra)
+            .field("retry_on_timeout", &self.retry_on_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -102,15 +108,20 @@ impl AttemptError {
     /// Whether the next candidate may be tried. Every kind may, because nothing has
     /// reached the client yet: connect failures never reached the upstream; 429 and 5xx
     /// are answers asking to go elsewhere; a timeout or a broken exchange leaves this
-    /// upstream's outcome unknown, and another upstream is a separate system.
-    pub fn is_retryable(&self) -> bool {
+    /// upstream's outcome unknown, and another upstream is a separate system — except
+    /// a timeout after the request went out when `retry_on_timeout` is off: the first
+    /// generation may still run, and be billed, beside a second.
+    pub fn is_retryable(&self, retry_on_timeout: bool) -> bool {
         match self {
-            Self::Connect(_)
-            | Self::Exchange(_)
-            | Self::FirstByteTimeout(_)
-            | Self::RateLimited(..)
-            | Self::ServerError(..) => true,
+            Self::Connect(_) | Self::RateLimited(..) | Self::ServerError(..) => true,
+            Self::Exchange(_) | Self::FirstByteTimeout(_) => retry_on_timeout || !self.is_timeout(),
         }
+    }
+
+    /// Whether it says something about the upstream's connections (every model alike)
+    /// rather than about one target.
+    fn is_connection_level(&self) -> bool {
+        matches!(self, Self::Connect(_))
     }
 
     /// Whether it was a timeout (connecting, or waiting for the head).
@@ -193,8 +204,9 @@ impl Failures {
 }
 
 impl Upstreams {
-    /// Tries the plan's candidates in order until one answers with something to relay.
-    /// Candidates in cool-down are skipped, unless every one is (then all are tried).
+    /// Tries the plan's candidates in order until one answers with something to relay:
+    /// those in rotation first, then those cooling down; every attempt after the first
+    /// is drawn from the retry budget.
     pub async fn send(
         &self,
         plan: &[Candidate],
@@ -212,11 +224,12 @@ impl Upstreams {
         let routing = &self.routing;
         let mut failures = Failures::default();
         let now = Instant::now();
+        self.budget.request(now);
         let deadline = now + routing.request_timeout;
         // Targets out of cool-down first, in plan order; the cooling ones after them, so
         // that when every healthy target failed the rest are still tried within
         // `max_attempts` rather than answering after one attempt.
-        let available = |c: &&Candidate| self.list[c.upstream].health.is_available(now);
+        let available = |c: &&Candidate| self.list[c.upstream].health.is_available(&c.model, now);
         let (mut ordered, cooling): (Vec<&Candidate>, Vec<&Candidate>) =
             plan.iter().partition(available);
         ordered.extend(cooling);
@@ -236,6 +249,14 @@ impl Upstreams {
             {
                 continue;
             }
+            if !failures.0.is_empty() && !self.budget.withdraw(Instant::now()) {
+                metrics().retry_budget_exhausted.inc();
+                tracing::warn!(
+                    request_id = ?out.request_id,
+                    "retry budget spent: no failover for this request"
+                );
+                break;
+            }
             let up = &self.list[candidate.upstream];
             if let Some((previous, after_retry_after)) = failed.take() {
                 previous.metrics.failovers.inc();
@@ -250,7 +271,12 @@ impl Upstreams {
             };
             let error = match attempt(up, candidate, out, deadline).await {
                 Ok(Some(resp)) => {
-                    up.health.record_success();
+                    up.health.record_success(&candidate.model);
+                    // Answered, but said no request is left until its limit resets.
+                    if let Some(wait) = rest::exhausted_until_reset(&resp.headers) {
+                        let target = up.health.target(&candidate.model);
+                        target.rest_for(wait, MAX_REST, Instant::now());
+                    }
                     let mut resp = relay(resp, up, guard.take());
                     resp.extensions_mut().insert(served());
                     return Ok(resp);
@@ -267,17 +293,23 @@ impl Upstreams {
                 }
             };
             up.metrics.attempt(error.outcome());
+            let target = up.health.target(&candidate.model);
             // An upstream that said how long to wait is left alone that long at once.
             if let AttemptError::RateLimited(Some(wait), _)
             | AttemptError::ServerError(_, Some(wait)) = &error
             {
-                up.health.rest_for(*wait, MAX_REST, Instant::now());
+                target.rest_for(*wait, MAX_REST, Instant::now());
             }
             if error.is_timeout() {
                 timed_out.push(candidate);
             }
             failed = Some((up, matches!(error, AttemptError::RateLimited(Some(_), _))));
-            let cooled = up.health.record_failure(
+            let health = if error.is_connection_level() {
+                &up.health.connections
+            } else {
+                &target
+            };
+            let cooled = health.record_failure(
                 routing.failures_before_cooldown,
                 routing.cooldown,
                 Instant::now(),
@@ -291,7 +323,7 @@ impl Upstreams {
                 cooldown = cooled,
                 "upstream attempt failed"
             );
-            let retryable = error.is_retryable();
+            let retryable = error.is_retryable(out.retry_on_timeout);
             failures.0.push((up.name.clone(), error));
             if !retryable {
                 break;
@@ -380,13 +412,13 @@ async fn attempt(
     if resp.status == StatusCode::TOO_MANY_REQUESTS {
         let ms = resp.headers.contains_key("retry-after-ms");
         return Err((
-            AttemptError::RateLimited(retry_after(&resp.headers), ms),
+            AttemptError::RateLimited(rest::asked(&resp.headers), ms),
             Some(resp),
         ));
     }
     if resp.status.is_server_error() {
         let wait = (resp.status == StatusCode::SERVICE_UNAVAILABLE)
-            .then(|| retry_after(&resp.headers))
+            .then(|| rest::asked(&resp.headers))
             .flatten();
         return Err((AttemptError::ServerError(resp.status, wait), None));
     }
@@ -517,37 +549,6 @@ fn mock_response(out: &Outgoing<'_>, model: &str, name: &Arc<str>) -> Response<R
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-/// Longest `Retry-After` believed from an upstream.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-
-/// OpenAI's `retry-after-ms`, else `Retry-After` in seconds or as an HTTP date; capped
-/// at a day.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let number = |name: &str| {
-        text(name)
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|n| n.is_finite() && *n >= 0.0)
-    };
-    let secs = match number("retry-after-ms") {
-        Some(ms) => ms / 1000.0,
-        None => match number("retry-after") {
-            Some(secs) => secs,
-            None => {
-                let date = httpdate::parse_http_date(text("retry-after")?).ok()?;
-                let wait = date.duration_since(SystemTime::now()).unwrap_or_default();
-                return Some(wait.min(MAX_RETRY_AFTER));
-            }
-        },
-    };
-    Some(Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 #[cfg(test)]

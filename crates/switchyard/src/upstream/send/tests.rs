@@ -1,46 +1,5 @@
 use super::*;
 
-#[test]
-fn absurd_retry_after_values_are_capped_not_fatal() {
-    let mut h = HeaderMap::new();
-    h.insert("retry-after", HeaderValue::from_static("1e300"));
-    assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-    h.insert("retry-after", HeaderValue::from_static("-5"));
-    assert_eq!(retry_after(&h), None);
-}
-
-#[test]
-fn retry_after_reads_seconds_and_milliseconds() {
-    let mut h = HeaderMap::new();
-    h.insert("retry-after", HeaderValue::from_static("7"));
-    assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    h.insert("retry-after-ms", HeaderValue::from_static("1500"));
-    assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-}
-
-#[test]
-fn retry_after_reads_an_http_date() {
-    let mut h = HeaderMap::new();
-    let in_a_minute = SystemTime::now() + Duration::from_secs(60);
-    let date = httpdate::fmt_http_date(in_a_minute);
-    h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
-    let wait = retry_after(&h).unwrap();
-    // The date has whole seconds, so the wait is within a second of the minute.
-    assert!(
-        wait > Duration::from_secs(58) && wait <= Duration::from_secs(60),
-        "{wait:?}"
-    );
-    h.insert(
-        "retry-after",
-        HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-    );
-    assert_eq!(
-        retry_after(&h),
-        Some(Duration::ZERO),
-        "a past date means now"
-    );
-}
-
 fn failed(outcomes: Vec<AttemptError>) -> GatewayError {
     Failures(outcomes.into_iter().map(|e| (Arc::from("up"), e)).collect()).into_error()
 }
