@@ -106,7 +106,27 @@ async fn the_retry_budget_bounds_failovers_when_every_target_fails() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(exhausted >= 70.0, "{exhausted}");
-    assert!(gw.logs().contains("retry budget spent"));
+    let logs = gw.settled_logs().await;
+    let spent = logs.matches("retry budget spent").count();
+    // One line a second at most, saying how many it stands for.
+    assert!((1..=5).contains(&spent), "{spent} lines");
+    assert!(logs.contains("refused_since_last_line="), "{logs}");
+    // Failed requests say in the access log how many attempts they made.
+    let access: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("switchyard::access") && l.contains("status=502"))
+        .collect();
+    assert_eq!(access.len(), 100);
+    assert!(
+        access.iter().all(|l| !l.contains("attempts=0")),
+        "{}",
+        access[0]
+    );
+    assert!(
+        access.iter().any(|l| l.contains("attempts=2")),
+        "{}",
+        access[0]
+    );
 }
 
 #[tokio::test]

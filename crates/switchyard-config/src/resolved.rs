@@ -332,8 +332,8 @@ pub struct Routing {
 }
 
 /// Failover attempts (beyond each request's first) are allowed while they stay under
-/// `ratio` of the requests of the last `window`, or under `min_per_second` × `window`,
-/// whichever is more — so an outage of every upstream does not multiply the load.
+/// `ratio` of the requests of the last `window`, or under `min_per_second` in the
+/// current second — so an outage of every upstream does not multiply the load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryBudget {
     /// Failovers per request allowed on average (default 0.2).

@@ -135,6 +135,14 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The upstreams attempted, in order, when every attempt failed.
+    pub fn tried(&self) -> Option<&[Arc<str>]> {
+        match self {
+            Self::RateLimited { tried, .. } | Self::UpstreamsFailed { tried, .. } => Some(tried),
+            _ => None,
+        }
+    }
+
     /// Shorthand for a 400 about one parameter.
     pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
         Self::BadRequest {

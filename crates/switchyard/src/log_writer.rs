@@ -5,13 +5,54 @@
 //! queue to drain, for the last lines before exit.
 //!
 //! Lines formatted outside `tracing` (the access log, see `record`) are queued with
-//! [`write_line`] to the writer [`install`]ed at start-up.
+//! [`write_line`] to the writer [`install`]ed at start-up. [`Throttle`] keeps a
+//! warning that can repeat per request (refused connections, spent retry budgets) to
+//! one line a second.
 
 use crate::metrics::metrics;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// Lets one log line through a second and counts the ones it held back, for warnings
+/// that would otherwise repeat with every request.
+#[derive(Debug)]
+pub struct Throttle {
+    last: Mutex<Option<Instant>>,
+    held: AtomicU64,
+}
+
+impl Throttle {
+    /// A throttle that lets the first line through.
+    pub const fn new() -> Self {
+        Self {
+            last: Mutex::new(None),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when this one may be logged.
+    pub fn allow(&self) -> Option<u64> {
+        let now = Instant::now();
+        if let Ok(mut last) = self.last.try_lock() {
+            if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                *last = Some(now);
+                return Some(self.held.swap(0, Ordering::Relaxed));
+            }
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Lines held while stderr is slow (and between batches: at 20,000 requests a second,
 /// one interval's lines are 200).

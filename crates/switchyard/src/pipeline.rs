@@ -102,6 +102,10 @@ pub async fn handle(
         Err(failed) => {
             tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
             record.error_code = Some(failed.error.code().to_owned());
+            if let Some(tried) = failed.error.tried() {
+                record.attempts = u32::try_from(tried.len()).unwrap_or(u32::MAX);
+                record.upstream = tried.last().map(ToString::to_string);
+            }
             respond_error(&snap, failed).await
         }
     };

@@ -10,6 +10,7 @@ mod conn;
 
 use crate::error::GatewayError;
 use crate::lifecycle;
+use crate::log_writer::Throttle;
 use crate::metrics::metrics;
 use crate::pipeline;
 use crate::snapshot::Live;
@@ -204,13 +205,9 @@ impl Drop for Slot {
 /// most once a second.
 fn refuse(stream: TcpStream, peer: SocketAddr, tls: bool) {
     metrics().client_refused.inc();
-    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    if let Ok(mut last) = LAST.lock() {
-        let now = Instant::now();
-        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-            *last = Some(now);
-            tracing::warn!(%peer, "at server.max_connections; refusing connections");
-        }
+    static LOG: Throttle = Throttle::new();
+    if let Some(held) = LOG.allow() {
+        tracing::warn!(%peer, refused_since_last_line = held, "at server.max_connections; refusing connections");
     }
     if tls {
         return;

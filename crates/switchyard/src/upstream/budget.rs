@@ -1,6 +1,8 @@
 //! The retry budget (Envoy's and Linkerd's idea): failover attempts beyond a request's
 //! first are allowed while they stay under `ratio` of the requests of the last
-//! `window`, or under `min_per_second` × `window`, whichever is more. Without it, when
+//! `window`, or, whatever the traffic, while this second has had fewer than
+//! `min_per_second` of them (a per-second minimum, so that it is never spent in one
+//! burst). Without it, when
 //! every upstream fails, a gateway that makes `max_attempts` attempts per request
 //! multiplies the load on them by that much just when they can least take it.
 //!
@@ -42,12 +44,12 @@ impl RetryBudget {
     /// Whether one more failover is allowed now; if it is, it is counted.
     pub fn withdraw(&self, now: Instant) -> bool {
         let second = self.second(now);
-        let requests = sum(&self.requests, second);
-        let retries = sum(&self.retries, second);
-        let window = self.requests.len() as f64;
-        let allowed = (requests as f64 * self.policy.ratio)
-            .max(f64::from(self.policy.min_per_second) * window);
-        if (retries as f64) >= allowed {
+        let by_ratio = || {
+            let requests = sum(&self.requests, second);
+            (sum(&self.retries, second) as f64) < requests as f64 * self.policy.ratio
+        };
+        let by_minimum = || current(&self.retries, second) < u64::from(self.policy.min_per_second);
+        if !(by_minimum() || by_ratio()) {
             return false;
         }
         count(&self.retries, second);
@@ -72,6 +74,14 @@ fn count(ring: &[AtomicU64], second: u32) {
             (u64::from(second) << 32) | 1
         })
     });
+}
+
+/// The count of `second`'s own slot.
+fn current(ring: &[AtomicU64], second: u32) -> u64 {
+    ring.get(second as usize % ring.len())
+        .map(|slot| slot.load(Ordering::Relaxed))
+        .filter(|v| (v >> 32) as u32 == second)
+        .map_or(0, |v| v & 0xffff_ffff)
 }
 
 /// The counts of the slots whose second is within the ring's span before `second`.
@@ -112,12 +122,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_minimum_allows_failovers_under_light_traffic() {
-        let b = budget(0.2, 1, 5);
-        let now = Instant::now();
-        b.request(now);
-        let granted = (0..100).filter(|_| b.withdraw(now)).count();
-        assert_eq!(granted, 5, "1 per second over a 5 s window");
+    async fn the_minimum_is_granted_each_second_never_in_one_burst() {
+        let b = budget(0.0, 3, 10);
+        for _ in 0..4 {
+            b.request(Instant::now());
+            let granted = (0..100).filter(|_| b.withdraw(Instant::now())).count();
+            assert_eq!(granted, 3, "3 a second, not 30 at once");
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,7 @@ use super::{Upstream, Upstreams};
 use crate::client::h1::{H1Error, H1Response};
 use crate::endpoint::Endpoint;
 use crate::error::{FailureKind, GatewayError};
+use crate::log_writer::Throttle;
 use crate::metrics::metrics;
 use crate::relay::{Relay, ResponseBody, StreamGuard};
 use bytes::Bytes;
@@ -251,10 +252,14 @@ impl Upstreams {
             }
             if !failures.0.is_empty() && !self.budget.withdraw(Instant::now()) {
                 metrics().retry_budget_exhausted.inc();
-                tracing::warn!(
-                    request_id = ?out.request_id,
-                    "retry budget spent: no failover for this request"
-                );
+                static LOG: Throttle = Throttle::new();
+                if let Some(held) = LOG.allow() {
+                    tracing::warn!(
+                        request_id = ?out.request_id,
+                        refused_since_last_line = held,
+                        "retry budget spent: no failover for this request"
+                    );
+                }
                 break;
             }
             let up = &self.list[candidate.upstream];
