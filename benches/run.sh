@@ -24,12 +24,13 @@
 #   AB_A_BIN, AB_B_BIN  the two gateway binaries (default: both $BIN/switchyard)
 #   AB_A_YAML, AB_B_YAML  YAML appended to that variant's config (a literal \n is a line break)
 #   AB_A_LABEL=A, AB_B_LABEL=B  their names in the report
-#   AB_A_RUST_LOG=warn, AB_B_RUST_LOG=warn  their RUST_LOG (the access log needs info)
+#   AB_A_RUST_LOG, AB_B_RUST_LOG  their RUST_LOG (default GW_RUST_LOG; the access log needs info)
 #   MOCK_THREADS=1      mockup worker threads            LOADGEN_THREADS=1  loadgen threads
 #   PIN=1               pin the proxies (gateways, nginx) to PROXY_CPUS=0 and the mockup
 #                       and loadgen to LOAD_CPUS=1 (taskset), nginx with one worker per
 #                       proxy CPU and the gateway with GW_WORKERS (default 1) workers
 #   GW_WORKERS=N        the gateway's server.workers (default: the config's, one per CPU)
+#   GW_RUST_LOG=info    the gateway's RUST_LOG (info: access log on, written to a file)
 #   SKIP_BUILD=1        use the binaries already built   KEEP_TMP=1 keep configs and logs
 #   RAW=FILE            also keep the recorded JSON lines there
 set -euo pipefail
@@ -63,6 +64,7 @@ if [[ $PIN == 1 ]]; then
     PIN_JSON="{\"proxy_cpus\":\"$PROXY_CPUS\",\"load_cpus\":\"$LOAD_CPUS\",\"workers\":$GW_WORKERS}"
 fi
 GW_WORKERS=${GW_WORKERS:-}
+GW_RUST_LOG=${GW_RUST_LOG:-info}
 
 log() { echo "[bench] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -297,11 +299,12 @@ EOF
 
 # start_gateway LABEL PORT CONFIG [BINARY [RUST_LOG [ARGS…]]]: runs Switchyard
 # (BINARY, default $BIN/switchyard) with CONFIG (which listens on PORT), RUST_LOG
-# (default warn) and ARGS after `serve -c CONFIG`, its output in $TMP/LABEL.log, and
+# (default $GW_RUST_LOG: info, so that the access log is on, as in production)
+# and ARGS after `serve -c CONFIG`, its output in $TMP/LABEL.log, and
 # probes it with one chat request. Sets STARTED_PID, left empty (with the log shown)
 # when the gateway did not come up.
 start_gateway() {
-    local label=$1 port=$2 config=$3 bin=${4:-$BIN/switchyard} rust_log=${5:-warn} pid status
+    local label=$1 port=$2 config=$3 bin=${4:-$BIN/switchyard} rust_log=${5:-$GW_RUST_LOG} pid status
     shift $(($# < 5 ? $# : 5))
     STARTED_PID=""
     RUST_LOG=$rust_log "${ON_PROXY[@]}" "$bin" serve -c "$config" "$@" >"$TMP/$label.log" 2>&1 &
@@ -540,7 +543,7 @@ run_ab() {
         yaml=${!yaml_var:-}
         yaml=${yaml//\\n/$'\n'} # "a: 1\nb: 2" from a one-line shell string
         name=${!label_var:-$up}
-        rust_log=${!log_var:-warn}
+        rust_log=${!log_var:-$GW_RUST_LOG}
         pid[$v]=""
         if [[ ! -x $bin ]]; then
             log "WARNING: $name: no $bin"
