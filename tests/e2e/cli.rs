@@ -119,3 +119,34 @@ fn version_and_help_work() {
     assert_eq!(code, 0);
     assert!(out.contains("Examples:"));
 }
+
+#[test]
+fn default_workers_follow_the_cpus_the_process_may_use() {
+    // One CPU allowed (as a container's cpuset or CPU quota would): one worker, not
+    // one per host CPU. The listening line says how many.
+    let path = repo_root().join("config/mock-only.yaml");
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(binary())
+        .args([
+            "serve",
+            "-c",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("SWITCHYARD_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("taskset (util-linux) runs the gateway");
+    let stderr = child.stderr.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .find(|l| l.contains("switchyard listening"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the gateway said it was listening");
+    assert!(line.contains("workers=1"), "{line}");
+}

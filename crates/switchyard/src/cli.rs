@@ -179,7 +179,7 @@ fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
         let metrics = gateway
             .metrics_addr()
             .map_or_else(|| "off".to_owned(), |a| a.to_string());
-        tracing::info!(%addr, %metrics, version = env!("CARGO_PKG_VERSION"), "switchyard listening");
+        tracing::info!(%addr, %metrics, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(gateway.workers())

@@ -84,6 +84,9 @@ impl Gateway {
     /// Builds the first snapshot and binds the data-plane listener.
     pub fn bind(config: Config, listen: Option<SocketAddr>) -> Result<Self, StartError> {
         let addr = listen.unwrap_or(config.server.listen);
+        // 0: the CPUs this process may use — its affinity mask, capped by a cgroup CPU
+        // quota (a container's CPU limit, cgroup v2 `cpu.max` or v1 CFS), rounded down,
+        // at least 1 — never the host's count when a limit says otherwise.
         let workers = match config.server.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n as usize,

@@ -124,7 +124,7 @@ pub async fn handle(
         record.timestamp = rfc3339(at, Precision::Millis);
         record.request_id = request_id.to_str().unwrap_or_default().to_owned();
     }
-    resp.headers_mut().insert(REQUEST_ID, request_id);
+    resp.headers_mut().insert(&REQUEST_ID, request_id);
     if lifecycle::draining() {
         // HTTP/1.1: this connection is not reused (hyper omits the header on HTTP/2).
         resp.headers_mut()

@@ -385,10 +385,7 @@ async fn attempt(
                 "application/json"
             }),
         ),
-        (
-            HeaderName::from_static("x-request-id"),
-            out.request_id.clone(),
-        ),
+        (X_REQUEST_ID.clone(), out.request_id.clone()),
         // The relay reads and re-cuts bodies: ask for them uncompressed.
         (
             header::ACCEPT_ENCODING,
@@ -415,7 +412,7 @@ async fn attempt(
         Ok(Ok(resp)) => resp,
     };
     if resp.status == StatusCode::TOO_MANY_REQUESTS {
-        let ms = resp.headers.contains_key("retry-after-ms");
+        let ms = resp.headers.contains_key(&RETRY_AFTER_MS);
         return Err((
             AttemptError::RateLimited(rest::asked(&resp.headers), ms),
             Some(resp),
@@ -481,16 +478,20 @@ fn request_headers<'a>(
         .chain(passthrough)
 }
 
-/// Hop-by-hop headers are not relayed.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
+/// Hop-by-hop headers are not relayed (names built at compile time: a `&str` key
+/// would be parsed again on every lookup).
+static HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
 ];
+
+static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn relay(resp: H1Response, up: &Upstream, guard: Option<StreamGuard>) -> Response<ResponseBody> {
     let H1Response {
@@ -502,8 +503,8 @@ fn relay(resp: H1Response, up: &Upstream, guard: Option<StreamGuard>) -> Respons
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let chunked = headers.contains_key(header::TRANSFER_ENCODING);
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
     if sse || chunked {
         // Chunked framing wins over a stray Content-Length; SSE events are re-cut and
