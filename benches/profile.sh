@@ -114,9 +114,10 @@ perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio --percent-li
 perf report -i "$OUT/perf.data" --children --sort symbol --stdio --percent-limit 3 \
     -g none 2>/dev/null | grep -v '^$' >"$OUT/top-children.txt" || true
 if command -v inferno-collapse-perf >/dev/null && command -v inferno-flamegraph >/dev/null; then
-    perf script -i "$OUT/perf.data" 2>/dev/null | inferno-collapse-perf >"$OUT/folded.txt"
+    perf script -i "$OUT/perf.data" 2>/dev/null | inferno-collapse-perf --all >"$OUT/folded.txt"
     inferno-flamegraph --title "switchyard $MODE c=$CONC" <"$OUT/folded.txt" >"$OUT/flame.svg"
     log "flame graph: $OUT/flame.svg"
+    python3 "$ROOT/benches/areas.py" "$OUT/folded.txt" | tee "$OUT/areas.txt"
 else
     log "no inferno (cargo install inferno): text profile only"
 fi
