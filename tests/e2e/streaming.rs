@@ -220,7 +220,11 @@ async fn sigterm_lets_an_open_stream_finish_then_exits_cleanly() {
     .await;
     // …and the stream still completes.
     up.release();
-    let rest = within(read_all(&mut body)).await.unwrap();
+    // (Failed once in a full CI run on a loaded machine with "error reading a body from
+    // connection"; not reproduced since — the gateway's log says what happened.)
+    let rest = within(read_all(&mut body))
+        .await
+        .unwrap_or_else(|e| panic!("{e}; gateway log:\n{}", gw.logs()));
     assert_eq!(data_payloads(&rest).last().unwrap(), "[DONE]");
     assert_eq!(gw.wait_exit().await, Some(0));
 }
