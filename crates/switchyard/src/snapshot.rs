@@ -90,6 +90,7 @@ impl Snapshot {
             );
         }
         let chain = Chain::build(&config.plugins, clients).map_err(ConfigErrors)?;
+        let keys = Keys::new(&config.keys, &config.prices).map_err(|e| ConfigErrors(vec![e]))?;
         let routes = config
             .routes
             .iter()
@@ -107,7 +108,7 @@ impl Snapshot {
             .collect();
         Ok(Self {
             catalog: Catalog::new(&config),
-            keys: Keys::new(&config.keys),
+            keys,
             chain,
             upstreams: Upstreams {
                 list: upstreams,
