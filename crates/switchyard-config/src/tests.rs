@@ -342,7 +342,13 @@ fn key_access_budgets_groups_and_prices_resolve() {
     .unwrap();
     let a = &c.keys[0];
     assert!(matches!(a.key, KeyValue::Sha256(d) if d[0] == 0xab));
-    let models: Vec<&str> = a.models.as_deref().unwrap().iter().map(Glob::as_str).collect();
+    let models: Vec<&str> = a
+        .models
+        .as_deref()
+        .unwrap()
+        .iter()
+        .map(Glob::as_str)
+        .collect();
     assert_eq!(models, ["fast", "claude-*"]);
     let budget = a.budget.unwrap();
     assert_eq!(
@@ -353,17 +359,25 @@ fn key_access_budgets_groups_and_prices_resolve() {
     assert!(c.prices[0].applies("any", "gpt-4o-mini"));
     assert!(c.prices[1].applies("u", "m") && !c.prices[1].applies("v", "m"));
     let dump = format!("{c:?}");
-    assert!(!dump.contains("sk-plain-key") && !dump.contains("abab"), "{dump}");
+    assert!(
+        !dump.contains("sk-plain-key") && !dump.contains("abab"),
+        "{dump}"
+    );
 }
 
 #[test]
 fn a_budget_window_defaults_to_one_day() {
     let c = parse(
-        &format!("{ONE_UPSTREAM}keys:\n  - {{name: a, key: sk-plain-key, budget: {{tokens: 5}}}}\n"),
+        &format!(
+            "{ONE_UPSTREAM}keys:\n  - {{name: a, key: sk-plain-key, budget: {{tokens: 5}}}}\n"
+        ),
         &no_env,
     )
     .unwrap();
-    assert_eq!(c.keys[0].budget.unwrap().window, Duration::from_secs(86_400));
+    assert_eq!(
+        c.keys[0].budget.unwrap().window,
+        Duration::from_secs(86_400)
+    );
 }
 
 #[test]
@@ -387,7 +401,10 @@ fn bad_access_and_budget_values_name_their_path() {
         assert!(paths.contains(&path), "{path} missing from {e:?}");
     }
     let unknown = e.iter().find(|e| e.path == "keys[0].groups[0]").unwrap();
-    assert!(unknown.message.contains("unknown group `nope`"), "{unknown:?}");
+    assert!(
+        unknown.message.contains("unknown group `nope`"),
+        "{unknown:?}"
+    );
 }
 
 #[test]

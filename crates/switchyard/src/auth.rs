@@ -200,8 +200,14 @@ mod tests {
         let keys = Keys::new(&[], &[]).unwrap();
         // Tokens with letters a hex hash never holds, so "not contained" cannot pass or
         // fail by chance.
-        let a = keys.authenticate(&headers("Bearer sk-zzz"), IP).unwrap().caller;
-        let b = keys.authenticate(&headers("Bearer sk-yyy"), IP).unwrap().caller;
+        let a = keys
+            .authenticate(&headers("Bearer sk-zzz"), IP)
+            .unwrap()
+            .caller;
+        let b = keys
+            .authenticate(&headers("Bearer sk-yyy"), IP)
+            .unwrap()
+            .caller;
         assert_ne!(a.limit_key(), b.limit_key());
         assert!(!a.limit_key().contains("zzz"));
         let none = keys.authenticate(&HeaderMap::new(), IP).unwrap().caller;
@@ -244,8 +250,12 @@ mod tests {
             .authenticate(&headers("Bearer sk-hashed-value-1"), IP)
             .unwrap();
         assert_eq!(c.caller.key_name(), Some("bob"));
-        assert!(keys.authenticate(&headers(&format!("Bearer {hashed}")), IP).is_err());
-        let plain = keys.authenticate(&headers("Bearer sk-alice-123"), IP).unwrap();
+        assert!(keys
+            .authenticate(&headers(&format!("Bearer {hashed}")), IP)
+            .is_err());
+        let plain = keys
+            .authenticate(&headers("Bearer sk-alice-123"), IP)
+            .unwrap();
         assert_eq!(plain.caller.key_name(), Some("alice"));
     }
 

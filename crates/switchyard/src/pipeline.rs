@@ -100,8 +100,7 @@ pub async fn handle(
     });
     // The caller's key account, charged when the response ends.
     let mut account: Option<Arc<Account>> = None;
-    let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record, &mut account).await
-    {
+    let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record, &mut account).await {
         Ok(resp) => resp,
         Err(failed) => {
             tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");

@@ -5,9 +5,9 @@
 //! Prices are dollars per million tokens, never negative. Plugins refer to keys by name.
 
 use super::{duration_or, typed};
+use crate::access::{Budget, Group, KeyValue, Price};
 use crate::error::{join, ConfigError};
 use crate::raw;
-use crate::access::{Budget, Group, KeyValue, Price};
 use crate::resolved::*;
 use crate::secret::Secret;
 use serde_yaml::Value;
@@ -141,7 +141,9 @@ fn client_key(
         match groups.iter().find(|g| g.name == *name) {
             Some(g) => {
                 if let Some(more) = &g.models {
-                    models.get_or_insert_with(Vec::new).extend(more.iter().cloned());
+                    models
+                        .get_or_insert_with(Vec::new)
+                        .extend(more.iter().cloned());
                 }
             }
             None if groups_declared => errors.push(ConfigError::new(
@@ -183,7 +185,10 @@ fn model_globs(
     }
     for (i, m) in models.iter().enumerate() {
         if m.is_empty() {
-            errors.push(ConfigError::new(format!("{path}[{i}]"), "must not be empty"));
+            errors.push(ConfigError::new(
+                format!("{path}[{i}]"),
+                "must not be empty",
+            ));
         }
     }
     Some(models.into_iter().map(Glob::new).collect())
@@ -198,10 +203,7 @@ fn budget(b: raw::BudgetSpec, path: &str, errors: &mut Vec<ConfigError>) -> Opti
         ));
     }
     if b.tokens == Some(0) {
-        errors.push(ConfigError::new(
-            join(path, "tokens"),
-            "must be at least 1",
-        ));
+        errors.push(ConfigError::new(join(path, "tokens"), "must be at least 1"));
     }
     if let Some(usd) = b.usd {
         if !usd.is_finite() || usd <= 0.0 {

@@ -230,7 +230,8 @@ impl Account {
 
 /// Whether a window's usage reached the budget.
 fn over(budget: &Budget, tokens: u64, usd: f64) -> bool {
-    budget.tokens.is_some_and(|limit| tokens >= limit) || budget.usd.is_some_and(|limit| usd >= limit)
+    budget.tokens.is_some_and(|limit| tokens >= limit)
+        || budget.usd.is_some_and(|limit| usd >= limit)
 }
 
 #[cfg(test)]
