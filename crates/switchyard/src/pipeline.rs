@@ -1,6 +1,6 @@
 //! One request, top to bottom: load one config snapshot → dispatch on the path →
-//! authenticate → read the body under the size limit → peek `model` / `stream` →
-//! (plugins: `pre_request`) → plan the candidates of the model the body names after the
+//! authenticate → read the body under the size limit → peek `model` / `stream` → (the
+//! key's model access and budget) → (plugins: `pre_request`) → plan the candidates of the model the body names after the
 //! plugins → (streams: ask for usage) → send with failover → (plugins: stream hooks or
 //! `post_response`) → relay. Every error becomes an OpenAI-shaped response at one edge
 //! (`respond`, after the `error` plugins), and every response carries `x-request-id`.
@@ -11,7 +11,8 @@
 //! to (`stream_options.include_usage`, set in place) and the relay leaves the extra
 //! usage chunk out, so the client receives what it would have without the gateway; the
 //! relay reads usage from stream events or the end of a JSON body, and a complete body
-//! held here is read the same way.
+//! held here is read the same way. The caller's key account is charged with it when the
+//! body ends.
 
 mod framing;
 mod models;
