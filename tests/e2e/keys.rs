@@ -261,3 +261,37 @@ async fn a_budget_used_up_by_streamed_usage_gets_429_with_retry_after() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn check_reports_key_config_errors_with_paths_and_warns_of_unpriced_models() {
+    let bad = temp_file(
+        "keys-bad.yaml",
+        "upstreams: [{name: u, base_url: 'http://u', models: [a]}]\ngroups: [{name: eng}]\nkeys:\n  - {name: k, key: 'sha256:zz', groups: [nope], budget: {usd: -1}}\n",
+    );
+    let out = tokio::process::Command::new(binary())
+        .args(["check", "-c", bad.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    for path in ["keys[0].key", "keys[0].groups[0]", "keys[0].budget.usd"] {
+        assert!(text.contains(path), "{path}: {text}");
+    }
+    let unpriced = temp_file(
+        "keys-unpriced.yaml",
+        "upstreams: [{name: u, base_url: 'http://u', models: [a, b]}]\nprices: [{model: a, input: 1, output: 2}]\nkeys:\n  - {name: k, key: sk-12345678, budget: {usd: 1}}\n",
+    );
+    let out = tokio::process::Command::new(binary())
+        .args(["check", "-c", unpriced.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("u/b") && !err.contains("u/a"),
+        "{err}"
+    );
+}

@@ -18,7 +18,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
-use switchyard_config::{ClientKey, ConfigError, KeyValue, Price};
+use switchyard_config::{ClientKey, Config, ConfigError, KeyValue, Price};
 
 /// Configured client keys, by the SHA-256 of their value, with the prices spend is
 /// computed from. Its `Debug` shows key names only.
@@ -154,6 +154,38 @@ impl Keys {
     }
 }
 
+/// When a key has a `usd` budget: the models of static lists and routes (as
+/// `upstream/model`) that no `prices:` entry covers — they count $0 toward it. Fetched
+/// lists are not known when the config is checked.
+pub fn unpriced_models(config: &Config) -> Vec<String> {
+    if !config
+        .keys
+        .iter()
+        .any(|k| k.budget.is_some_and(|b| b.usd.is_some()))
+    {
+        return Vec::new();
+    }
+    let priced = |up: &str, model: &str| config.prices.iter().any(|p| p.applies(up, model));
+    let mut missing: Vec<String> = Vec::new();
+    let mut note = |up: &str, model: &str| {
+        let id = format!("{up}/{model}");
+        if !priced(up, model) && !missing.contains(&id) {
+            missing.push(id);
+        }
+    };
+    for up in &config.upstreams {
+        for model in up.models.iter().flatten().filter(|m| up.keeps(m)) {
+            note(&up.name, model);
+        }
+    }
+    for route in &config.routes {
+        for t in &route.targets {
+            note(&config.upstreams[t.upstream].name, &t.model);
+        }
+    }
+    missing
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -276,5 +308,16 @@ mod tests {
             hash_key("abc"),
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn models_without_a_price_are_named_only_when_a_key_has_a_usd_budget() {
+        let base = "upstreams:\n  - {name: u, base_url: 'http://u', models: [a, b]}\nroutes:\n  - {model: fast, targets: [{upstream: u, model: c}]}\nprices:\n  - {model: a, input: 1, output: 1}\n";
+        let parse =
+            |keys: &str| switchyard_config::parse(&format!("{base}{keys}"), &|_| None).unwrap();
+        let none = parse("keys:\n  - {name: k, key: sk-12345678, budget: {tokens: 5}}\n");
+        assert!(unpriced_models(&none).is_empty());
+        let usd = parse("keys:\n  - {name: k, key: sk-12345678, budget: {usd: 5}}\n");
+        assert_eq!(unpriced_models(&usd), ["u/b", "u/c"]);
     }
 }

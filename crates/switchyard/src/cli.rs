@@ -178,6 +178,13 @@ fn load_one_line(path: &std::path::Path) -> Option<Config> {
 fn check(path: &std::path::Path) -> ExitCode {
     match load_checked(path) {
         Ok(config) => {
+            let unpriced = crate::auth::unpriced_models(&config);
+            if !unpriced.is_empty() {
+                eprintln!(
+                    "warning: a key has a `usd` budget, but these models have no price in `prices:` (they count $0): {}",
+                    unpriced.join(", ")
+                );
+            }
             println!(
                 "{}: OK ({} upstreams, {} routes, {} plugins)",
                 path.display(),
