@@ -1,6 +1,7 @@
 //! Per-key access and budgets through the real binary: a key limited to some models gets
 //! 403 `model_not_allowed` for others (naming none of its allowed ones) and sees only its
-//! models in `/v1/models` (also through the OpenAI Python SDK); a `sha256:` key works and
+//! models in `/v1/models` (also through the OpenAI Python SDK, which gets its typed 403,
+//! 404 and 429 errors); a `sha256:` key works and
 //! its value never reaches the logs; a token budget used up by real streamed usage gets
 //! 429 `budget_exceeded` with `Retry-After`; `switchyard hash-key` prints the hash.
 
@@ -10,6 +11,7 @@ use std::process::Stdio;
 
 const ALICE: &str = "sk-alice-keys-test-1";
 const BOB: &str = "sk-bob-keys-test-2";
+const CAROL: &str = "sk-carol-keys-test-3";
 
 async fn post_as(http: &Http, key: &str, body: &Value) -> Answer {
     let auth = format!("Bearer {key}");
@@ -47,7 +49,8 @@ fn ids(answer: &Answer) -> Vec<String> {
     ids
 }
 
-/// `alice` may use `gpt-4o*` and, through group `eng`, `claude-*`; `bob` may use anything.
+/// `alice` may use `gpt-4o*` and, through group `eng`, `claude-*`; `bob` may use
+/// anything; `carol` has a budget of one token a day.
 fn access_config(upstream: &MockUpstream) -> String {
     config_for(
         &[(
@@ -56,7 +59,7 @@ fn access_config(upstream: &MockUpstream) -> String {
             &["gpt-4o", "gpt-4o-mini", "claude-3", "o1-secret"],
         )],
         &format!(
-            "groups:\n  - {{name: eng, models: ['claude-*']}}\nkeys:\n  - {{name: alice, key: {ALICE}, models: ['gpt-4o*'], groups: [eng]}}\n  - {{name: bob, key: {BOB}}}\n"
+            "groups:\n  - {{name: eng, models: ['claude-*']}}\nkeys:\n  - {{name: alice, key: {ALICE}, models: ['gpt-4o*'], groups: [eng]}}\n  - {{name: bob, key: {BOB}}}\n  - {{name: carol, key: {CAROL}, budget: {{tokens: 1}}}}\n"
         ),
     )
 }
@@ -117,7 +120,7 @@ async fn the_model_list_shows_each_key_only_what_it_may_use() {
 }
 
 #[tokio::test]
-async fn the_openai_sdk_sees_only_the_allowed_models_and_typed_errors() {
+async fn the_openai_sdk_sees_only_the_allowed_models_and_typed_403_404_429_errors() {
     let upstream = MockUpstream::start().await;
     let gw = TestGateway::start(&access_config(&upstream)).await;
     let script = r#"
@@ -137,6 +140,14 @@ except openai.NotFoundError:
     pass
 r = c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 assert r.choices[0].message.content
+carol = openai.OpenAI(base_url=os.environ["BASE"], api_key=os.environ["CAROL"], max_retries=0)
+carol.chat.completions.create(model="o1-secret", messages=[{"role": "user", "content": "hi"}])
+try:
+    carol.chat.completions.create(model="o1-secret", messages=[{"role": "user", "content": "hi"}])
+    raise SystemExit("no error")
+except openai.RateLimitError as e:
+    assert e.code == "budget_exceeded", e
+    assert int(e.response.headers["retry-after"]) >= 1
 print("ok")
 "#;
     let out = tokio::process::Command::new(python())
@@ -144,6 +155,7 @@ print("ok")
         .arg(script)
         .env("BASE", format!("{}/v1", gw.base))
         .env("KEY", ALICE)
+        .env("CAROL", CAROL)
         .stdin(Stdio::null())
         .output()
         .await
