@@ -1,11 +1,11 @@
 //! One request, top to bottom: load one config snapshot → dispatch on the path →
 //! authenticate → read the body under the size limit → peek `model` / `stream` → (the
-//! key's model access and budget) → (plugins: `pre_request`) → plan the candidates of the model the body names after the
-//! plugins → (streams: ask for usage) → send with failover → (plugins: stream hooks or
-//! `post_response`) → relay. Every error becomes an OpenAI-shaped response at one edge
-//! (`respond`, after the `error` plugins), and every response carries `x-request-id`.
-//! With no plugins configured the plugin layer is skipped: no body parse beyond the
-//! peek, no copies.
+//! key's model access and budget) → (plugins: `pre_request`) → plan the candidates of
+//! the model the body names after the plugins → (streams: ask for usage) → send with
+//! failover → (plugins: stream hooks or `post_response`) → relay. Every error becomes
+//! an OpenAI-shaped response at one edge (`respond`, after the `error` plugins), and
+//! every response carries `x-request-id`. With no plugins configured the plugin layer
+//! is skipped: no body parse beyond the peek, no copies.
 //!
 //! Tokens are counted for every request: a stream that did not ask for usage is made
 //! to (`stream_options.include_usage`, set in place) and the relay leaves the extra
