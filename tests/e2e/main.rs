@@ -24,6 +24,7 @@ mod failover;
 mod failover_policy;
 mod hardening;
 mod interop;
+mod keys;
 mod metrics;
 mod plugins;
 mod pool;

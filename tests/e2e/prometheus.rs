@@ -258,27 +258,38 @@ async fn every_metric_the_dashboard_and_alerts_may_use_is_exported() {
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
     let yaml = format!(
-        "upstreams:\n  - {{name: fetched, base_url: '{}'}}\n  - {{name: limited, base_url: '{}', models: [busy]}}\n  - {{name: broken, base_url: '{}', models: [cut]}}\nroutes:\n  - {{model: busy, targets: [{{upstream: limited, model: busy}}], fallbacks: [fm]}}\nplugins:\n  - name: content_filter\n    config: {{banned_patterns: [forbidden], action: reject}}\nexport:\n  batch_size: 1\n  max_attempts: 1\n  http:\n    - {{url: 'http://127.0.0.1:{dead_port}/_bulk', format: elasticsearch}}\n",
+        "upstreams:\n  - {{name: fetched, base_url: '{}'}}\n  - {{name: limited, base_url: '{}', models: [busy]}}\n  - {{name: broken, base_url: '{}', models: [cut]}}\nroutes:\n  - {{model: busy, targets: [{{upstream: limited, model: busy}}], fallbacks: [fm]}}\nkeys:\n  - {{name: team, key: sk-prometheus-key-1}}\nplugins:\n  - name: content_filter\n    config: {{banned_patterns: [forbidden], action: reject}}\nexport:\n  batch_size: 1\n  max_attempts: 1\n  http:\n    - {{url: 'http://127.0.0.1:{dead_port}/_bulk', format: elasticsearch}}\n",
         fetched.base_url(),
         limited.base_url(),
         broken.base_url(),
     );
     let gw = TestGateway::start(&yaml).await;
     let http = gw.http();
-    assert_eq!(http.get("/v1/models").await.status, 200);
-    let answer = http
-        .post("/v1/chat/completions", &chat("fm", "hi", true))
-        .await;
+    // A client key, so the per-key usage counters have a series.
+    let auth = [
+        ("content-type", "application/json"),
+        ("authorization", "Bearer sk-prometheus-key-1"),
+    ];
+    let post = |body: serde_json::Value| {
+        let http = http.clone();
+        async move {
+            http.call("POST", "/v1/chat/completions", &auth, body.to_string())
+                .await
+        }
+    };
+    assert_eq!(
+        http.call("GET", "/v1/models", &auth, bytes::Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let answer = post(chat("fm", "hi", true)).await;
     assert_eq!(answer.status, 200);
-    let answer = http
-        .post("/v1/chat/completions", &chat("busy", "hi", true))
-        .await;
+    let answer = post(chat("busy", "hi", true)).await;
     assert_eq!(answer.status, 200, "failed over after the 429");
-    let answer = http
-        .post("/v1/chat/completions", &chat("cut", "hi", true))
-        .await;
+    let answer = post(chat("cut", "hi", true)).await;
     assert!(answer.text().contains("upstream_stream_error"));
-    http.post("/v1/chat/completions", &chat("fm", "forbidden", false))
+    post(chat("fm", "forbidden", false))
         .await
         .assert_error(400, "content_filter");
 

@@ -8,6 +8,7 @@
 //! shows a value taken from the environment, nor a string serde found in the wrong
 //! place (`redact`); the config keeps its [`Redactor`] for the daemon's own checks.
 
+mod access;
 mod duration;
 mod env;
 mod error;
@@ -18,6 +19,7 @@ mod resolve;
 mod resolved;
 mod secret;
 
+pub use access::{Budget, Group, KeyValue, Price};
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};

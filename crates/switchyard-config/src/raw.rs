@@ -25,6 +25,10 @@ pub(crate) struct Top {
     #[serde(default)]
     pub keys: Vec<Value>,
     #[serde(default)]
+    pub groups: Vec<Value>,
+    #[serde(default)]
+    pub prices: Vec<Value>,
+    #[serde(default)]
     pub plugins: Vec<Value>,
     #[serde(default)]
     pub metrics: Option<Value>,
@@ -206,6 +210,31 @@ pub(crate) struct KeySpec {
     pub user: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    pub models: Option<Vec<String>>,
+    pub budget: Option<BudgetSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetSpec {
+    pub tokens: Option<u64>,
+    pub usd: Option<f64>,
+    pub window: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupSpec {
+    pub name: String,
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PriceSpec {
+    pub model: String,
+    pub input: f64,
+    pub output: f64,
 }
 
 #[derive(Deserialize)]

@@ -60,7 +60,10 @@ pub(crate) fn resolve(
         .and_then(|s| sections::routing(s, errors));
     let upstreams = upstream::upstreams(top.upstreams, proxy_env, errors);
     let routes = route::routes(top.routes, &upstreams, errors);
-    let keys = key::keys(top.keys, errors);
+    let groups_declared = !top.groups.is_empty();
+    let groups = key::groups(top.groups, errors);
+    let prices = key::prices(top.prices, errors);
+    let keys = key::keys(top.keys, &groups, groups_declared, errors);
     let plugins = plugin::plugins(top.plugins, &keys, errors);
     let metrics = section::<raw::MetricsSpec>(top.metrics, "metrics", errors)
         .and_then(|s| sections::metrics(s, errors));
@@ -83,6 +86,8 @@ pub(crate) fn resolve(
         upstreams,
         routes,
         keys,
+        groups,
+        prices,
         plugins,
         metrics: metrics?,
         log: log?,

@@ -2,6 +2,7 @@
 //! valid: URLs have a scheme, durations are positive, every route target names an
 //! upstream that exists.
 
+use crate::access::{Budget, Group, KeyValue, Price};
 use crate::redact::Redactor;
 use crate::secret::Secret;
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Client API keys; when any is configured, every data-plane request needs one.
     pub keys: Vec<ClientKey>,
+    /// Key groups that carry model lists (`groups:`).
+    pub groups: Vec<Group>,
+    /// Per-model prices, first match wins (`prices:`).
+    pub prices: Vec<Price>,
     /// The plugin chain as written (plugin-specific `config` is checked by the daemon).
     pub plugins: Vec<PluginSpec>,
     /// The Prometheus listener.
@@ -129,12 +134,17 @@ impl ExportFormat {
 pub struct ClientKey {
     /// Key name (shown to upstreams by `user_headers`, used by plugin `keys:` selectors).
     pub name: Arc<str>,
-    /// The key value clients send as `Authorization: Bearer …`.
-    pub key: Secret,
+    /// The key value clients send as `Authorization: Bearer …`, or its SHA-256.
+    pub key: KeyValue,
     /// User the key belongs to.
     pub user: Option<Arc<str>>,
     /// Groups of that user.
     pub groups: Arc<[String]>,
+    /// Models the key may use (globs): its own `models` and those of its groups that
+    /// list models; `None` when neither does (any model).
+    pub models: Option<Arc<[Glob]>>,
+    /// Token / spend limits per window.
+    pub budget: Option<Budget>,
 }
 
 /// A plugin stage.
@@ -489,6 +499,16 @@ impl Glob {
     /// Whether `text` matches the whole pattern.
     pub fn matches(&self, text: &str) -> bool {
         glob_match(self.0.as_bytes(), text.as_bytes())
+    }
+
+    /// Whether `text` matches `pattern`, read as a glob (no glob built).
+    pub fn match_pattern(pattern: &str, text: &str) -> bool {
+        glob_match(pattern.as_bytes(), text.as_bytes())
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -327,3 +327,92 @@ fn retry_policy_defaults_and_bad_values_name_their_path() {
     let e = errors("upstreams: [{name: a, dialect: mock}]\nrouting: {retry_budget: {ratoi: 1}}\n");
     assert!(e[0].message.contains("unknown field `ratoi`"), "{}", e[0]);
 }
+
+const ONE_UPSTREAM: &str = "upstreams: [{name: u, base_url: 'http://u', models: [m]}]\n";
+
+#[test]
+fn key_access_budgets_groups_and_prices_resolve() {
+    let hash = format!("sha256:{}", "aB".repeat(32));
+    let c = parse(
+        &format!(
+            "{ONE_UPSTREAM}groups:\n  - {{name: eng, models: ['claude-*']}}\n  - {{name: ops}}\nprices:\n  - {{model: 'gpt-4o*', input: 2.5, output: 10}}\n  - {{model: 'u/m', input: 0, output: 0}}\nkeys:\n  - {{name: a, key: '{hash}', models: [fast], groups: [eng, ops], budget: {{tokens: 1000, usd: 2.5, window: 1h}}}}\n  - {{name: b, key: sk-plain-key}}\n"
+        ),
+        &no_env,
+    )
+    .unwrap();
+    let a = &c.keys[0];
+    assert!(matches!(a.key, KeyValue::Sha256(d) if d[0] == 0xab));
+    let models: Vec<&str> = a
+        .models
+        .as_deref()
+        .unwrap()
+        .iter()
+        .map(Glob::as_str)
+        .collect();
+    assert_eq!(models, ["fast", "claude-*"]);
+    let budget = a.budget.unwrap();
+    assert_eq!(
+        (budget.tokens, budget.usd, budget.window),
+        (Some(1000), Some(2.5), Duration::from_secs(3600))
+    );
+    assert!(c.keys[1].models.is_none() && c.keys[1].budget.is_none());
+    assert!(c.prices[0].applies("any", "gpt-4o-mini"));
+    assert!(c.prices[1].applies("u", "m") && !c.prices[1].applies("v", "m"));
+    let dump = format!("{c:?}");
+    assert!(
+        !dump.contains("sk-plain-key") && !dump.contains("abab"),
+        "{dump}"
+    );
+}
+
+#[test]
+fn a_budget_window_defaults_to_one_day() {
+    let c = parse(
+        &format!(
+            "{ONE_UPSTREAM}keys:\n  - {{name: a, key: sk-plain-key, budget: {{tokens: 5}}}}\n"
+        ),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.keys[0].budget.unwrap().window,
+        Duration::from_secs(86_400)
+    );
+}
+
+#[test]
+fn bad_access_and_budget_values_name_their_path() {
+    let e = errors(&format!(
+        "{ONE_UPSTREAM}groups:\n  - {{name: eng, models: []}}\nprices:\n  - {{model: m, input: -1, output: 1}}\n  - {{model: m, input: 1}}\nkeys:\n  - {{name: a, key: 'sha256:abc', groups: [nope], models: []}}\n  - {{name: b, key: sk-plain-key, budget: {{window: 1h}}}}\n  - {{name: c, key: sk-other-key, budget: {{tokens: -5}}}}\n  - {{name: d, key: sk-third-key, budget: {{usd: 0, window: 1.5s}}}}\n"
+    ));
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    for path in [
+        "groups[0].models",
+        "prices[0].input",
+        "prices[1]",
+        "keys[0].key",
+        "keys[0].models",
+        "keys[0].groups[0]",
+        "keys[1].budget",
+        "keys[2].budget.tokens",
+        "keys[3].budget.usd",
+        "keys[3].budget.window",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {e:?}");
+    }
+    let unknown = e.iter().find(|e| e.path == "keys[0].groups[0]").unwrap();
+    assert!(
+        unknown.message.contains("unknown group `nope`"),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn undeclared_groups_are_labels_while_no_groups_section_exists() {
+    let c = parse(
+        &format!("{ONE_UPSTREAM}keys:\n  - {{name: a, key: sk-plain-key, groups: [eng]}}\n"),
+        &no_env,
+    )
+    .unwrap();
+    assert!(c.keys[0].models.is_none());
+}

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `models`. Parses arguments, loads the config,
+//! The command line: `serve`, `check`, `models`, `hash-key`. Parses arguments, loads the config,
 //! and maps every failure to a one-line message and an exit code (64 for a bad config
 //! or usage, 1 for runtime failures). Printing to stdout is this module's job.
 
@@ -31,7 +31,8 @@ const EXIT_FORCED: u8 = 130;
       switchyard serve                         # gateway.yaml in the current directory\n  \
       switchyard serve -c /etc/switchyard.yaml --listen 127.0.0.1:9000\n  \
       SWITCHYARD_CONFIG=prod.yaml switchyard check\n  \
-      switchyard models --json | jq '.[].id'"
+      switchyard models --json | jq '.[].id'\n  \
+      printf %s \"$KEY\" | switchyard hash-key    # sha256:… for keys[].key"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -67,6 +68,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print `sha256:<hex>` of a client key, for `keys[].key`: the key is read from
+    /// standard input (one line; the line break is not part of it), or from the argument.
+    HashKey {
+        /// The key (prefer standard input: arguments end up in shell history).
+        key: Option<String>,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -98,7 +105,30 @@ pub fn main() -> ExitCode {
             };
             run_async(models(config, json))
         }
+        Command::HashKey { key } => hash_key(key),
     }
+}
+
+#[expect(clippy::print_stdout, reason = "hash-key prints the hash on stdout")]
+fn hash_key(key: Option<String>) -> ExitCode {
+    let key = match key {
+        Some(key) => key,
+        None => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("error: cannot read the key from standard input: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+            trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()
+        }
+    };
+    if key.len() < 8 {
+        eprintln!("error: a client key must be at least 8 characters");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    println!("{}", crate::auth::hash_key(&key));
+    ExitCode::SUCCESS
 }
 
 fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
@@ -148,6 +178,13 @@ fn load_one_line(path: &std::path::Path) -> Option<Config> {
 fn check(path: &std::path::Path) -> ExitCode {
     match load_checked(path) {
         Ok(config) => {
+            let unpriced = crate::auth::unpriced_models(&config);
+            if !unpriced.is_empty() {
+                eprintln!(
+                    "warning: a key has a `usd` budget, but these models have no price in `prices:` (they count $0): {}",
+                    unpriced.join(", ")
+                );
+            }
             println!(
                 "{}: OK ({} upstreams, {} routes, {} plugins)",
                 path.display(),

@@ -67,6 +67,15 @@ pub enum GatewayError {
     /// No route and no upstream serves this model.
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     UnknownModel(String),
+    /// The caller's key may not use this model (the message names no other model).
+    #[error("This API key may not use the model `{0}`.")]
+    ModelNotAllowed(String),
+    /// The caller's key used up its budget for the current window.
+    #[error("This API key has used its budget for the current window; it resets in {}s.", retry_after.as_secs())]
+    BudgetExceeded {
+        /// Until the window ends.
+        retry_after: Duration,
+    },
     /// No such endpoint.
     #[error("Unknown request URL: {method} {path}")]
     NoSuchEndpoint {
@@ -157,6 +166,8 @@ impl GatewayError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
+            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamsFailed { kind, .. } => match kind {
                 FailureKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -183,6 +194,10 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => ("invalid_request_error", None, "request_too_large"),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model"), "model_not_found"),
             Self::NoSuchEndpoint { .. } => ("invalid_request_error", None, "unknown_url"),
+            Self::ModelNotAllowed(_) => {
+                ("invalid_request_error", Some("model"), "model_not_allowed")
+            }
+            Self::BudgetExceeded { .. } => ("insufficient_quota", None, "budget_exceeded"),
             Self::RateLimited { .. } => ("rate_limit_error", None, "rate_limit_exceeded"),
             Self::UpstreamsFailed { kind, .. } => (
                 "server_error",
@@ -254,6 +269,10 @@ impl GatewayError {
                 }
                 headers
             }
+            Self::BudgetExceeded { retry_after } => vec![(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            )],
             // Too many open streams clears up within seconds.
             Self::Overloaded(_) => vec![(http::header::RETRY_AFTER, HeaderValue::from_static("1"))],
             Self::PluginRejected(r) => r.headers.clone(),

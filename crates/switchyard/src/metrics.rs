@@ -2,7 +2,8 @@
 //! ([`metrics`]), so counters outlive config generations. Label values are bounded:
 //! endpoint, upstream and plugin names come from the config, models from the config or
 //! the catalogue (anything else is `other`), plus status class, error code and outcome —
-//! never keys, users, request ids or text. Handles whose labels are known before a
+//! never key values, users, request ids or text (client key *names*, from the config, label the
+//! per-key usage counters). Handles whose labels are known before a
 //! request (per upstream, per endpoint) are resolved once ([`UpstreamMetrics`]); the
 //! rest are looked up by `&str` without allocating once the series exists. Gauges that
 //! describe state (cool-down, open streams, catalogue) are set at scrape time by whoever
@@ -11,8 +12,8 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -87,6 +88,10 @@ pub struct Metrics {
     pub input_tokens: IntCounterVec,
     /// `switchyard_output_tokens_total{model,upstream}`
     pub output_tokens: IntCounterVec,
+    /// `switchyard_key_tokens_total{key}`: tokens (input + output) per client key name.
+    pub key_tokens: IntCounterVec,
+    /// `switchyard_key_spend_usd_total{key}`: spend per client key name, from `prices:`.
+    pub key_spend: CounterVec,
     /// `switchyard_catalog_refreshes_total{upstream,outcome}`
     pub catalog_refreshes: IntCounterVec,
     /// `switchyard_catalog_models` (set at scrape time)
@@ -221,6 +226,17 @@ impl Metrics {
         registry
             .register(Box::new(age.clone()))
             .expect("unique name");
+        let key_spend = CounterVec::new(
+            Opts::new(
+                "switchyard_key_spend_usd_total",
+                "Spend per client key name, in US dollars, from the configured prices.",
+            ),
+            &["key"],
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(key_spend.clone()))
+            .expect("unique name");
         registry
             .register(Box::new(ProcessCollector::new()))
             .expect("unique name");
@@ -328,6 +344,12 @@ impl Metrics {
                 "Models listed in /v1/models.",
             ),
             catalog_list_age: age,
+            key_tokens: counter(
+                "switchyard_key_tokens_total",
+                "Tokens (input + output) per client key name.",
+                &["key"],
+            ),
+            key_spend,
             plugin_calls: counter(
                 "switchyard_plugin_calls_total",
                 "Plugin calls, by stage.",

@@ -1,17 +1,18 @@
 //! One request, top to bottom: load one config snapshot → dispatch on the path →
-//! authenticate → read the body under the size limit → peek `model` / `stream` →
-//! (plugins: `pre_request`) → plan the candidates of the model the body names after the
-//! plugins → (streams: ask for usage) → send with failover → (plugins: stream hooks or
-//! `post_response`) → relay. Every error becomes an OpenAI-shaped response at one edge
-//! (`respond`, after the `error` plugins), and every response carries `x-request-id`.
-//! With no plugins configured the plugin layer is skipped: no body parse beyond the
-//! peek, no copies.
+//! authenticate → read the body under the size limit → peek `model` / `stream` → (the
+//! key's model access and budget) → (plugins: `pre_request`) → plan the candidates of
+//! the model the body names after the plugins → (streams: ask for usage) → send with
+//! failover → (plugins: stream hooks or `post_response`) → relay. Every error becomes
+//! an OpenAI-shaped response at one edge (`respond`, after the `error` plugins), and
+//! every response carries `x-request-id`. With no plugins configured the plugin layer
+//! is skipped: no body parse beyond the peek, no copies.
 //!
 //! Tokens are counted for every request: a stream that did not ask for usage is made
 //! to (`stream_options.include_usage`, set in place) and the relay leaves the extra
 //! usage chunk out, so the client receives what it would have without the gateway; the
 //! relay reads usage from stream events or the end of a JSON body, and a complete body
-//! held here is read the same way.
+//! held here is read the same way. The caller's key account is charged with it when the
+//! body ends.
 
 mod framing;
 mod models;
@@ -23,6 +24,7 @@ pub use request_id::REQUEST_ID;
 
 pub use framing::MAX_TARGET_BYTES;
 
+use crate::auth::account::Account;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::lifecycle;
@@ -97,7 +99,9 @@ pub async fn handle(
         gauge.inc();
         gauge
     });
-    let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record).await {
+    // The caller's key account, charged when the response ends.
+    let mut account: Option<Arc<Account>> = None;
+    let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record, &mut account).await {
         Ok(resp) => resp,
         Err(failed) => {
             tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
@@ -109,7 +113,15 @@ pub async fn handle(
             respond_error(&snap, failed).await
         }
     };
+    // Dollars per million input / output tokens of what served it, for the key's spend.
+    let mut rates = None;
     if let Some(served) = resp.extensions().get::<Served>() {
+        if account.is_some() {
+            rates = snap
+                .keys
+                .price(&served.upstream, &served.model)
+                .map(|p| (p.input, p.output));
+        }
         // The upstream also labels token counts.
         record.upstream = Some(served.upstream.to_string());
         record.attempts = served.attempts;
@@ -145,6 +157,10 @@ pub async fn handle(
         record.stream_error = stats.failure;
         record.input_tokens = stats.usage.map(|u| u.prompt_tokens);
         record.output_tokens = stats.usage.and_then(|u| u.completion_tokens);
+        if let (Some(account), Some(usage)) = (&account, stats.usage) {
+            let output = usage.completion_tokens.unwrap_or(0);
+            account.charge(rates, usage.prompt_tokens, output, SystemTime::now());
+        }
         record.report(latency, ttfb, reporting);
         if let Some(exporter) = &exporter {
             exporter.send(record);
@@ -194,6 +210,7 @@ async fn dispatch(
     request_id: &http::HeaderValue,
     peer: SocketAddr,
     record: &mut RequestRecord,
+    account: &mut Option<Arc<Account>>,
 ) -> Result<Response<ResponseBody>, Failed> {
     framing::check(&req)?;
     let path = req.uri().path();
@@ -203,12 +220,13 @@ async fn dispatch(
         (&Method::POST, "/completions") => Endpoint::Completions,
         (&Method::POST, "/embeddings") => Endpoint::Embeddings,
         (&Method::GET, "/models") => {
-            snap.keys.authenticate(req.headers(), peer.ip())?;
-            return Ok(models::list(snap).await);
+            let auth = snap.keys.authenticate(req.headers(), peer.ip())?;
+            return Ok(models::list(snap, auth.account.map(|a| &**a)).await);
         }
         (&Method::GET, p) if p.starts_with("/models/") => {
-            snap.keys.authenticate(req.headers(), peer.ip())?;
-            return Ok(models::get(snap, &p["/models/".len()..]).await?);
+            let auth = snap.keys.authenticate(req.headers(), peer.ip())?;
+            let id = &p["/models/".len()..];
+            return Ok(models::get(snap, id, auth.account.map(|a| &**a)).await?);
         }
         (&Method::GET, "/healthz") => {
             return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
@@ -222,11 +240,13 @@ async fn dispatch(
             .into())
         }
     };
-    proxy(snap, req, endpoint, request_id, peer, record).await
+    proxy(snap, req, endpoint, request_id, peer, record, account).await
 }
 
-/// The proxied endpoints: authenticate, read, peek, (plugins before), plan, send,
-/// (plugins after). The one send path; the plugin layer wraps it when configured.
+/// The proxied endpoints: authenticate, read, peek, (the key's model access and
+/// budget), (plugins before), plan, send, (plugins after). The one send path; the
+/// plugin layer wraps it when configured. `account` is left holding the caller's key
+/// account, to be charged when the response ends.
 async fn proxy(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
@@ -234,10 +254,12 @@ async fn proxy(
     request_id: &http::HeaderValue,
     peer: SocketAddr,
     record: &mut RequestRecord,
+    account: &mut Option<Arc<Account>>,
 ) -> Result<Response<ResponseBody>, Failed> {
     let (parts, incoming) = req.into_parts();
     record.model_label = OTHER_MODEL;
-    let caller = snap.keys.authenticate(&parts.headers, peer.ip())?;
+    let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
+    let caller = auth.caller;
     record.key = caller.key_name().map(str::to_owned);
     // Bring-your-own-key upstreams get the client's Authorization, unless it was a
     // gateway key (that one never leaves the gateway).
@@ -250,6 +272,13 @@ async fn proxy(
     let peeked = peek_body(&raw)?;
     record.model = Some(peeked.model.clone());
     record.stream = peeked.stream;
+    // The key's limits apply to the model the client asked for (403 whether or not it
+    // exists, so a key cannot probe), before any plugin runs.
+    if let Some(key) = auth.account {
+        key.check_model(&peeked.model)?;
+        key.check_budget(SystemTime::now())?;
+        *account = Some(key.clone());
+    }
     let layer = if snap.chain.is_empty() {
         None
     } else {

@@ -90,6 +90,11 @@ impl Snapshot {
             );
         }
         let chain = Chain::build(&config.plugins, clients).map_err(ConfigErrors)?;
+        let keys = Keys::new(&config.keys, &config.prices).map_err(|e| ConfigErrors(vec![e]))?;
+        let unpriced = crate::auth::unpriced_models(&config);
+        if !unpriced.is_empty() {
+            tracing::warn!(models = %unpriced.join(", "), "a key has a `usd` budget, but these models have no price in `prices:`; they count $0");
+        }
         let routes = config
             .routes
             .iter()
@@ -107,7 +112,7 @@ impl Snapshot {
             .collect();
         Ok(Self {
             catalog: Catalog::new(&config),
-            keys: Keys::new(&config.keys),
+            keys,
             chain,
             upstreams: Upstreams {
                 list: upstreams,

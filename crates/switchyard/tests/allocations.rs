@@ -16,6 +16,9 @@
 //! own, as it does for a model producing tokens, and the count does not depend on how
 //! reads happen to coalesce.
 //!
+//! A second gateway, whose config has a client key limited to `models`, with a `budget`
+//! and a price, measures non-streamed requests that send that key.
+//!
 //! `cargo test -p switchyard --test allocations -- --nocapture` prints the figures.
 //! The counting allocator is `stats_alloc`'s: the workspace forbids `unsafe`, which a
 //! `GlobalAlloc` of our own would need.
@@ -55,6 +58,18 @@ const NON_STREAM_BUDGET: f64 = 33.0;
 /// 2026-12-01: 49.02 at `10033d0` (debug and release alike), none of them per event;
 /// 45.02 after the request id and header names, so 46.
 const STREAM_BUDGET: f64 = 46.0;
+
+/// Most allocations a non-streamed chat request with a client key may make, the key
+/// limited to `models`, with a `budget`, and the model priced (`prices:`), so the access
+/// check, the budget check and the charge at the end are all on the path. Measured
+/// 2026-12-01: 35.00 at `c1e0f7d` with a plain key (before model access and budgets
+/// existed), 35.00 with them: those checks allocate nothing. So 36.
+const KEYED_BUDGET: f64 = 36.0;
+
+/// The key [`KEYED_BUDGET`]'s requests send, and its limits.
+const KEYED: &str = "prices:\n  - {model: 'bench-*', input: 1, output: 2}\n\
+                     keys:\n  - {name: bench, key: sk-alloc-key-123, models: ['bench-*'], \
+                     budget: {tokens: 1000000000000, usd: 1000000000}}\n";
 
 /// Requests before counting: connections, pools, metric label sets and lazy statics
 /// are set up by then.
@@ -460,6 +475,15 @@ fn post(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// [`post`] with the [`KEYED`] config's key.
+fn post_with_key(body: &str) -> Vec<u8> {
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer sk-alloc-key-123\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Counts the lines the log writer writes.
 struct CountLines;
 
@@ -498,12 +522,13 @@ struct Running {
     thread: std::thread::JoinHandle<()>,
 }
 
-fn start_gateway(upstream: SocketAddr) -> Running {
+/// `extra` is appended to the config (keys…).
+fn start_gateway(upstream: SocketAddr, extra: &str) -> Running {
     let yaml = format!(
         "server:\n  listen: 127.0.0.1:0\n  workers: 1\n  log_format: text\n\
          metrics:\n  listen: 127.0.0.1:0\n\
          upstreams:\n  - name: mock\n    base_url: http://{upstream}/v1\n    \
-         auth: {{type: none}}\n    models: [bench-model]\n"
+         auth: {{type: none}}\n    models: [bench-model]\n{extra}"
     );
     let config = switchyard_config::parse(&yaml, &|_| None).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -633,7 +658,7 @@ fn scrape(metrics: SocketAddr) -> String {
 fn request_path_allocations_stay_within_budget() {
     let writer = init_logging();
     let upstream = start_upstream();
-    let gateway = start_gateway(upstream);
+    let gateway = start_gateway(upstream, "");
     let mut client = Client::connect(gateway.addr);
 
     let chat = post(CHAT_BODY);
@@ -663,8 +688,27 @@ fn request_path_allocations_stay_within_budget() {
         lines >= requests as u64,
         "{lines} log lines for {requests} requests"
     );
-    gateway.stop.send(()).unwrap();
-    gateway.thread.join().unwrap();
+
+    // A second gateway, with a client key that has models, a budget and a price. The
+    // first keeps running (idle): a stopped gateway leaves the process draining.
+    let keyed_gateway = start_gateway(upstream, KEYED);
+    let mut client = Client::connect(keyed_gateway.addr);
+    let keyed = measure(
+        &mut client,
+        &post_with_key(CHAT_BODY),
+        COMPLETION_JSON.as_bytes(),
+        false,
+    );
+    let keyed = report(
+        "non-stream, key with models, budget and price",
+        &keyed,
+        KEYED_BUDGET,
+    );
+    drop(client);
+    for running in [keyed_gateway, gateway] {
+        running.stop.send(()).unwrap();
+        running.thread.join().unwrap();
+    }
 
     assert!(
         non_stream <= NON_STREAM_BUDGET,
@@ -677,5 +721,12 @@ fn request_path_allocations_stay_within_budget() {
         "a streamed request makes {stream:.2} allocations, over the budget of {STREAM_BUDGET}: \
          find what allocates (a heap profiler such as dhat shows where) or, if it is worth its \
          cost, raise STREAM_BUDGET and say why in the commit message"
+    );
+    assert!(
+        keyed <= KEYED_BUDGET,
+        "a non-streamed request with a client key makes {keyed:.2} allocations, over the \
+         budget of {KEYED_BUDGET}: find what allocates (a heap profiler such as dhat shows \
+         where) or, if it is worth its cost, raise KEYED_BUDGET and say why in the commit \
+         message"
     );
 }

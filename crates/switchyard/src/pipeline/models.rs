@@ -1,7 +1,10 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: the catalogue's listing, OpenAI-shaped.
 //! An id that routes (an explicit route, an alias) but is not listed still answers.
+//! A caller whose key is limited to some models sees only those; any other id is
+//! `model_not_found`, exactly like an unknown one.
 
 use super::respond::json_response;
+use crate::auth::account::Account;
 use crate::catalog::Listed;
 use crate::error::GatewayError;
 use crate::relay::ResponseBody;
@@ -10,10 +13,15 @@ use http::{Response, StatusCode};
 use serde_json::json;
 
 /// The whole listing (fetching lists never fetched yet, bounded by `fetch_timeout`).
-pub(super) async fn list(snap: &Snapshot) -> Response<ResponseBody> {
+pub(super) async fn list(snap: &Snapshot, account: Option<&Account>) -> Response<ResponseBody> {
     snap.catalog.refresh(&snap.upstreams.list, false).await;
     let index = snap.catalog.index();
-    let data: Vec<_> = index.listing.iter().map(model_json).collect();
+    let data: Vec<_> = index
+        .listing
+        .iter()
+        .filter(|m| account.is_none_or(|a| a.may_use(&m.id)))
+        .map(model_json)
+        .collect();
     json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
 }
 
@@ -22,8 +30,12 @@ pub(super) async fn list(snap: &Snapshot) -> Response<ResponseBody> {
 pub(super) async fn get(
     snap: &Snapshot,
     encoded_id: &str,
+    account: Option<&Account>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let id = percent_encoding::percent_decode_str(encoded_id).decode_utf8_lossy();
+    if account.is_some_and(|a| !a.may_use(&id)) {
+        return Err(GatewayError::UnknownModel(id.into_owned()));
+    }
     snap.catalog.refresh(&snap.upstreams.list, false).await;
     let index = snap.catalog.index();
     match index.listing.iter().find(|m| m.id == id) {

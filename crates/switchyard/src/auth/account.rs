@@ -1,0 +1,238 @@
+//! [`Account`]: one configured key at run time — which models it may use, its budget,
+//! and its usage. Usage is kept process-wide by key name ([`usage_for`]), so it outlives
+//! a config generation. Budgets count in fixed windows aligned to the Unix epoch (a `1d`
+//! window runs from 00:00 to 24:00 UTC): a request is refused while the current window's
+//! tokens or spend reached the limit, and is charged when its response ends, so requests
+//! already in flight when the limit is reached may overshoot it.
+
+use crate::error::GatewayError;
+use crate::metrics::metrics;
+use prometheus::{Counter, IntCounter};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
+use switchyard_config::{Budget, ClientKey};
+
+/// One configured key at run time. Its `Debug` shows the name only.
+pub struct Account {
+    /// The key as configured.
+    pub key: Arc<ClientKey>,
+    usage: Arc<Usage>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.key.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key's usage: the current budget window and totals since the process started,
+/// with its Prometheus counters.
+struct Usage {
+    state: Mutex<UsageState>,
+    tokens_metric: IntCounter,
+    spend_metric: Counter,
+}
+
+#[derive(Default)]
+struct UsageState {
+    /// Window length in seconds (0: no budget, no window).
+    window_secs: u64,
+    /// Which window (`unix seconds / window_secs`) the counts below belong to.
+    window: u64,
+    tokens: u64,
+    usd: f64,
+    total_tokens: u64,
+    total_usd: f64,
+    requests: u64,
+}
+
+impl UsageState {
+    /// Moves to the window holding `now` (unix seconds), resetting the counts when it is
+    /// a new one.
+    fn roll(&mut self, window_secs: u64, now: u64) {
+        let window = now.checked_div(window_secs).unwrap_or(0);
+        if self.window_secs != window_secs || self.window != window {
+            self.window_secs = window_secs;
+            self.window = window;
+            self.tokens = 0;
+            self.usd = 0.0;
+        }
+    }
+}
+
+/// The usage of one key, as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyUsage {
+    /// Key name.
+    pub key: String,
+    /// Requests charged since the process started.
+    pub requests: u64,
+    /// Tokens (input + output) since the process started.
+    pub total_tokens: u64,
+    /// Spend since the process started, in US dollars.
+    pub total_usd: f64,
+    /// The budget's current window, when the key has a budget.
+    pub window: Option<WindowUsage>,
+}
+
+/// A budget window's usage and limits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowUsage {
+    /// Window start, Unix seconds.
+    pub start: u64,
+    /// Window end (exclusive), Unix seconds.
+    pub end: u64,
+    /// Tokens used in this window.
+    pub tokens: u64,
+    /// Token limit, if any.
+    pub tokens_limit: Option<u64>,
+    /// Dollars spent in this window.
+    pub usd: f64,
+    /// Spend limit, if any.
+    pub usd_limit: Option<f64>,
+}
+
+/// The usage record of the key named `name`, shared by every config generation.
+fn usage_for(name: &str) -> Arc<Usage> {
+    static ALL: OnceLock<Mutex<HashMap<String, Arc<Usage>>>> = OnceLock::new();
+    let mut all = ALL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    all.entry(name.to_owned())
+        .or_insert_with(|| {
+            let m = metrics();
+            Arc::new(Usage {
+                state: Mutex::default(),
+                tokens_metric: m.key_tokens.with_label_values(&[name]),
+                spend_metric: m.key_spend.with_label_values(&[name]),
+            })
+        })
+        .clone()
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now(now: SystemTime) -> u64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Seconds from `now` to the end of its window (at least 1).
+fn until_window_end(window_secs: u64, now: u64) -> u64 {
+    let window_secs = window_secs.max(1);
+    (window_secs - now % window_secs).max(1)
+}
+
+impl Account {
+    pub(super) fn new(key: ClientKey) -> Self {
+        Self {
+            usage: usage_for(&key.name),
+            key: Arc::new(key),
+        }
+    }
+
+    /// Whether this key may use `model` (the name the client sent): one of its globs
+    /// matches it, or, for `upstream/model`, matches the model part.
+    pub fn may_use(&self, model: &str) -> bool {
+        let Some(globs) = &self.key.models else {
+            return true;
+        };
+        let bare = model.split_once('/').map(|(_, m)| m);
+        globs
+            .iter()
+            .any(|g| g.matches(model) || bare.is_some_and(|m| g.matches(m)))
+    }
+
+    /// Refuses `model` with 403 when the key may not use it.
+    pub fn check_model(&self, model: &str) -> Result<(), GatewayError> {
+        if self.may_use(model) {
+            Ok(())
+        } else {
+            Err(GatewayError::ModelNotAllowed(model.to_owned()))
+        }
+    }
+
+    /// Refuses with 429 while the current window's usage reached the budget.
+    pub fn check_budget(&self, now: SystemTime) -> Result<(), GatewayError> {
+        let Some(budget) = self.key.budget else {
+            return Ok(());
+        };
+        let now = unix_now(now);
+        let window_secs = budget.window.as_secs();
+        let mut state = self.lock();
+        state.roll(window_secs, now);
+        if over(&budget, state.tokens, state.usd) {
+            return Err(GatewayError::BudgetExceeded {
+                retry_after: Duration::from_secs(until_window_end(window_secs, now)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Charges a finished request's tokens, and their cost at `rates` (dollars per
+    /// million input and output tokens; none: free).
+    pub fn charge(&self, rates: Option<(f64, f64)>, input: u64, output: u64, now: SystemTime) {
+        let tokens = input.saturating_add(output);
+        let usd = rates.map_or(0.0, |(i, o)| (input as f64 * i + output as f64 * o) / 1e6);
+        {
+            let mut state = self.lock();
+            if let Some(budget) = self.key.budget {
+                state.roll(budget.window.as_secs(), unix_now(now));
+            }
+            state.tokens = state.tokens.saturating_add(tokens);
+            state.usd += usd;
+            state.total_tokens = state.total_tokens.saturating_add(tokens);
+            state.total_usd += usd;
+            state.requests += 1;
+        }
+        self.usage.tokens_metric.inc_by(tokens);
+        if usd > 0.0 {
+            self.usage.spend_metric.inc_by(usd);
+        }
+    }
+
+    /// This key's usage now.
+    pub fn report(&self, now: SystemTime) -> KeyUsage {
+        let now = unix_now(now);
+        let mut state = self.lock();
+        let window = self.key.budget.map(|b| {
+            let secs = b.window.as_secs().max(1);
+            state.roll(secs, now);
+            WindowUsage {
+                start: state.window * secs,
+                end: (state.window + 1) * secs,
+                tokens: state.tokens,
+                tokens_limit: b.tokens,
+                usd: state.usd,
+                usd_limit: b.usd,
+            }
+        });
+        KeyUsage {
+            key: self.key.name.to_string(),
+            requests: state.requests,
+            total_tokens: state.total_tokens,
+            total_usd: state.total_usd,
+            window,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UsageState> {
+        self.usage
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether a window's usage reached the budget.
+fn over(budget: &Budget, tokens: u64, usd: f64) -> bool {
+    budget.tokens.is_some_and(|limit| tokens >= limit)
+        || budget.usd.is_some_and(|limit| usd >= limit)
+}
+
+#[cfg(test)]
+mod tests;
