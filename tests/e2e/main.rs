@@ -33,3 +33,4 @@ mod python_sdk;
 mod secrets;
 mod streaming;
 mod tokens;
+mod zero_file;

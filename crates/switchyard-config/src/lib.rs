@@ -7,6 +7,8 @@
 //! problem is collected with its YAML path; [`parse`] is pure, [`load`] reads the file. No error
 //! shows a value taken from the environment, nor a string serde found in the wrong
 //! place (`redact`); the config keeps its [`Redactor`] for the daemon's own checks.
+//! With no file, [`parse_env`] builds the same tree from Open WebUI's variables
+//! (`zero_file`) and sends it down the same path.
 
 mod duration;
 mod env;
@@ -17,6 +19,7 @@ mod redact;
 mod resolve;
 mod resolved;
 mod secret;
+mod zero_file;
 
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
@@ -25,6 +28,7 @@ pub use proxy::{Proxy, ProxyEnv, ProxySetting};
 pub use redact::{hide_string_values, Redactor};
 pub use resolved::*;
 pub use secret::Secret;
+pub use zero_file::{parse_env, zero_file_requested, ZERO_FILE_VARIABLES};
 
 use std::path::Path;
 
@@ -34,13 +38,22 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         clippy::disallowed_methods,
         reason = "this is the one place config YAML is parsed"
     )]
-    let mut value: serde_yaml::Value = serde_yaml::from_str(text)
+    let value: serde_yaml::Value = serde_yaml::from_str(text)
         .map_err(|e| ConfigErrors::single("", format!("not valid YAML: {e}")))?;
+    parse_tree(value, env, Redactor::default())
+}
+
+/// Parses a config tree (as YAML text would give it) through every check `parse` makes;
+/// `redactor` already knows the literal secrets the tree holds.
+pub(crate) fn parse_tree(
+    mut value: serde_yaml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    mut redactor: Redactor,
+) -> Result<Config, ConfigErrors> {
     if value.is_null() {
         value = serde_yaml::Value::Mapping(Default::default());
     }
     let mut errors = Vec::new();
-    let mut redactor = Redactor::default();
     env::expand_tree(&mut value, "", env, &mut errors, &mut redactor);
     let proxy_env = ProxyEnv::read(env);
     for name in proxy::VARIABLES {

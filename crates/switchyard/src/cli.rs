@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check`, `models`. Parses arguments, loads the config,
-//! and maps every failure to a one-line message and an exit code (64 for a bad config
-//! or usage, 1 for runtime failures). Printing to stdout is this module's job.
+//! The command line: `serve`, `check`, `models`. Parses arguments, loads the config (a
+//! file, or with none the environment: zero-file mode), and maps every failure to a
+//! one-line message and an exit code (64 for a bad config or usage, 1 for runtime
+//! failures). Printing to stdout is this module's job.
 
 use crate::log_writer::LogWriter;
 use crate::server::Drained;
@@ -31,6 +32,7 @@ const EXIT_FORCED: u8 = 130;
       switchyard serve                         # gateway.yaml in the current directory\n  \
       switchyard serve -c /etc/switchyard.yaml --listen 127.0.0.1:9000\n  \
       SWITCHYARD_CONFIG=prod.yaml switchyard check\n  \
+      OPENAI_API_BASE_URLS='http://vllm:8000/v1' switchyard serve   # no file: zero-file mode\n  \
       switchyard models --json | jq '.[].id'"
 )]
 pub struct Cli {
@@ -42,9 +44,10 @@ pub struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        /// Config file.
-        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
-        config: PathBuf,
+        /// Config file [default: gateway.yaml; without one, Open WebUI's
+        /// OPENAI_API_BASE_URLS / OPENAI_API_KEYS / OLLAMA_BASE_URLS].
+        #[arg(short, long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
         /// Listen address, overriding `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -54,15 +57,17 @@ enum Command {
     },
     /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
     Check {
-        /// Config file.
-        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
-        config: PathBuf,
+        /// Config file [default: gateway.yaml; without one, Open WebUI's
+        /// OPENAI_API_BASE_URLS / OPENAI_API_KEYS / OLLAMA_BASE_URLS].
+        #[arg(short, long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Print the aggregated model catalogue (fetches each upstream's list).
     Models {
-        /// Config file.
-        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
-        config: PathBuf,
+        /// Config file [default: gateway.yaml; without one, Open WebUI's
+        /// OPENAI_API_BASE_URLS / OPENAI_API_KEYS / OLLAMA_BASE_URLS].
+        #[arg(short, long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -73,13 +78,13 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check(&Source::choose(config)),
         Command::Serve {
             config,
             listen,
             metrics_listen,
         } => {
-            let Some(mut config) = load_one_line(&config) else {
+            let Some(mut config) = load_one_line(&Source::choose(config)) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             if let Some(addr) = metrics_listen {
@@ -93,7 +98,7 @@ pub fn main() -> ExitCode {
             code
         }
         Command::Models { config, json } => {
-            let Some(config) = load_one_line(&config) else {
+            let Some(config) = load_one_line(&Source::choose(config)) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             run_async(models(config, json))
@@ -114,10 +119,59 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// The file used when neither `-c` nor `SWITCHYARD_CONFIG` names one.
+const DEFAULT_CONFIG: &str = "gateway.yaml";
+
+/// Where the config comes from.
+enum Source {
+    /// A YAML file.
+    File(PathBuf),
+    /// Zero-file mode: Open WebUI's variables (`switchyard_config::parse_env`).
+    Environment,
+}
+
+impl Source {
+    /// A file named by `-c` / `SWITCHYARD_CONFIG` always wins, then `./gateway.yaml`;
+    /// with neither, the environment when one of its upstream variables is set, else
+    /// `gateway.yaml` anyway (so the error says it cannot be read, as before).
+    fn choose(given: Option<PathBuf>) -> Self {
+        match given {
+            Some(path) => Self::File(path),
+            None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+                Self::File(PathBuf::from(DEFAULT_CONFIG))
+            }
+            None if switchyard_config::zero_file_requested(&|n| std::env::var(n).ok()) => {
+                Self::Environment
+            }
+            None => Self::File(PathBuf::from(DEFAULT_CONFIG)),
+        }
+    }
+
+    fn load(&self) -> Result<Config, switchyard_config::ConfigErrors> {
+        match self {
+            Self::File(path) => switchyard_config::load(path),
+            Self::Environment => switchyard_config::parse_env(&|n| std::env::var(n).ok()),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Environment => write!(
+                f,
+                "environment ({})",
+                switchyard_config::ZERO_FILE_VARIABLES.join(", ")
+            ),
+        }
+    }
+}
+
 /// Loads a config and builds everything the daemon would from it (plugin settings,
 /// CA files…), so what passes here also starts.
-fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::ConfigErrors> {
-    let config = switchyard_config::load(path)?;
+fn load_checked(source: &Source) -> Result<Config, switchyard_config::ConfigErrors> {
+    let config = source.load()?;
     if let Some(tls) = &config.server.tls {
         crate::tls::acceptor(tls).map_err(|e| config.redactor.errors(e))?;
     }
@@ -126,16 +180,12 @@ fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::Con
 }
 
 /// Loads a config; on failure prints one line (all problems joined) to stderr.
-fn load_one_line(path: &std::path::Path) -> Option<Config> {
-    match load_checked(path) {
+fn load_one_line(source: &Source) -> Option<Config> {
+    match load_checked(source) {
         Ok(c) => Some(c),
         Err(errors) => {
             let all: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-            eprintln!(
-                "error: invalid config {}: {}",
-                path.display(),
-                all.join("; ")
-            );
+            eprintln!("error: invalid config {source}: {}", all.join("; "));
             None
         }
     }
@@ -145,12 +195,11 @@ fn load_one_line(path: &std::path::Path) -> Option<Config> {
     clippy::print_stdout,
     reason = "check reports to the operator on stdout"
 )]
-fn check(path: &std::path::Path) -> ExitCode {
-    match load_checked(path) {
+fn check(source: &Source) -> ExitCode {
+    match load_checked(source) {
         Ok(config) => {
             println!(
-                "{}: OK ({} upstreams, {} routes, {} plugins)",
-                path.display(),
+                "{source}: OK ({} upstreams, {} routes, {} plugins)",
                 config.upstreams.len(),
                 config.routes.len(),
                 config.plugins.len()
@@ -158,7 +207,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            eprintln!("{source}: {} problem(s)", errors.0.len());
             for e in &errors.0 {
                 eprintln!("  {e}");
             }
