@@ -190,3 +190,17 @@ fn a_named_file_wins_over_the_variables() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("mock-only.yaml: OK"), "{out}");
 }
+
+#[test]
+fn an_empty_switchyard_config_counts_as_unset() {
+    // A container image sets SWITCHYARD_CONFIG; a pod blanks it to use the variables.
+    let (code, out, err) = run_without_file(
+        &["check"],
+        &[
+            ("SWITCHYARD_CONFIG", ""),
+            ("OLLAMA_BASE_URLS", "http://127.0.0.1:9"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("OK (1 upstreams"), "{out}");
+}

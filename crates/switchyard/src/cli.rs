@@ -44,9 +44,10 @@ pub struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        /// Config file [default: gateway.yaml; without one, Open WebUI's
-        /// OPENAI_API_BASE_URLS / OPENAI_API_KEYS / OLLAMA_BASE_URLS].
-        #[arg(short, long, env = "SWITCHYARD_CONFIG")]
+        /// Config file, else $SWITCHYARD_CONFIG (empty = unset), else ./gateway.yaml;
+        /// with none of them, Open WebUI's OPENAI_API_BASE_URLS / OPENAI_API_KEYS /
+        /// OLLAMA_BASE_URLS (zero-file mode).
+        #[arg(short, long)]
         config: Option<PathBuf>,
         /// Listen address, overriding `server.listen`.
         #[arg(long)]
@@ -57,16 +58,18 @@ enum Command {
     },
     /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
     Check {
-        /// Config file [default: gateway.yaml; without one, Open WebUI's
-        /// OPENAI_API_BASE_URLS / OPENAI_API_KEYS / OLLAMA_BASE_URLS].
-        #[arg(short, long, env = "SWITCHYARD_CONFIG")]
+        /// Config file, else $SWITCHYARD_CONFIG (empty = unset), else ./gateway.yaml;
+        /// with none of them, Open WebUI's OPENAI_API_BASE_URLS / OPENAI_API_KEYS /
+        /// OLLAMA_BASE_URLS (zero-file mode).
+        #[arg(short, long)]
         config: Option<PathBuf>,
     },
     /// Print the aggregated model catalogue (fetches each upstream's list).
     Models {
-        /// Config file [default: gateway.yaml; without one, Open WebUI's
-        /// OPENAI_API_BASE_URLS / OPENAI_API_KEYS / OLLAMA_BASE_URLS].
-        #[arg(short, long, env = "SWITCHYARD_CONFIG")]
+        /// Config file, else $SWITCHYARD_CONFIG (empty = unset), else ./gateway.yaml;
+        /// with none of them, Open WebUI's OPENAI_API_BASE_URLS / OPENAI_API_KEYS /
+        /// OLLAMA_BASE_URLS (zero-file mode).
+        #[arg(short, long)]
         config: Option<PathBuf>,
         /// JSON instead of a table.
         #[arg(long)]
@@ -131,10 +134,17 @@ enum Source {
 }
 
 impl Source {
-    /// A file named by `-c` / `SWITCHYARD_CONFIG` always wins, then `./gateway.yaml`;
-    /// with neither, the environment when one of its upstream variables is set, else
-    /// `gateway.yaml` anyway (so the error says it cannot be read, as before).
+    /// A file named by `-c` or a non-empty `SWITCHYARD_CONFIG` always wins, then
+    /// `./gateway.yaml`; with neither, the environment when one of its upstream
+    /// variables is set, else `gateway.yaml` anyway (so the error says it cannot be
+    /// read, as before). An empty `SWITCHYARD_CONFIG` counts as unset, so a container
+    /// image that sets it can still be run in zero-file mode.
     fn choose(given: Option<PathBuf>) -> Self {
+        let given = given.or_else(|| {
+            std::env::var_os("SWITCHYARD_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         match given {
             Some(path) => Self::File(path),
             None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
