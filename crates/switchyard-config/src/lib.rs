@@ -8,11 +8,14 @@
 //! shows a value taken from the environment, nor a string serde found in the wrong
 //! place (`redact`); the config keeps its [`Redactor`] for the daemon's own checks.
 //! With no file, [`parse_env`] builds the same tree from Open WebUI's variables
-//! (`zero_file`) and sends it down the same path.
+//! (`zero_file`) and sends it down the same path. `include:` merges LiteLLM and
+//! LibreChat files into the tree first (`import`); what they say that cannot be honoured
+//! is kept in [`Config::warnings`].
 
 mod duration;
 mod env;
 mod error;
+mod import;
 mod proxy;
 mod raw;
 mod redact;
@@ -24,6 +27,7 @@ mod zero_file;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};
+pub use import::{import_to_yaml, Format};
 pub use proxy::{Proxy, ProxyEnv, ProxySetting};
 pub use redact::{hide_string_values, Redactor};
 pub use resolved::*;
@@ -32,15 +36,29 @@ pub use zero_file::{parse_env, zero_file_requested, ZERO_FILE_VARIABLES};
 
 use std::path::Path;
 
-/// Parses config text with an injected environment lookup.
+/// Parses config text with an injected environment lookup. `include:` needs files, so
+/// it is an error here: use [`parse_with_files`] or [`load`].
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    parse_with_files(text, env, &no_files)
+}
+
+fn no_files(_: &str) -> Result<String, String> {
+    Err("`include:` is read only from a config file (`-c FILE`)".to_owned())
+}
+
+/// Parses config text; `read` returns an `include:`d file's text by the path written.
+pub fn parse_with_files(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Config, ConfigErrors> {
     #[expect(
         clippy::disallowed_methods,
         reason = "this is the one place config YAML is parsed"
     )]
     let value: serde_yaml::Value = serde_yaml::from_str(text)
         .map_err(|e| ConfigErrors::single("", format!("not valid YAML: {e}")))?;
-    parse_tree(value, env, Redactor::default())
+    parse_tree(value, env, Redactor::default(), read)
 }
 
 /// Parses a config tree (as YAML text would give it) through every check `parse` makes;
@@ -49,11 +67,14 @@ pub(crate) fn parse_tree(
     mut value: serde_yaml::Value,
     env: &dyn Fn(&str) -> Option<String>,
     mut redactor: Redactor,
+    read: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<Config, ConfigErrors> {
     if value.is_null() {
         value = serde_yaml::Value::Mapping(Default::default());
     }
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    import::expand_includes(&mut value, read, &mut errors, &mut warnings, &mut redactor);
     env::expand_tree(&mut value, "", env, &mut errors, &mut redactor);
     let proxy_env = ProxyEnv::read(env);
     for name in proxy::VARIABLES {
@@ -70,6 +91,7 @@ pub(crate) fn parse_tree(
     };
     match resolve::resolve(top, &proxy_env, &mut errors) {
         Some(mut config) if errors.is_empty() => {
+            config.warnings = redactor.errors(ConfigErrors(warnings)).0;
             config.redactor = redactor;
             Ok(config)
         }
@@ -77,11 +99,16 @@ pub(crate) fn parse_tree(
     }
 }
 
-/// Reads and parses a config file against the process environment.
+/// Reads and parses a config file against the process environment; `include:` paths
+/// are relative to its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors::single("", format!("cannot read {}: {e}", path.display())))?;
-    parse(&text, &|name| std::env::var(name).ok())
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let read = |file: &str| {
+        std::fs::read_to_string(dir.join(file)).map_err(|e| format!("cannot read {file}: {e}"))
+    };
+    parse_with_files(&text, &|name| std::env::var(name).ok(), &read)
 }
 
 #[cfg(test)]

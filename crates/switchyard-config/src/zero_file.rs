@@ -42,7 +42,10 @@ struct Origin {
 /// Builds and checks the config the environment describes.
 pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let (tree, origins, redactor) = tree(env)?;
-    crate::parse_tree(tree, env, redactor).map_err(|e| relabel(e, &origins))
+    crate::parse_tree(tree, env, redactor, &|_| {
+        Err("no files in zero-file mode".to_owned())
+    })
+    .map_err(|e| relabel(e, &origins))
 }
 
 /// The native tree, the origin of each upstream in it, and the keys it holds.
