@@ -23,6 +23,7 @@ mod export;
 mod failover;
 mod failover_policy;
 mod hardening;
+mod import;
 mod interop;
 mod metrics;
 mod plugins;

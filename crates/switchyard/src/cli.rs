@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `models`. Parses arguments, loads the config (a
+//! The command line: `serve`, `check`, `models`, `import`. Parses arguments, loads the config (a
 //! file, or with none the environment: zero-file mode), and maps every failure to a
 //! one-line message and an exit code (64 for a bad config or usage, 1 for runtime
 //! failures). Printing to stdout is this module's job.
@@ -75,6 +75,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a LiteLLM config.yaml or a LibreChat librechat.yaml as native gateway.yaml
+    /// (on stdout; what cannot be honoured is listed on stderr).
+    Import {
+        /// The foreign file (format detected from its contents).
+        file: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -82,6 +88,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&Source::choose(config)),
+        Command::Import { file } => import(&file),
         Command::Serve {
             config,
             listen,
@@ -94,6 +101,9 @@ pub fn main() -> ExitCode {
                 config.metrics.listen = addr;
             }
             let writer = init_logging(config.server.log_format);
+            for w in &config.warnings {
+                tracing::warn!(path = %w.path, "config: {}", w.message);
+            }
             let code = serve(config, listen);
             if let Some(writer) = writer {
                 writer.flush(Duration::from_secs(2));
@@ -208,6 +218,9 @@ fn load_one_line(source: &Source) -> Option<Config> {
 fn check(source: &Source) -> ExitCode {
     match load_checked(source) {
         Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("  warning: {w}");
+            }
             println!(
                 "{source}: OK ({} upstreams, {} routes, {} plugins)",
                 config.upstreams.len(),
@@ -218,6 +231,44 @@ fn check(source: &Source) -> ExitCode {
         }
         Err(errors) => {
             eprintln!("{source}: {} problem(s)", errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "import prints the native config on stdout"
+)]
+fn import(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match switchyard_config::import_to_yaml(&text) {
+        Ok((format, yaml, warnings)) => {
+            print!("{yaml}");
+            if !warnings.is_empty() {
+                eprintln!(
+                    "{} ({}): {} setting(s) not carried over:",
+                    file.display(),
+                    format.name(),
+                    warnings.len()
+                );
+            }
+            for w in &warnings {
+                eprintln!("  warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
             for e in &errors.0 {
                 eprintln!("  {e}");
             }

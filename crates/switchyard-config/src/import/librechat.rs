@@ -161,7 +161,11 @@ fn models(value: &Value, path: &str, out: &mut Out) -> (Option<Value>, bool) {
     (listed, fetch)
 }
 
-/// Static headers; each value is treated as a secret. LibreChat's `{{…}}` placeholders
+/// Header names whose values are credentials: a literal one is never printed.
+const CREDENTIAL_HEADER_WORDS: &[&str] = &["auth", "key", "token", "secret", "cookie", "password"];
+
+/// Static headers (values are secrets in the native config either way; credential-like
+/// ones are never printed literally). LibreChat's `{{…}}` placeholders
 /// (user fields) cannot be filled in and are reported.
 fn headers(value: &Value, path: &str, env_base: &str, out: &mut Out) -> Option<Value> {
     let Value::Mapping(h) = value else {
@@ -190,7 +194,15 @@ fn headers(value: &Value, path: &str, env_base: &str, out: &mut Out) -> Option<V
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect::<String>()
         );
-        headers.insert(Value::from(name), out.secret(&v, &at, &suggested));
+        let lower = name.to_ascii_lowercase();
+        let value = if CREDENTIAL_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
+            out.secret(&v, &at, &suggested)
+        } else if v.contains("${") {
+            Value::from(v)
+        } else {
+            super::literal(&v)
+        };
+        headers.insert(Value::from(name), value);
     }
     (!headers.is_empty()).then_some(Value::Mapping(headers))
 }
