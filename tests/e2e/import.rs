@@ -1,4 +1,4 @@
-//! Moving from LiteLLM / LibreChat through the real binary: `switchyard import FILE`
+//! Moving from LiteLLM / LibreChat / Libre WebUI through the real binary: `switchyard import FILE`
 //! prints native YAML that `check` accepts, with what cannot be honoured on stderr;
 //! `check` on a config that `include:`s the shipped examples lists their warnings with
 //! paths inside the included files; included literal keys never reach the output.
@@ -35,13 +35,14 @@ fn example(name: &str) -> String {
 
 #[test]
 fn import_prints_native_yaml_that_check_accepts() {
-    for (file, upstreams) in [
-        ("config/import/litellm.yaml", "3 upstreams"),
-        ("config/import/librechat.yaml", "2 upstreams"),
+    for (file, upstreams, warns) in [
+        ("config/import/litellm.yaml", "3 upstreams", true),
+        ("config/import/librechat.yaml", "2 upstreams", true),
+        ("config/import/plugins/openai.json", "1 upstreams", false),
     ] {
         let (code, yaml, err) = run(&["import", &example(file)], &[]);
         assert_eq!(code, 0, "{err}");
-        assert!(err.contains("warning: "), "{file}: {err}");
+        assert_eq!(err.contains("warning: "), warns, "{file}: {err}");
         let native = temp_file("native.yaml", &yaml);
         let (code, out, err) = run(&["check", "-c", native.to_str().unwrap()], ENV);
         assert_eq!(code, 0, "{file} imported as:\n{yaml}\n{err}");
@@ -82,7 +83,11 @@ fn check_on_the_include_example_lists_the_included_files_warnings() {
         ENV,
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (6 upstreams"), "{out}");
+    assert!(out.contains("OK (7 upstreams"), "{out}");
+    assert!(
+        err.contains("warning: include[2] (import/plugins/anthropic.json) endpoint"),
+        "{err}"
+    );
     assert!(
         err.contains("warning: include[0] (import/litellm.yaml) model_list[0].litellm_params.rpm"),
         "{err}"

@@ -1,5 +1,6 @@
 //! Foreign config files → native config fragments: a LiteLLM proxy `config.yaml`
-//! (`litellm`) and a LibreChat `librechat.yaml` (`librechat`). Each converter turns what
+//! (`litellm`), a LibreChat `librechat.yaml` (`librechat`) and Libre WebUI plugin JSON
+//! files (`libre_webui`; JSON is read as YAML). Each converter turns what
 //! it can honour into native `upstreams:` / `routes:` / `keys:` / `routing:` entries and
 //! reports everything else as a warning with the path inside the foreign file — nothing
 //! is dropped silently. `include:` merges fragments into a `gateway.yaml` (`include`);
@@ -14,6 +15,7 @@ use crate::error::{join, ConfigError, ConfigErrors};
 use serde_yaml::{Mapping, Value};
 
 mod include;
+mod libre_webui;
 mod librechat;
 mod litellm;
 
@@ -91,6 +93,8 @@ pub enum Format {
     LiteLlm,
     /// LibreChat `librechat.yaml` (`endpoints.custom`).
     LibreChat,
+    /// A Libre WebUI provider plugin JSON file (`id`, `endpoint`, `model_map`).
+    LibreWebUi,
 }
 
 impl Format {
@@ -99,6 +103,8 @@ impl Format {
             Some(Self::LiteLlm)
         } else if doc.contains_key("endpoints") {
             Some(Self::LibreChat)
+        } else if doc.contains_key("endpoint") && doc.contains_key("id") {
+            Some(Self::LibreWebUi)
         } else {
             None
         }
@@ -109,6 +115,7 @@ impl Format {
         match self {
             Self::LiteLlm => "LiteLLM config",
             Self::LibreChat => "LibreChat librechat.yaml",
+            Self::LibreWebUi => "Libre WebUI plugin",
         }
     }
 }
@@ -127,13 +134,14 @@ pub(crate) fn convert(text: &str, mode: Mode) -> Result<(Format, Fragment, Out),
     let Some(format) = Format::detect(&doc) else {
         return Err(ConfigErrors::single(
             "",
-            "not a format Switchyard imports: expected a LiteLLM config (`model_list`) or a LibreChat librechat.yaml (`endpoints`)",
+            "not a format Switchyard imports: expected a LiteLLM config (`model_list`), a LibreChat librechat.yaml (`endpoints`) or a Libre WebUI plugin (`id`, `endpoint`)",
         ));
     };
     let mut out = Out::new(mode);
     let fragment = match format {
         Format::LiteLlm => litellm::convert(&doc, &mut out),
         Format::LibreChat => librechat::convert(&doc, &mut out),
+        Format::LibreWebUi => libre_webui::convert(&doc, &mut out),
     }?;
     Ok((format, fragment, out))
 }

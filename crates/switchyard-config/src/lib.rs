@@ -36,21 +36,25 @@ pub use zero_file::{parse_env, zero_file_requested, ZERO_FILE_VARIABLES};
 
 use std::path::Path;
 
+/// The files one `include:` entry names, as `(path as shown in messages, text)`.
+pub type IncludedFiles = Vec<(String, String)>;
+
 /// Parses config text with an injected environment lookup. `include:` needs files, so
 /// it is an error here: use [`parse_with_files`] or [`load`].
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     parse_with_files(text, env, &no_files)
 }
 
-fn no_files(_: &str) -> Result<String, String> {
+fn no_files(_: &str) -> Result<IncludedFiles, String> {
     Err("`include:` is read only from a config file (`-c FILE`)".to_owned())
 }
 
-/// Parses config text; `read` returns an `include:`d file's text by the path written.
+/// Parses config text; `read` returns the files an `include:` entry names, as
+/// `(path, text)` pairs ([`read_included`] reads them from disk).
 pub fn parse_with_files(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    read: &dyn Fn(&str) -> Result<String, String>,
+    read: &dyn Fn(&str) -> Result<IncludedFiles, String>,
 ) -> Result<Config, ConfigErrors> {
     #[expect(
         clippy::disallowed_methods,
@@ -67,7 +71,7 @@ pub(crate) fn parse_tree(
     mut value: serde_yaml::Value,
     env: &dyn Fn(&str) -> Option<String>,
     mut redactor: Redactor,
-    read: &dyn Fn(&str) -> Result<String, String>,
+    read: &dyn Fn(&str) -> Result<IncludedFiles, String>,
 ) -> Result<Config, ConfigErrors> {
     if value.is_null() {
         value = serde_yaml::Value::Mapping(Default::default());
@@ -105,10 +109,59 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors::single("", format!("cannot read {}: {e}", path.display())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let read = |file: &str| {
-        std::fs::read_to_string(dir.join(file)).map_err(|e| format!("cannot read {file}: {e}"))
+    parse_with_files(&text, &|name| std::env::var(name).ok(), &|entry| {
+        read_included(dir, entry)
+    })
+}
+
+/// The files one `include:` entry names, relative to `dir`: a file; or every `.json`
+/// file of a directory, or of a glob whose file name has one `*` (`plugins/*.json`), in
+/// name order. Returned as `(path as written + file name, text)`.
+pub fn read_included(dir: &Path, entry: &str) -> Result<IncludedFiles, String> {
+    let read = |shown: String, path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|text| (shown.clone(), text))
+            .map_err(|e| format!("cannot read {shown}: {e}"))
     };
-    parse_with_files(&text, &|name| std::env::var(name).ok(), &read)
+    let full = dir.join(entry);
+    let (folder, pattern) = if entry.contains('*') {
+        let name = full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (full.parent().unwrap_or(dir).to_owned(), Some(name))
+    } else if full.is_dir() {
+        (full, None)
+    } else {
+        return read(entry.to_owned(), &full).map(|one| vec![one]);
+    };
+    let glob = Glob::new(pattern.unwrap_or_else(|| "*.json".to_owned()));
+    let listing = std::fs::read_dir(&folder).map_err(|e| format!("cannot read {entry}: {e}"))?;
+    let mut names: Vec<String> = listing
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| glob.matches(n))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(format!("{entry} names no files"));
+    }
+    let shown_dir = if entry.contains('*') {
+        entry.rsplit_once('/').map_or("", |(d, _)| d).to_owned()
+    } else {
+        entry.trim_end_matches('/').to_owned()
+    };
+    names
+        .into_iter()
+        .map(|n| {
+            let shown = if shown_dir.is_empty() {
+                n.clone()
+            } else {
+                format!("{shown_dir}/{n}")
+            };
+            read(shown, &folder.join(&n))
+        })
+        .collect()
 }
 
 #[cfg(test)]

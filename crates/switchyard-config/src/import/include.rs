@@ -11,8 +11,9 @@ use crate::error::ConfigError;
 use crate::redact::Redactor;
 use serde_yaml::{Mapping, Value};
 
-/// Reads an included file by the path written in `include:`.
-pub(crate) type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+/// Reads the files an `include:` entry names (one, or a directory's / glob's), as
+/// `(path, text)`.
+pub(crate) type ReadFile<'a> = &'a dyn Fn(&str) -> Result<crate::IncludedFiles, String>;
 
 /// Takes `include:` out of `top` and merges every listed file into it.
 pub(crate) fn expand_includes(
@@ -40,43 +41,57 @@ pub(crate) fn expand_includes(
             return;
         }
     };
-    for (i, file) in paths.into_iter().enumerate() {
+    for (i, entry) in paths.into_iter().enumerate() {
         let at = format!("include[{i}]");
-        let Some(file) = file else {
+        let Some(entry) = entry else {
             errors.push(ConfigError::new(at, "expected a file path"));
             continue;
         };
-        let inner = |path: &str| {
-            if path.is_empty() {
-                format!("{at} ({file})")
-            } else {
-                format!("{at} ({file}) {path}")
-            }
-        };
-        let text = match read(&file) {
-            Ok(t) => t,
+        let files = match read(&entry) {
+            Ok(files) => files,
             Err(msg) => {
-                errors.push(ConfigError::new(at.clone(), msg));
+                errors.push(ConfigError::new(at, msg));
                 continue;
             }
         };
-        let (_, fragment, out) = match convert(&text, Mode::Include) {
-            Ok(done) => done,
-            Err(es) => {
-                for e in es.0 {
-                    errors.push(ConfigError::new(inner(&e.path), e.message));
-                }
-                continue;
-            }
-        };
-        for literal in &out.literals {
-            redactor.add(literal);
+        for (file, text) in files {
+            include_one(doc, &at, &file, &text, errors, warnings, redactor);
         }
-        for w in out.warnings {
-            warnings.push(ConfigError::new(inner(&w.path), w.message));
-        }
-        merge(doc, fragment, &at, &file, errors, warnings);
     }
+}
+
+fn include_one(
+    doc: &mut Mapping,
+    at: &str,
+    file: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+    redactor: &mut Redactor,
+) {
+    let inner = |path: &str| {
+        if path.is_empty() {
+            format!("{at} ({file})")
+        } else {
+            format!("{at} ({file}) {path}")
+        }
+    };
+    let (_, fragment, out) = match convert(text, Mode::Include) {
+        Ok(done) => done,
+        Err(es) => {
+            for e in es.0 {
+                errors.push(ConfigError::new(inner(&e.path), e.message));
+            }
+            return;
+        }
+    };
+    for literal in &out.literals {
+        redactor.add(literal);
+    }
+    for w in out.warnings {
+        warnings.push(ConfigError::new(inner(&w.path), w.message));
+    }
+    merge(doc, fragment, at, file, errors, warnings);
 }
 
 fn merge(

@@ -39,10 +39,18 @@ fn env(name: &str) -> Option<String> {
     name.ends_with("_KEY").then(|| format!("value-of-{name}"))
 }
 
-fn files(name: &str) -> Result<String, String> {
+fn files(name: &str) -> Result<Vec<(String, String)>, String> {
+    let one = |text: &str| Ok(vec![(name.to_owned(), text.to_owned())]);
     match name {
-        "litellm.yaml" => Ok(LITELLM.to_owned()),
-        "librechat.yaml" => Ok(LIBRECHAT.to_owned()),
+        "litellm.yaml" => one(LITELLM),
+        "librechat.yaml" => one(LIBRECHAT),
+        "plugins/" => Ok(vec![
+            (
+                "plugins/anthropic.json".to_owned(),
+                PLUGIN_ANTHROPIC.to_owned(),
+            ),
+            ("plugins/custom.json".to_owned(), PLUGIN_CUSTOM.to_owned()),
+        ]),
         other => Err(format!("cannot read {other}")),
     }
 }
@@ -184,4 +192,64 @@ fn librechat_custom_endpoints_become_upstreams() {
 fn unknown_formats_are_refused() {
     let e = import_to_yaml("server: {}\n").unwrap_err();
     assert!(e.0[0].message.contains("LiteLLM"), "{e}");
+}
+
+const PLUGIN_CUSTOM: &str = r#"{
+  "id": "custom-provider",
+  "name": "Custom",
+  "type": "completion",
+  "endpoint": "https://api.example.com/v1/chat/completions",
+  "auth": {"header": "x-api-key", "prefix": "", "key_env": "CUSTOM_API_KEY"},
+  "model_map": ["custom-large", "custom-small"],
+  "rate_limit": 10
+}"#;
+
+const PLUGIN_ANTHROPIC: &str = r#"{
+  "id": "anthropic",
+  "endpoint": "https://api.anthropic.com/v1/messages",
+  "auth": {"header": "x-api-key", "prefix": "", "key_env": "ANTHROPIC_API_KEY"},
+  "model_map": ["claude-3-5-sonnet"]
+}"#;
+
+#[test]
+fn libre_webui_plugins_from_a_directory_become_upstreams() {
+    let c = include("include: [plugins/]\n").unwrap();
+    assert_eq!(c.upstreams.len(), 1);
+    let up = &c.upstreams[0];
+    assert_eq!(&*up.name, "custom-provider");
+    assert_eq!(up.base_url, "https://api.example.com/v1");
+    assert_eq!(
+        up.models.as_deref().unwrap(),
+        ["custom-large", "custom-small"]
+    );
+    match &up.auth {
+        Auth::Header { name, prefix, key } => {
+            assert_eq!(name, "x-api-key");
+            assert_eq!(prefix, "");
+            assert_eq!(key.expose(), "value-of-CUSTOM_API_KEY");
+        }
+        _ => panic!("header auth expected"),
+    }
+    let paths = warning_paths(&c);
+    assert!(
+        paths.contains(&"include[0] (plugins/anthropic.json) endpoint".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"include[0] (plugins/custom.json) rate_limit".to_owned()),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_bearer_plugin_imports_as_bearer_auth() {
+    let (_, yaml, _) = import_to_yaml(
+        r#"{"id": "openai", "endpoint": "https://api.openai.com/v1/chat/completions",
+            "auth": {"header": "Authorization", "prefix": "Bearer ", "key_env": "OPENAI_API_KEY"},
+            "model_map": ["gpt-4o"]}"#,
+    )
+    .unwrap();
+    let c = parse(&yaml, &env).unwrap();
+    assert!(matches!(c.upstreams[0].auth, Auth::Bearer(_)));
+    assert_eq!(c.upstreams[0].base_url, "https://api.openai.com/v1");
 }
