@@ -120,3 +120,29 @@ fn an_include_clash_is_an_error_naming_the_include() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn serve_with_an_include_routes_to_its_models_and_logs_its_warnings() {
+    let up = MockUpstream::start().await;
+    let litellm = temp_file(
+        "litellm.yaml",
+        &format!(
+            "model_list:\n  - model_name: alias\n    litellm_params: {{model: openai/real-model, api_base: '{}', api_key: sk-literal-serve-1111, rpm: 5}}\n",
+            up.base_url()
+        ),
+    );
+    let gw = TestGateway::start(&format!("include: ['{}']\n", litellm.display())).await;
+    let r = gw
+        .http()
+        .post("/v1/chat/completions", &chat("alias", "hi", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = up.completions();
+    assert_eq!(sent[0].json()["model"], "real-model");
+    assert_eq!(
+        sent[0].headers["authorization"],
+        "Bearer sk-literal-serve-1111"
+    );
+    let logs = gw.logs_with("litellm_params.rpm").await;
+    assert!(!logs.contains("sk-literal-serve-1111"), "{logs}");
+}

@@ -10,28 +10,79 @@ use super::{key_text, map, required_str, scalar, unique_name, Fragment, Out};
 use crate::error::{join, ConfigError, ConfigErrors};
 use serde_yaml::{Mapping, Value};
 
-/// OpenAI-compatible providers LiteLLM names by prefix, with their default base URL
-/// (`None`: `api_base` is required).
-const PROVIDERS: &[(&str, Option<&str>)] = &[
-    ("openai", Some("https://api.openai.com/v1")),
-    ("text-completion-openai", Some("https://api.openai.com/v1")),
-    ("custom_openai", None),
-    ("openai_like", None),
-    ("hosted_vllm", None),
-    ("lm_studio", Some("http://localhost:1234/v1")),
-    ("ollama", Some("http://localhost:11434")),
-    ("ollama_chat", Some("http://localhost:11434")),
-    ("groq", Some("https://api.groq.com/openai/v1")),
-    ("mistral", Some("https://api.mistral.ai/v1")),
-    ("deepseek", Some("https://api.deepseek.com/v1")),
-    ("xai", Some("https://api.x.ai/v1")),
-    ("together_ai", Some("https://api.together.xyz/v1")),
-    (
+/// An OpenAI-compatible provider LiteLLM names by prefix.
+struct Provider {
+    prefix: &'static str,
+    /// Its default base URL (`None`: `api_base` is required).
+    base: Option<&'static str>,
+    /// The variable LiteLLM reads the key from when `api_key` is not given (used only
+    /// with the default base URL).
+    key_env: Option<&'static str>,
+}
+
+const fn provider(
+    prefix: &'static str,
+    base: Option<&'static str>,
+    key_env: Option<&'static str>,
+) -> Provider {
+    Provider {
+        prefix,
+        base,
+        key_env,
+    }
+}
+
+const OPENAI: &str = "https://api.openai.com/v1";
+
+const PROVIDERS: &[Provider] = &[
+    provider("openai", Some(OPENAI), Some("OPENAI_API_KEY")),
+    provider(
+        "text-completion-openai",
+        Some(OPENAI),
+        Some("OPENAI_API_KEY"),
+    ),
+    provider("custom_openai", None, None),
+    provider("openai_like", None, None),
+    provider("hosted_vllm", None, None),
+    provider("lm_studio", Some("http://localhost:1234/v1"), None),
+    provider("ollama", Some("http://localhost:11434"), None),
+    provider("ollama_chat", Some("http://localhost:11434"), None),
+    provider(
+        "groq",
+        Some("https://api.groq.com/openai/v1"),
+        Some("GROQ_API_KEY"),
+    ),
+    provider(
+        "mistral",
+        Some("https://api.mistral.ai/v1"),
+        Some("MISTRAL_API_KEY"),
+    ),
+    provider(
+        "deepseek",
+        Some("https://api.deepseek.com/v1"),
+        Some("DEEPSEEK_API_KEY"),
+    ),
+    provider("xai", Some("https://api.x.ai/v1"), Some("XAI_API_KEY")),
+    provider(
+        "together_ai",
+        Some("https://api.together.xyz/v1"),
+        Some("TOGETHERAI_API_KEY"),
+    ),
+    provider(
         "fireworks_ai",
         Some("https://api.fireworks.ai/inference/v1"),
+        Some("FIREWORKS_AI_API_KEY"),
     ),
-    ("openrouter", Some("https://openrouter.ai/api/v1")),
-    ("perplexity", Some("https://api.perplexity.ai")),
+    provider(
+        "openrouter",
+        Some("https://openrouter.ai/api/v1"),
+        Some("OPENROUTER_API_KEY"),
+    ),
+    provider(
+        "perplexity",
+        Some("https://api.perplexity.ai"),
+        Some("PERPLEXITYAI_API_KEY"),
+    ),
 ];
 
 /// One `model_list` entry that can be served.
@@ -118,7 +169,7 @@ fn deployment(
         Some((p, m)) => (p.to_owned(), m.to_owned()),
         None => ("openai".to_owned(), written.to_owned()),
     };
-    let Some((_, default_base)) = PROVIDERS.iter().find(|(p, _)| *p == provider) else {
+    let Some(known) = PROVIDERS.iter().find(|p| p.prefix == provider) else {
         out.warn(
             &join(&params_path, "model"),
             format!(
@@ -127,11 +178,15 @@ fn deployment(
         );
         return None;
     };
-    let base = params
+    let given_base = params
         .get("api_base")
         .or_else(|| params.get("base_url"))
-        .and_then(scalar)
-        .or_else(|| default_base.map(str::to_owned));
+        .and_then(scalar);
+    let default_key = match &given_base {
+        None => known.key_env,
+        Some(_) => None,
+    };
+    let base = given_base.or_else(|| known.base.map(str::to_owned));
     let Some(base) = base else {
         errors.push(ConfigError::new(
             join(&params_path, "api_base"),
@@ -143,13 +198,22 @@ fn deployment(
     if provider.starts_with("ollama") && !base_url.ends_with("/v1") {
         base_url.push_str("/v1");
     }
-    let key = params.get("api_key").and_then(scalar).map(|k| {
-        let env_name = format!(
-            "{}_API_KEY",
-            provider.to_ascii_uppercase().replace('-', "_")
-        );
-        out.secret(&k, &join(&params_path, "api_key"), &env_name)
-    });
+    // Without `api_key`, LiteLLM reads the provider's variable for its own API.
+    let key = match params.get("api_key").and_then(scalar) {
+        Some(k) => {
+            let env_name = known.key_env.map_or_else(
+                || {
+                    format!(
+                        "{}_API_KEY",
+                        provider.to_ascii_uppercase().replace('-', "_")
+                    )
+                },
+                str::to_owned,
+            );
+            Some(out.secret(&k, &join(&params_path, "api_key"), &env_name))
+        }
+        None => default_key.map(|var| Value::from(format!("${{{var}}}"))),
+    };
     let weight = params.get("weight").and_then(Value::as_u64);
     for (key, _) in params {
         let key = key_text(key);

@@ -253,3 +253,15 @@ fn a_bearer_plugin_imports_as_bearer_auth() {
     assert!(matches!(c.upstreams[0].auth, Auth::Bearer(_)));
     assert_eq!(c.upstreams[0].base_url, "https://api.openai.com/v1");
 }
+
+#[test]
+fn a_litellm_deployment_without_api_key_reads_the_provider_variable_as_litellm_does() {
+    let (_, yaml, _) = import_to_yaml(
+        "model_list:\n  - {model_name: a, litellm_params: {model: groq/llama}}\n  - {model_name: b, litellm_params: {model: openai/m, api_base: 'http://vllm:8000/v1'}}\n",
+    )
+    .unwrap();
+    assert!(yaml.contains("${GROQ_API_KEY}"), "{yaml}");
+    let c = parse(&yaml, &env).unwrap();
+    assert!(matches!(c.upstreams[0].auth, Auth::Bearer(_)));
+    assert!(matches!(c.upstreams[1].auth, Auth::None));
+}
