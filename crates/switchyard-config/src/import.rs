@@ -172,6 +172,15 @@ pub fn import_to_yaml(text: &str) -> Result<(Format, String, Vec<ConfigError>), 
     Ok((format, header + &yaml, out.warnings))
 }
 
+/// A non-secret value as native text: LiteLLM's `os.environ/VAR` becomes `${VAR}`;
+/// `${VAR}` (LibreChat's syntax, and ours) stays a reference.
+pub(crate) fn env_text(written: &str) -> String {
+    match written.strip_prefix("os.environ/") {
+        Some(var) => format!("${{{var}}}"),
+        None => written.to_owned(),
+    }
+}
+
 /// A string value written literally: `${` escaped so expansion leaves it alone.
 pub(crate) fn literal(s: &str) -> Value {
     Value::from(s.replace("${", "$${"))

@@ -86,10 +86,7 @@ fn endpoint(
     taken.push(name.clone());
     let mut entry = vec![
         ("name", Value::from(name.as_str())),
-        (
-            "base_url",
-            super::literal(base.trim().trim_end_matches('/')),
-        ),
+        ("base_url", Value::from(base.trim().trim_end_matches('/'))),
     ];
     let env_base: String = name
         .to_ascii_uppercase()

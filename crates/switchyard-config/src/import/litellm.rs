@@ -181,7 +181,8 @@ fn deployment(
     let given_base = params
         .get("api_base")
         .or_else(|| params.get("base_url"))
-        .and_then(scalar);
+        .and_then(scalar)
+        .map(|b| super::env_text(&b));
     let default_key = match &given_base {
         None => known.key_env,
         Some(_) => None,
@@ -283,7 +284,7 @@ fn build(deployments: &[Deployment], fragment: &mut Fragment) {
     for u in &ups {
         let mut entry = vec![
             ("name", Value::from(u.name.as_str())),
-            ("base_url", super::literal(&u.base_url)),
+            ("base_url", Value::from(u.base_url.as_str())),
         ];
         entry.push((
             "auth",
@@ -295,7 +296,7 @@ fn build(deployments: &[Deployment], fragment: &mut Fragment) {
         if let Some(org) = &u.organization {
             entry.push((
                 "headers",
-                map([("OpenAI-Organization", super::literal(org))]),
+                map([("OpenAI-Organization", Value::from(super::env_text(org)))]),
             ));
         }
         if u.provider.starts_with("ollama") {

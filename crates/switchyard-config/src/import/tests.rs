@@ -265,3 +265,19 @@ fn a_litellm_deployment_without_api_key_reads_the_provider_variable_as_litellm_d
     assert!(matches!(c.upstreams[0].auth, Auth::Bearer(_)));
     assert!(matches!(c.upstreams[1].auth, Auth::None));
 }
+
+#[test]
+fn environment_references_in_base_urls_are_expanded() {
+    let (_, yaml, _) = import_to_yaml(
+        "model_list:\n  - {model_name: a, litellm_params: {model: ollama/llama3, api_base: os.environ/OLLAMA_URL}}\n",
+    )
+    .unwrap();
+    let url_env = |name: &str| (name == "OLLAMA_URL").then(|| "http://ollama:11434".to_owned());
+    let c = parse(&yaml, &url_env).unwrap();
+    assert_eq!(c.upstreams[0].base_url, "http://ollama:11434/v1");
+    let (_, yaml, _) = import_to_yaml(
+        "endpoints:\n  custom:\n    - {name: x, baseURL: '${BASE_KEY}', apiKey: k}\n",
+    )
+    .unwrap();
+    assert!(yaml.contains("${BASE_KEY}"), "{yaml}");
+}
