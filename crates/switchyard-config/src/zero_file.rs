@@ -3,7 +3,8 @@
 //! `;`-separated lists (one OpenAI-compatible upstream per URL, a bearer key per URL;
 //! a missing or empty key means no auth); `OLLAMA_BASE_URLS` adds Ollama servers through
 //! their OpenAI-compatible API (`/v1` appended when missing); `SWITCHYARD_LISTEN` and
-//! `SWITCHYARD_METRICS_LISTEN` set the addresses.
+//! `SWITCHYARD_METRICS_LISTEN` set the addresses. `ENABLE_OPENAI_API=false` /
+//! `ENABLE_OLLAMA_API=false` turn a family off, as in Open WebUI.
 //!
 //! The variables become the tree a `gateway.yaml` would give and go through the same
 //! checks as a file ([`crate::parse_tree`]); keys are literal values in that tree, noted
@@ -31,6 +32,15 @@ pub fn zero_file_requested(env: &dyn Fn(&str) -> Option<String>) -> bool {
         .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()))
 }
 
+/// Open WebUI's `ENABLE_OPENAI_API` / `ENABLE_OLLAMA_API`: `false` (any case) or `0`
+/// turns that family off; unset or anything else leaves it on.
+fn enabled(env: &dyn Fn(&str) -> Option<String>, toggle: &str) -> bool {
+    !env(toggle).is_some_and(|v| {
+        let v = v.trim();
+        v.eq_ignore_ascii_case("false") || v == "0"
+    })
+}
+
 /// Where one generated upstream came from, to put errors back on the variable.
 struct Origin {
     name: String,
@@ -52,9 +62,14 @@ pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigE
 fn tree(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Value, Vec<Origin>, Redactor), ConfigErrors> {
-    let openai = list(env, OPENAI_URLS);
-    let keys = list(env, OPENAI_KEYS);
-    let ollama = list(env, OLLAMA_URLS);
+    let (mut openai, mut keys, mut ollama) = (Vec::new(), Vec::new(), Vec::new());
+    if enabled(env, "ENABLE_OPENAI_API") {
+        openai = list(env, OPENAI_URLS);
+        keys = list(env, OPENAI_KEYS);
+    }
+    if enabled(env, "ENABLE_OLLAMA_API") {
+        ollama = list(env, OLLAMA_URLS);
+    }
     let mut errors = Vec::new();
     if keys.len() > openai.len() {
         errors.push(ConfigError::new(
@@ -213,6 +228,14 @@ fn relabel(errors: ConfigErrors, origins: &[Origin]) -> ConfigErrors {
                 );
             }
             let var = match e.path.as_str() {
+                "upstreams" => {
+                    return ConfigError::new(
+                        "env",
+                        format!(
+                            "no upstream: set {OPENAI_URLS} or {OLLAMA_URLS} (and leave ENABLE_OPENAI_API / ENABLE_OLLAMA_API on)"
+                        ),
+                    )
+                }
                 "server.listen" => "SWITCHYARD_LISTEN",
                 "metrics.listen" => "SWITCHYARD_METRICS_LISTEN",
                 _ => return e,

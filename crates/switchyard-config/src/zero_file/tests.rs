@@ -151,3 +151,22 @@ fn dollar_braces_in_values_are_taken_literally_and_keys_are_redacted() {
     }
     assert_eq!(c.redactor.message("key sk-${NOT_A_VAR}"), "key ***");
 }
+
+#[test]
+fn enable_toggles_turn_a_family_off_as_in_open_webui() {
+    let c = parse_env(&env_of(&[
+        ("OPENAI_API_BASE_URLS", "http://a/v1"),
+        ("OLLAMA_BASE_URLS", "http://o:11434"),
+        ("ENABLE_OLLAMA_API", "False"),
+    ]))
+    .unwrap();
+    let names: Vec<_> = c.upstreams.iter().map(|u| u.name.to_string()).collect();
+    assert_eq!(names, ["openai"]);
+    let e = parse_env(&env_of(&[
+        ("OPENAI_API_BASE_URLS", "http://a/v1"),
+        ("ENABLE_OPENAI_API", "false"),
+    ]))
+    .unwrap_err();
+    assert_eq!(e.0[0].path, "env", "{e}");
+    assert!(e.0[0].message.contains("ENABLE_OPENAI_API"), "{e}");
+}
