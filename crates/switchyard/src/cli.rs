@@ -33,7 +33,8 @@ const EXIT_FORCED: u8 = 130;
       switchyard serve -c /etc/switchyard.yaml --listen 127.0.0.1:9000\n  \
       SWITCHYARD_CONFIG=prod.yaml switchyard check\n  \
       OPENAI_API_BASE_URLS='http://vllm:8000/v1' switchyard serve   # no file: zero-file mode\n  \
-      switchyard models --json | jq '.[].id'"
+      switchyard models --json | jq '.[].id'\n  \
+      switchyard import litellm-config.yaml > gateway.yaml"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -75,8 +76,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a LiteLLM config.yaml or a LibreChat librechat.yaml as native gateway.yaml
-    /// (on stdout; what cannot be honoured is listed on stderr).
+    /// Print a LiteLLM config.yaml, a LibreChat librechat.yaml or a Libre WebUI plugin
+    /// JSON as native gateway.yaml (stdout; what cannot be honoured goes to stderr).
     Import {
         /// The foreign file (format detected from its contents).
         file: PathBuf,
