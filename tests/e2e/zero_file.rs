@@ -189,6 +189,10 @@ fn a_named_file_wins_over_the_variables() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("mock-only.yaml: OK"), "{out}");
+    assert!(
+        err.contains("warning: OPENAI_API_BASE_URLS ignored: the config file"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -95,13 +95,17 @@ pub fn main() -> ExitCode {
             listen,
             metrics_listen,
         } => {
-            let Some(mut config) = load_one_line(&Source::choose(config)) else {
+            let source = Source::choose(config);
+            let Some(mut config) = load_one_line(&source) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             if let Some(addr) = metrics_listen {
                 config.metrics.listen = addr;
             }
             let writer = init_logging(config.server.log_format);
+            if let Some(note) = source.ignored_variables() {
+                tracing::warn!("{note}");
+            }
             for w in &config.warnings {
                 tracing::warn!(path = %w.path, "config: {}", w.message);
             }
@@ -168,6 +172,26 @@ impl Source {
         }
     }
 
+    /// When a file is used while zero-file variables are set (an image's default
+    /// config, say), a note saying they are ignored.
+    fn ignored_variables(&self) -> Option<String> {
+        let Self::File(path) = self else {
+            return None;
+        };
+        let set: Vec<&str> = switchyard_config::ZERO_FILE_VARIABLES
+            .iter()
+            .copied()
+            .filter(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+            .collect();
+        (!set.is_empty()).then(|| {
+            format!(
+                "{} ignored: the config file {} is used (no -c, an empty SWITCHYARD_CONFIG and no ./gateway.yaml select zero-file mode)",
+                set.join(", "),
+                path.display()
+            )
+        })
+    }
+
     fn load(&self) -> Result<Config, switchyard_config::ConfigErrors> {
         match self {
             Self::File(path) => switchyard_config::load(path),
@@ -217,6 +241,9 @@ fn load_one_line(source: &Source) -> Option<Config> {
     reason = "check reports to the operator on stdout"
 )]
 fn check(source: &Source) -> ExitCode {
+    if let Some(note) = source.ignored_variables() {
+        eprintln!("  warning: {note}");
+    }
     match load_checked(source) {
         Ok(config) => {
             for w in &config.warnings {
