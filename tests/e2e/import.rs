@@ -146,3 +146,18 @@ async fn serve_with_an_include_routes_to_its_models_and_logs_its_warnings() {
     let logs = gw.logs_with("litellm_params.rpm").await;
     assert!(!logs.contains("sk-literal-serve-1111"), "{logs}");
 }
+
+#[test]
+fn import_of_a_plugin_directory_prints_every_plugin_and_reports_the_skipped_ones() {
+    let (code, yaml, err) = run(&["import", &example("config/import/plugins")], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(yaml.contains("name: openai-plugin"), "{yaml}");
+    assert!(
+        err.contains("anthropic.json endpoint: not an OpenAI"),
+        "{err}"
+    );
+    let native = temp_file("plugins.yaml", &yaml);
+    let (code, out, err) = run(&["check", "-c", native.to_str().unwrap()], ENV);
+    assert_eq!(code, 0, "{yaml}\n{err}");
+    assert!(out.contains("OK (1 upstreams"), "{out}");
+}

@@ -150,6 +150,75 @@ pub(crate) fn convert(text: &str, mode: Mode) -> Result<(Format, Fragment, Out),
 /// cannot honour (paths inside the foreign file). No literal key is printed.
 pub fn import_to_yaml(text: &str) -> Result<(Format, String, Vec<ConfigError>), ConfigErrors> {
     let (format, fragment, out) = convert(text, Mode::Print)?;
+    let yaml = native_yaml(fragment, format.name())?;
+    Ok((format, yaml, out.warnings))
+}
+
+/// Several foreign files (a directory of Libre WebUI plugins, say) as one native
+/// `gateway.yaml`; warnings and errors name the file. Names used twice are errors.
+pub fn import_files_to_yaml(
+    files: &[(String, String)],
+) -> Result<(String, Vec<ConfigError>), ConfigErrors> {
+    let mut all = Fragment::default();
+    let (mut warnings, mut errors, mut formats) = (Vec::new(), Vec::new(), Vec::new());
+    let at = |file: &str, path: &str| {
+        if path.is_empty() {
+            file.to_owned()
+        } else {
+            format!("{file} {path}")
+        }
+    };
+    for (file, text) in files {
+        let (format, fragment, out) = match convert(text, Mode::Print) {
+            Ok(done) => done,
+            Err(es) => {
+                errors.extend(
+                    es.0.into_iter()
+                        .map(|e| ConfigError::new(at(file, &e.path), e.message)),
+                );
+                continue;
+            }
+        };
+        if !formats.contains(&format.name()) {
+            formats.push(format.name());
+        }
+        warnings.extend(
+            out.warnings
+                .into_iter()
+                .map(|w| ConfigError::new(at(file, &w.path), w.message)),
+        );
+        for (mine, theirs, field) in [
+            (&mut all.upstreams, fragment.upstreams, "name"),
+            (&mut all.routes, fragment.routes, "model"),
+            (&mut all.keys, fragment.keys, "name"),
+        ] {
+            for entry in theirs {
+                let name = entry.get(field).and_then(Value::as_str).unwrap_or_default();
+                if mine
+                    .iter()
+                    .any(|e| e.get(field).and_then(Value::as_str) == Some(name))
+                {
+                    errors.push(ConfigError::new(
+                        file.as_str(),
+                        format!("`{name}` is already defined by an earlier file"),
+                    ));
+                } else {
+                    mine.push(entry);
+                }
+            }
+        }
+        for (k, v) in fragment.routing {
+            all.routing.entry(k).or_insert(v);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok((native_yaml(all, &formats.join(" + "))?, warnings))
+}
+
+/// A fragment as `gateway.yaml` text with a header naming where it came from.
+fn native_yaml(fragment: Fragment, from: &str) -> Result<String, ConfigErrors> {
     let mut top = Mapping::new();
     if !fragment.routing.is_empty() {
         top.insert("routing".into(), Value::Mapping(fragment.routing));
@@ -165,11 +234,9 @@ pub fn import_to_yaml(text: &str) -> Result<(Format, String, Vec<ConfigError>), 
     }
     let yaml = serde_yaml::to_string(&Value::Mapping(top))
         .map_err(|e| ConfigErrors::single("", format!("cannot write YAML: {e}")))?;
-    let header = format!(
-        "# Imported from a {} by `switchyard import`.\n",
-        format.name()
-    );
-    Ok((format, header + &yaml, out.warnings))
+    Ok(format!(
+        "# Imported from {from} by `switchyard import`.\n{yaml}"
+    ))
 }
 
 /// A non-secret value as native text: LiteLLM's `os.environ/VAR` becomes `${VAR}`;

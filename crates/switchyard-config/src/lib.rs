@@ -27,7 +27,7 @@ mod zero_file;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};
-pub use import::{import_to_yaml, Format};
+pub use import::{import_files_to_yaml, import_to_yaml, Format};
 pub use proxy::{Proxy, ProxyEnv, ProxySetting};
 pub use redact::{hide_string_values, Redactor};
 pub use resolved::*;

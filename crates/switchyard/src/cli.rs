@@ -79,7 +79,8 @@ enum Command {
     /// Print a LiteLLM config.yaml, a LibreChat librechat.yaml or a Libre WebUI plugin
     /// JSON as native gateway.yaml (stdout; what cannot be honoured goes to stderr).
     Import {
-        /// The foreign file (format detected from its contents).
+        /// The foreign file (format detected from its contents), or a directory / glob
+        /// of Libre WebUI plugin JSON files.
         file: PathBuf,
     },
 }
@@ -272,23 +273,24 @@ fn check(source: &Source) -> ExitCode {
     reason = "import prints the native config on stdout"
 )]
 fn import(file: &std::path::Path) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", file.display());
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let shown = file.display().to_string();
+    let converted = if file.is_dir() || shown.contains('*') {
+        switchyard_config::read_included(std::path::Path::new("."), &shown)
+            .map_err(|msg| switchyard_config::ConfigErrors::single("", msg))
+            .and_then(|files| switchyard_config::import_files_to_yaml(&files))
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| {
+                switchyard_config::ConfigErrors::single("", format!("cannot read it: {e}"))
+            })
+            .and_then(|text| switchyard_config::import_to_yaml(&text))
+            .map(|(_, yaml, warnings)| (yaml, warnings))
     };
-    match switchyard_config::import_to_yaml(&text) {
-        Ok((format, yaml, warnings)) => {
+    match converted {
+        Ok((yaml, warnings)) => {
             print!("{yaml}");
             if !warnings.is_empty() {
-                eprintln!(
-                    "{} ({}): {} setting(s) not carried over:",
-                    file.display(),
-                    format.name(),
-                    warnings.len()
-                );
+                eprintln!("{shown}: {} setting(s) not carried over:", warnings.len());
             }
             for w in &warnings {
                 eprintln!("  warning: {w}");
@@ -296,7 +298,7 @@ fn import(file: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
+            eprintln!("{shown}: {} problem(s)", errors.0.len());
             for e in &errors.0 {
                 eprintln!("  {e}");
             }
