@@ -93,6 +93,7 @@ pub(crate) fn resolve(
         log: log?,
         export,
         redactor: Default::default(),
+        warnings: Vec::new(),
     })
 }
 

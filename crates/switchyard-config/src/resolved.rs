@@ -41,6 +41,10 @@ pub struct Config {
     /// Hides the values `${VAR}` took from the environment; the daemon passes the errors
     /// of its own config checks (plugin settings, files, TLS) through it.
     pub redactor: Redactor,
+    /// What `include:`d files say that Switchyard cannot honour, each with its path
+    /// (`include[0] (litellm.yaml) model_list[1].litellm_params.rpm`); `check` prints
+    /// them and `serve` logs them.
+    pub warnings: Vec<crate::ConfigError>,
 }
 
 /// The Prometheus metrics listener: `GET /metrics` on an address of its own, without

@@ -40,13 +40,52 @@ fn every_example_in_config_dir_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            if let Err(e) = parse(&text, &any_env) {
+            let dir = path.parent().unwrap().to_owned();
+            let read = |entry: &str| read_included(&dir, entry);
+            if let Err(e) = parse_with_files(&text, &any_env, &read) {
                 panic!("{} does not parse:\n{e}", path.display());
             }
             seen += 1;
         }
     }
     assert!(seen >= 3, "expected example configs, found {seen}");
+}
+
+#[test]
+fn the_include_example_brings_every_imported_format_and_reports_the_rest() {
+    let path = repo_root().join("config/include-imports.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dir = path.parent().unwrap().to_owned();
+    let read = |entry: &str| read_included(&dir, entry);
+    let c = parse_with_files(&text, &any_env, &read).unwrap();
+    let names: Vec<_> = c.upstreams.iter().map(|u| u.name.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "mock",
+            "openai",
+            "groq",
+            "ollama",
+            "OpenRouter",
+            "vllm",
+            "openai-plugin"
+        ]
+    );
+    assert_eq!(c.routing.max_attempts, 3);
+    assert_eq!(c.routing.request_timeout, Duration::from_secs(120));
+    let warned = |p: &str| c.warnings.iter().any(|w| w.path == p);
+    assert!(warned(
+        "include[0] (import/litellm.yaml) model_list[0].litellm_params.rpm"
+    ));
+    assert!(warned(
+        "include[0] (import/litellm.yaml) model_list[4].litellm_params.model"
+    ));
+    assert!(warned(
+        "include[1] (import/librechat.yaml) endpoints.custom[0].dropParams"
+    ));
+    assert!(warned(
+        "include[2] (import/plugins/anthropic.json) endpoint"
+    ));
 }
 
 #[test]

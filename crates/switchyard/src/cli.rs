@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check`, `models`, `hash-key`. Parses arguments, loads the config,
-//! and maps every failure to a one-line message and an exit code (64 for a bad config
-//! or usage, 1 for runtime failures). Printing to stdout is this module's job.
+//! The command line: `serve`, `check`, `models`, `hash-key`, `import`. Parses arguments,
+//! loads the config (a file, or with none the environment: zero-file mode), and maps
+//! every failure to a one-line message and an exit code (64 for a bad config or usage,
+//! 1 for runtime failures). Printing to stdout is this module's job.
 
 use crate::log_writer::LogWriter;
 use crate::server::Drained;
@@ -31,8 +32,10 @@ const EXIT_FORCED: u8 = 130;
       switchyard serve                         # gateway.yaml in the current directory\n  \
       switchyard serve -c /etc/switchyard.yaml --listen 127.0.0.1:9000\n  \
       SWITCHYARD_CONFIG=prod.yaml switchyard check\n  \
+      OPENAI_API_BASE_URLS='http://vllm:8000/v1' switchyard serve   # no file: zero-file mode\n  \
       switchyard models --json | jq '.[].id'\n  \
-      printf %s \"$KEY\" | switchyard hash-key    # sha256:… for keys[].key"
+      printf %s \"$KEY\" | switchyard hash-key    # sha256:… for keys[].key\n  \
+      switchyard import litellm-config.yaml > gateway.yaml"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,9 +46,11 @@ pub struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        /// Config file.
-        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
-        config: PathBuf,
+        /// Config file, else $SWITCHYARD_CONFIG (empty = unset), else ./gateway.yaml;
+        /// with none of them, Open WebUI's OPENAI_API_BASE_URLS / OPENAI_API_KEYS /
+        /// OLLAMA_BASE_URLS (zero-file mode).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Listen address, overriding `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -55,15 +60,19 @@ enum Command {
     },
     /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
     Check {
-        /// Config file.
-        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
-        config: PathBuf,
+        /// Config file, else $SWITCHYARD_CONFIG (empty = unset), else ./gateway.yaml;
+        /// with none of them, Open WebUI's OPENAI_API_BASE_URLS / OPENAI_API_KEYS /
+        /// OLLAMA_BASE_URLS (zero-file mode).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
     /// Print the aggregated model catalogue (fetches each upstream's list).
     Models {
-        /// Config file.
-        #[arg(short, long, env = "SWITCHYARD_CONFIG", default_value = "gateway.yaml")]
-        config: PathBuf,
+        /// Config file, else $SWITCHYARD_CONFIG (empty = unset), else ./gateway.yaml;
+        /// with none of them, Open WebUI's OPENAI_API_BASE_URLS / OPENAI_API_KEYS /
+        /// OLLAMA_BASE_URLS (zero-file mode).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -74,25 +83,40 @@ enum Command {
         /// The key (prefer standard input: arguments end up in shell history).
         key: Option<String>,
     },
+    /// Print a LiteLLM config.yaml, a LibreChat librechat.yaml or a Libre WebUI plugin
+    /// JSON as native gateway.yaml (stdout; what cannot be honoured goes to stderr).
+    Import {
+        /// The foreign file (format detected from its contents), or a directory / glob
+        /// of Libre WebUI plugin JSON files.
+        file: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check(&Source::choose(config)),
+        Command::Import { file } => import(&file),
         Command::Serve {
             config,
             listen,
             metrics_listen,
         } => {
-            let Some(mut config) = load_one_line(&config) else {
+            let source = Source::choose(config);
+            let Some(mut config) = load_one_line(&source) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             if let Some(addr) = metrics_listen {
                 config.metrics.listen = addr;
             }
             let writer = init_logging(config.server.log_format);
+            if let Some(note) = source.ignored_variables() {
+                tracing::warn!("{note}");
+            }
+            for w in &config.warnings {
+                tracing::warn!(path = %w.path, "config: {}", w.message);
+            }
             let code = serve(config, listen);
             if let Some(writer) = writer {
                 writer.flush(Duration::from_secs(2));
@@ -100,7 +124,7 @@ pub fn main() -> ExitCode {
             code
         }
         Command::Models { config, json } => {
-            let Some(config) = load_one_line(&config) else {
+            let Some(config) = load_one_line(&Source::choose(config)) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
             run_async(models(config, json))
@@ -144,10 +168,86 @@ fn run_async(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// The file used when neither `-c` nor `SWITCHYARD_CONFIG` names one.
+const DEFAULT_CONFIG: &str = "gateway.yaml";
+
+/// Where the config comes from.
+enum Source {
+    /// A YAML file.
+    File(PathBuf),
+    /// Zero-file mode: Open WebUI's variables (`switchyard_config::parse_env`).
+    Environment,
+}
+
+impl Source {
+    /// A file named by `-c` or a non-empty `SWITCHYARD_CONFIG` always wins, then
+    /// `./gateway.yaml`; with neither, the environment when one of its upstream
+    /// variables is set, else `gateway.yaml` anyway (so the error says it cannot be
+    /// read, as before). An empty `SWITCHYARD_CONFIG` counts as unset, so a container
+    /// image that sets it can still be run in zero-file mode.
+    fn choose(given: Option<PathBuf>) -> Self {
+        let given = given.or_else(|| {
+            std::env::var_os("SWITCHYARD_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        match given {
+            Some(path) => Self::File(path),
+            None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+                Self::File(PathBuf::from(DEFAULT_CONFIG))
+            }
+            None if switchyard_config::zero_file_requested(&|n| std::env::var(n).ok()) => {
+                Self::Environment
+            }
+            None => Self::File(PathBuf::from(DEFAULT_CONFIG)),
+        }
+    }
+
+    /// When a file is used while zero-file variables are set (an image's default
+    /// config, say), a note saying they are ignored.
+    fn ignored_variables(&self) -> Option<String> {
+        let Self::File(path) = self else {
+            return None;
+        };
+        let set: Vec<&str> = switchyard_config::ZERO_FILE_VARIABLES
+            .iter()
+            .copied()
+            .filter(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+            .collect();
+        (!set.is_empty()).then(|| {
+            format!(
+                "{} ignored: the config file {} is used (no -c, an empty SWITCHYARD_CONFIG and no ./gateway.yaml select zero-file mode)",
+                set.join(", "),
+                path.display()
+            )
+        })
+    }
+
+    fn load(&self) -> Result<Config, switchyard_config::ConfigErrors> {
+        match self {
+            Self::File(path) => switchyard_config::load(path),
+            Self::Environment => switchyard_config::parse_env(&|n| std::env::var(n).ok()),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Environment => write!(
+                f,
+                "environment ({})",
+                switchyard_config::ZERO_FILE_VARIABLES.join(", ")
+            ),
+        }
+    }
+}
+
 /// Loads a config and builds everything the daemon would from it (plugin settings,
 /// CA files…), so what passes here also starts.
-fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::ConfigErrors> {
-    let config = switchyard_config::load(path)?;
+fn load_checked(source: &Source) -> Result<Config, switchyard_config::ConfigErrors> {
+    let config = source.load()?;
     if let Some(tls) = &config.server.tls {
         crate::tls::acceptor(tls).map_err(|e| config.redactor.errors(e))?;
     }
@@ -156,16 +256,12 @@ fn load_checked(path: &std::path::Path) -> Result<Config, switchyard_config::Con
 }
 
 /// Loads a config; on failure prints one line (all problems joined) to stderr.
-fn load_one_line(path: &std::path::Path) -> Option<Config> {
-    match load_checked(path) {
+fn load_one_line(source: &Source) -> Option<Config> {
+    match load_checked(source) {
         Ok(c) => Some(c),
         Err(errors) => {
             let all: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-            eprintln!(
-                "error: invalid config {}: {}",
-                path.display(),
-                all.join("; ")
-            );
+            eprintln!("error: invalid config {source}: {}", all.join("; "));
             None
         }
     }
@@ -175,9 +271,15 @@ fn load_one_line(path: &std::path::Path) -> Option<Config> {
     clippy::print_stdout,
     reason = "check reports to the operator on stdout"
 )]
-fn check(path: &std::path::Path) -> ExitCode {
-    match load_checked(path) {
+fn check(source: &Source) -> ExitCode {
+    if let Some(note) = source.ignored_variables() {
+        eprintln!("  warning: {note}");
+    }
+    match load_checked(source) {
         Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("  warning: {w}");
+            }
             let unpriced = crate::auth::unpriced_models(&config);
             if !unpriced.is_empty() {
                 eprintln!(
@@ -186,8 +288,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                 );
             }
             println!(
-                "{}: OK ({} upstreams, {} routes, {} plugins)",
-                path.display(),
+                "{source}: OK ({} upstreams, {} routes, {} plugins)",
                 config.upstreams.len(),
                 config.routes.len(),
                 config.plugins.len()
@@ -195,7 +296,46 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            eprintln!("{source}: {} problem(s)", errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "import prints the native config on stdout"
+)]
+fn import(file: &std::path::Path) -> ExitCode {
+    let shown = file.display().to_string();
+    let converted = if file.is_dir() || shown.contains('*') {
+        switchyard_config::read_included(std::path::Path::new("."), &shown)
+            .map_err(|msg| switchyard_config::ConfigErrors::single("", msg))
+            .and_then(|files| switchyard_config::import_files_to_yaml(&files))
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| {
+                switchyard_config::ConfigErrors::single("", format!("cannot read it: {e}"))
+            })
+            .and_then(|text| switchyard_config::import_to_yaml(&text))
+            .map(|(_, yaml, warnings)| (yaml, warnings))
+    };
+    match converted {
+        Ok((yaml, warnings)) => {
+            print!("{yaml}");
+            if !warnings.is_empty() {
+                eprintln!("{shown}: {} setting(s) not carried over:", warnings.len());
+            }
+            for w in &warnings {
+                eprintln!("  warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{shown}: {} problem(s)", errors.0.len());
             for e in &errors.0 {
                 eprintln!("  {e}");
             }

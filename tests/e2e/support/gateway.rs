@@ -68,6 +68,19 @@ impl TestGateway {
         Self::start_with(yaml, &[], Some(nofile)).await
     }
 
+    /// Starts with no config file (zero-file mode): in an empty directory, no `-c`, no
+    /// `SWITCHYARD_CONFIG`, the listen address from `SWITCHYARD_LISTEN=127.0.0.1:0`.
+    pub async fn start_zero_file(env: &[(&str, &str)]) -> Self {
+        let dir = temp_file("empty", "");
+        let mut cmd = Command::new(binary());
+        cmd.current_dir(dir.parent().unwrap())
+            .arg("serve")
+            .env_remove("SWITCHYARD_CONFIG")
+            .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
+            .env("SWITCHYARD_METRICS_LISTEN", "127.0.0.1:0");
+        Self::spawn(cmd, env).await
+    }
+
     async fn start_with(yaml: &str, env: &[(&str, &str)], nofile: Option<u32>) -> Self {
         let config = temp_file("gateway.yaml", yaml);
         let mut cmd = match nofile {
@@ -85,8 +98,12 @@ impl TestGateway {
         cmd.args(["serve", "-c"])
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
+            .args(["--metrics-listen", "127.0.0.1:0"]);
+        Self::spawn(cmd, env).await
+    }
+
+    async fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Self {
+        cmd.env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
