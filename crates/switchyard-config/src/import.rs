@@ -43,6 +43,9 @@ pub(crate) struct Out {
     pub mode: Mode,
     pub warnings: Vec<ConfigError>,
     pub literals: Vec<String>,
+    /// When printing: each variable named in place of a literal, with that literal, so
+    /// two different keys never share one variable.
+    named: Vec<(String, String)>,
 }
 
 impl Out {
@@ -51,6 +54,7 @@ impl Out {
             mode,
             warnings: Vec::new(),
             literals: Vec::new(),
+            named: Vec::new(),
         }
     }
 
@@ -74,6 +78,7 @@ impl Out {
                 literal(written)
             }
             Mode::Print => {
+                let suggested = self.variable_for(written, suggested);
                 self.warn(
                     path,
                     format!(
@@ -83,6 +88,23 @@ impl Out {
                 Value::from(format!("${{{suggested}}}"))
             }
         }
+    }
+}
+
+impl Out {
+    /// The variable a printed literal is read from: `suggested`, or `suggested_2`,
+    /// `_3`… when another literal already took it (the same literal keeps its name).
+    fn variable_for(&mut self, literal: &str, suggested: &str) -> String {
+        let mut name = suggested.to_owned();
+        for n in 2.. {
+            match self.named.iter().find(|(var, _)| *var == name) {
+                Some((_, value)) if value == literal => return name,
+                Some(_) => name = format!("{suggested}_{n}"),
+                None => break,
+            }
+        }
+        self.named.push((name.clone(), literal.to_owned()));
+        name
     }
 }
 

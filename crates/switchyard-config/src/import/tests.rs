@@ -284,3 +284,33 @@ fn environment_references_in_base_urls_are_expanded() {
     .unwrap();
     assert!(yaml.contains("${BASE_KEY}"), "{yaml}");
 }
+
+#[test]
+fn two_different_literal_keys_are_printed_as_two_variables() {
+    let file = r#"
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/gpt-a, api_base: 'http://one/v1', api_key: sk-literal-one-1111}
+  - model_name: b
+    litellm_params: {model: openai/gpt-b, api_base: 'http://two/v1', api_key: sk-literal-two-2222}
+  - model_name: c
+    litellm_params: {model: openai/gpt-c, api_base: 'http://one/v1', api_key: sk-literal-one-1111}
+"#;
+    let (_, yaml, warnings) = import_to_yaml(file).unwrap();
+    assert!(!yaml.contains("sk-literal"), "{yaml}");
+    assert!(yaml.contains("${OPENAI_API_KEY}"), "{yaml}");
+    assert!(yaml.contains("${OPENAI_API_KEY_2}"), "{yaml}");
+    assert!(
+        !yaml.contains("${OPENAI_API_KEY_3}"),
+        "the same key keeps its name: {yaml}"
+    );
+    let named: Vec<&str> = warnings
+        .iter()
+        .filter(|w| w.message.contains("a literal key is not printed"))
+        .map(|w| w.message.as_str())
+        .collect();
+    assert!(
+        named.iter().any(|m| m.contains("`${OPENAI_API_KEY_2}`")),
+        "{named:?}"
+    );
+}
