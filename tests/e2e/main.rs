@@ -15,6 +15,7 @@
 
 mod support;
 
+mod admin;
 mod catalogue;
 mod chat;
 mod cli;
@@ -30,6 +31,7 @@ mod pool;
 mod prometheus;
 mod proxy;
 mod python_sdk;
+mod reload;
 mod secrets;
 mod streaming;
 mod tokens;

@@ -3,6 +3,7 @@
 //! or usage, 1 for runtime failures). Printing to stdout is this module's job.
 
 use crate::log_writer::LogWriter;
+use crate::reload::Overrides;
 use crate::server::Drained;
 use crate::{build_snapshot, Gateway};
 use clap::{Parser, Subcommand};
@@ -51,6 +52,10 @@ enum Command {
         /// Metrics listen address, overriding `metrics.listen`.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// Admin API listen address, overriding `admin.listen` (the API is on only when
+        /// the config has an `admin:` section).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
     Check {
@@ -75,18 +80,25 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve {
-            config,
+            config: path,
             listen,
             metrics_listen,
+            admin_listen,
         } => {
-            let Some(mut config) = load_one_line(&config) else {
+            let Some(mut config) = load_one_line(&path) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            if let Some(addr) = metrics_listen {
-                config.metrics.listen = addr;
+            let overrides = Overrides {
+                metrics_listen,
+                admin_listen,
+            };
+            overrides.apply(&mut config);
+            if let Err(e) = config.admin.check() {
+                eprintln!("error: invalid config {}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
             }
             let writer = init_logging(config.server.log_format);
-            let code = serve(config, listen);
+            let code = serve(config, listen, path, overrides);
             if let Some(writer) = writer {
                 writer.flush(Duration::from_secs(2));
             }
@@ -167,9 +179,14 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
+fn serve(
+    config: Config,
+    listen: Option<SocketAddr>,
+    path: PathBuf,
+    overrides: Overrides,
+) -> ExitCode {
     let gateway = match Gateway::bind(config, listen) {
-        Ok(g) => g,
+        Ok(g) => g.reloading_from(path, overrides),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -179,7 +196,10 @@ fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
         let metrics = gateway
             .metrics_addr()
             .map_or_else(|| "off".to_owned(), |a| a.to_string());
-        tracing::info!(%addr, %metrics, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
+        let admin = gateway
+            .admin_addr()
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(%addr, %metrics, %admin, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(gateway.workers())
@@ -268,7 +288,7 @@ fn init_logging(format: LogFormat) -> Option<LogWriter> {
     Some(writer)
 }
 
-/// Resolves at the first SIGTERM or SIGINT; a second one during the drain exits the
+/// Resolves at the first SIGTERM or SIGINT (SIGHUP reloads, see `reload`); a second one during the drain exits the
 /// process at once (exit code 130).
 async fn shutdown_signal() {
     let mut signals = Signals::new();
