@@ -277,3 +277,76 @@ async fn an_unchanged_upstream_stays_cooling_across_a_reload_and_a_changed_one_s
     let fresh = admin.get("/admin/upstreams").await.json();
     assert!(cooling_models(&fresh, "a").is_empty(), "{fresh}");
 }
+
+#[tokio::test]
+async fn with_watch_on_a_changed_file_is_reloaded_and_restart_only_settings_are_kept() {
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let watched = |to: &str, workers: u32| {
+        format!(
+            "server: {{watch: true, workers: {workers}}}\n{}",
+            routed(&a, &b, to)
+        )
+    };
+    let gw = TestGateway::start(&watched("a", 2)).await;
+    gw.http()
+        .post("/v1/chat/completions", &chat("m", "hi", false))
+        .await;
+    assert_eq!(a.completions().len(), 1);
+
+    gw.rewrite_config(&watched("b", 3));
+    let logs = gw.logs_with("config reloaded").await;
+    assert!(
+        logs.contains("trigger=\"watch\"") || logs.contains("trigger=watch"),
+        "{logs}"
+    );
+    let logs = gw
+        .logs_with("server.workers changed: takes effect after a restart")
+        .await;
+    assert!(!logs.contains("config reload rejected"), "{logs}");
+    gw.http()
+        .post("/v1/chat/completions", &chat("m", "hi", false))
+        .await;
+    assert_eq!(b.completions().len(), 1, "routed by the new file");
+    let config = gw.admin_http().get("/admin/config").await.json();
+    assert_eq!(
+        config["config"]["server"]["workers"], 2,
+        "the running value"
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_rate_limiter_keeps_its_counts_across_a_reload() {
+    let a = MockUpstream::start().await;
+    let limited = |models: &str, limit: u32| {
+        format!(
+            "upstreams:\n  - {{name: a, base_url: '{}', models: [{models}]}}\nplugins:\n  - name: rate_limiter\n    config: {{limit: {limit}, window: 1m, key: global}}\nadmin: {{}}\n",
+            a.base_url()
+        )
+    };
+    let gw = TestGateway::start(&limited("x", 2)).await;
+    let http = gw.http();
+    for _ in 0..2 {
+        assert_eq!(
+            http.post("/v1/chat/completions", &chat("x", "hi", false))
+                .await
+                .status,
+            200
+        );
+    }
+    // Another part of the config changes; the limiter's settings do not.
+    gw.rewrite_config(&limited("x, y", 2));
+    assert_eq!(reload(&gw).await.status, 200);
+    http.post("/v1/chat/completions", &chat("x", "hi", false))
+        .await
+        .assert_error(429, "rate_limit_exceeded");
+    // New settings: a new limiter.
+    gw.rewrite_config(&limited("x, y", 3));
+    assert_eq!(reload(&gw).await.status, 200);
+    assert_eq!(
+        http.post("/v1/chat/completions", &chat("x", "hi", false))
+            .await
+            .status,
+        200
+    );
+}

@@ -4,7 +4,8 @@
 //! start to end. The HTTP clients ([`Clients`], with their connection pools) and the
 //! open-stream counter are passed in rather than owned, so a reload (`reload`) builds a
 //! new snapshot beside the old one and keeps them; [`Snapshot::carry_over`] then takes
-//! over the state of upstreams whose settings did not change (health, fetched lists).
+//! over the state of upstreams and plugins whose settings did not change (health, fetched
+//! lists, limiter counts).
 
 use crate::auth::Keys;
 use crate::catalog::Catalog;
@@ -127,8 +128,9 @@ impl Snapshot {
 
     /// Takes over the state `old` kept for each upstream whose name and settings are
     /// unchanged — its passive health (cool-downs included) and its fetched model list —
-    /// so a reload neither forgets an outage nor refetches every list. Returns the names
-    /// of the upstreams kept.
+    /// so a reload neither forgets an outage nor refetches every list; and each plugin
+    /// whose name, id and settings are unchanged, with its state (limiter counts).
+    /// Returns the names of the upstreams kept.
     pub fn carry_over(&mut self, old: &Snapshot) -> Vec<Arc<str>> {
         let mut pairs = Vec::new();
         let mut kept = Vec::new();
@@ -145,6 +147,7 @@ impl Snapshot {
             }
         }
         self.catalog.adopt(&old.catalog, &pairs);
+        self.chain.adopt(&old.chain);
         kept
     }
 
