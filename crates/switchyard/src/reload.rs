@@ -84,6 +84,9 @@ pub struct Reloader {
     clients: Arc<Clients>,
     open_streams: Arc<AtomicU32>,
     generation: AtomicU64,
+    /// Hash of the file text the last reload read (so the watcher does not reload
+    /// again what SIGHUP or the admin API already did).
+    last_read: AtomicU64,
     /// One reload at a time; a second trigger waits and then reads the file again.
     running: tokio::sync::Mutex<()>,
 }
@@ -105,6 +108,7 @@ impl Reloader {
             clients,
             open_streams,
             generation: AtomicU64::new(generation),
+            last_read: AtomicU64::new(0),
             running: tokio::sync::Mutex::new(()),
         }
     }
@@ -170,18 +174,34 @@ impl Reloader {
         // Parsing and building read files and compile patterns: off the runtime's
         // workers, so requests in flight never wait on it.
         let built = tokio::task::spawn_blocking(move || {
-            let mut config = switchyard_config::load(&path)?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                let message = format!("cannot read {}: {e}", path.display());
+                (ConfigErrors::single("", message), None)
+            })?;
+            let read = hash(text.as_bytes());
+            let mut config = switchyard_config::parse(&text, &|name| std::env::var(name).ok())
+                .map_err(|e| (e, Some(read)))?;
             overrides.apply(&mut config);
             let restart_needed = keep_restart_only(&running.config, &mut config);
             if let Err(e) = config.admin.check() {
-                return Err(config.redactor.errors(ConfigErrors(vec![e])));
+                return Err((config.redactor.errors(ConfigErrors(vec![e])), Some(read)));
             }
-            let snap = Snapshot::build(config, &clients, open_streams)?;
-            Ok((snap, restart_needed))
+            let snap =
+                Snapshot::build(config, &clients, open_streams).map_err(|e| (e, Some(read)))?;
+            Ok((snap, restart_needed, read))
         })
         .await
         .map_err(|e| ConfigErrors::single("", format!("the reload task failed: {e}")))?;
-        let (mut snap, restart_needed) = built?;
+        let (mut snap, restart_needed, read) = match built {
+            Ok(built) => built,
+            Err((errors, read)) => {
+                if let Some(read) = read {
+                    self.last_read.store(read, Ordering::Release);
+                }
+                return Err(errors);
+            }
+        };
+        self.last_read.store(read, Ordering::Release);
         snap.exporter = old.exporter.clone();
         let kept = snap.carry_over(&old);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -302,10 +322,11 @@ pub fn spawn_watch(reloader: Arc<Reloader>) -> Option<tokio::task::JoinHandle<()
                 continue;
             }
             let now = fingerprint(&path).await;
-            if now.is_some() && now != seen {
-                seen = now;
+            let already = now == Some(reloader.last_read.load(Ordering::Acquire));
+            if now.is_some() && now != seen && !already {
                 let _outcome = reloader.reload(Trigger::Watch).await;
             }
+            seen = now;
         }
     }))
 }
@@ -317,7 +338,11 @@ async fn fingerprint(path: &std::path::Path) -> Option<u64> {
         .await
         .ok()?
         .ok()?;
+    Some(hash(&text))
+}
+
+fn hash(text: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
