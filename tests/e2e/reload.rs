@@ -282,19 +282,19 @@ async fn an_unchanged_upstream_stays_cooling_across_a_reload_and_a_changed_one_s
 async fn with_watch_on_a_changed_file_is_reloaded_and_restart_only_settings_are_kept() {
     let a = MockUpstream::start().await;
     let b = MockUpstream::start().await;
-    let watched = |to: &str, workers: u32| {
+    let watched = |to: &str, workers: u32, body: u32| {
         format!(
-            "server: {{watch: true, workers: {workers}}}\n{}",
+            "server: {{watch: true, workers: {workers}, max_body_bytes: {body}}}\n{}",
             routed(&a, &b, to)
         )
     };
-    let gw = TestGateway::start(&watched("a", 2)).await;
+    let gw = TestGateway::start(&watched("a", 2, 100_000)).await;
     gw.http()
         .post("/v1/chat/completions", &chat("m", "hi", false))
         .await;
     assert_eq!(a.completions().len(), 1);
 
-    gw.rewrite_config(&watched("b", 3));
+    gw.rewrite_config(&watched("b", 3, 200));
     let logs = gw.logs_with("config reloaded").await;
     assert!(
         logs.contains("trigger=\"watch\"") || logs.contains("trigger=watch"),

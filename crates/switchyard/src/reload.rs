@@ -262,9 +262,17 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
         "export",
         format!("{:?}", running.export) != format!("{:?}", new.export),
     );
-    let watch = new.server.watch;
-    new.server = running.server.clone();
-    new.server.watch = watch;
+    // The rest of `server` (body and stream limits, body timeout, watch) applies.
+    n.listen = r.listen;
+    n.workers = r.workers;
+    n.tls.clone_from(&r.tls);
+    n.log_format = r.log_format;
+    n.max_connections = r.max_connections;
+    n.max_header_bytes = r.max_header_bytes;
+    n.header_timeout = r.header_timeout;
+    n.idle_timeout = r.idle_timeout;
+    n.write_timeout = r.write_timeout;
+    n.drain_timeout = r.drain_timeout;
     new.metrics = running.metrics.clone();
     new.admin.enabled = running.admin.enabled;
     new.admin.listen = running.admin.listen;
