@@ -350,3 +350,19 @@ async fn an_unchanged_rate_limiter_keeps_its_counts_across_a_reload() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_sighup_right_after_start_does_not_end_the_process() {
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let mut gw = TestGateway::start(&routed(&a, &b, "a")).await;
+    gw.hangup();
+    gw.hangup();
+    let answer = gw
+        .http()
+        .post("/v1/chat/completions", &chat("m", "hi", false))
+        .await;
+    assert_eq!(answer.status, 200);
+    gw.terminate();
+    assert_eq!(gw.wait_exit().await, Some(0), "{}", gw.logs());
+}

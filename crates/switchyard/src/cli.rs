@@ -192,15 +192,6 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
-    if let Some(addr) = gateway.local_addr() {
-        let metrics = gateway
-            .metrics_addr()
-            .map_or_else(|| "off".to_owned(), |a| a.to_string());
-        let admin = gateway
-            .admin_addr()
-            .map_or_else(|| "off".to_owned(), |a| a.to_string());
-        tracing::info!(%addr, %metrics, %admin, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(gateway.workers())
         .thread_name("switchyard-worker")
@@ -213,6 +204,25 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
+    // SIGHUP's default action ends the process: take it over before anyone is told the
+    // gateway is up, so a reload signal sent early is ignored rather than fatal (tokio
+    // never unregisters a handler; `Gateway::run` listens for it).
+    #[cfg(unix)]
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Err(e) = signal(SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot take over SIGHUP");
+        }
+    });
+    if let Some(addr) = gateway.local_addr() {
+        let metrics = gateway
+            .metrics_addr()
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
+        let admin = gateway
+            .admin_addr()
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(%addr, %metrics, %admin, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
+    }
     match runtime.block_on(gateway.run(shutdown_signal())) {
         Ok(Drained::Clean) => ExitCode::SUCCESS,
         Ok(Drained::Cut) => ExitCode::from(EXIT_DRAIN_CUT),
