@@ -354,3 +354,35 @@ fn hash(text: &[u8]) -> u64 {
     text.hash(&mut h);
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        switchyard_config::parse(
+            &format!("{yaml}upstreams: [{{name: a, base_url: 'http://a', models: [m]}}]\n"),
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn restart_only_settings_keep_their_running_value_and_the_rest_applies() {
+        let running =
+            config("server: {listen: '127.0.0.1:1', workers: 2, max_body_bytes: 10}\nadmin: {}\n");
+        let mut new = config(
+            "server: {listen: '127.0.0.1:2', workers: 2, max_body_bytes: 20, watch: true}\nadmin: {listen: '127.0.0.1:3'}\nmetrics: {enabled: false}\n",
+        );
+        let changed = keep_restart_only(&running, &mut new);
+        assert_eq!(
+            changed,
+            vec!["server.listen", "metrics.listen", "admin.listen"]
+        );
+        assert_eq!(new.server.listen, running.server.listen);
+        assert_eq!(new.admin.listen, running.admin.listen);
+        assert!(new.metrics.enabled);
+        assert_eq!(new.server.max_body_bytes, 20);
+        assert!(new.server.watch);
+    }
+}
