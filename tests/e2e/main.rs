@@ -15,6 +15,7 @@
 
 mod support;
 
+mod admin;
 mod catalogue;
 mod chat;
 mod cli;
@@ -32,6 +33,7 @@ mod pool;
 mod prometheus;
 mod proxy;
 mod python_sdk;
+mod reload;
 mod secrets;
 mod streaming;
 mod tokens;

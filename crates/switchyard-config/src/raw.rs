@@ -36,6 +36,17 @@ pub(crate) struct Top {
     pub log: Option<Value>,
     #[serde(default)]
     pub export: Option<Value>,
+    #[serde(default)]
+    pub admin: Option<Value>,
+}
+
+/// `admin:`; the token may be an expanded secret, so no `Debug`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminSpec {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +111,7 @@ pub(crate) struct ServerSpec {
     pub body_timeout: Option<Value>,
     pub write_timeout: Option<Value>,
     pub drain_timeout: Option<Value>,
+    pub watch: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

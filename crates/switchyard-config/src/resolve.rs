@@ -68,6 +68,14 @@ pub(crate) fn resolve(
     let metrics = section::<raw::MetricsSpec>(top.metrics, "metrics", errors)
         .and_then(|s| sections::metrics(s, errors));
     let log = section::<raw::LogSpec>(top.log, "log", errors).map(sections::log);
+    let admin = match top.admin {
+        None => sections::admin(None, errors),
+        Some(Value::Null) => sections::admin(Some(raw::AdminSpec::default()), errors),
+        Some(v) => typed::<raw::AdminSpec>(v, "admin")
+            .map_err(|e| errors.push(e))
+            .ok()
+            .and_then(|s| sections::admin(Some(s), errors)),
+    };
     let export = match top.export {
         None | Some(Value::Null) => None,
         Some(v) => typed::<raw::ExportSpec>(v, "export")
@@ -92,6 +100,7 @@ pub(crate) fn resolve(
         metrics: metrics?,
         log: log?,
         export,
+        admin: admin?,
         redactor: Default::default(),
         warnings: Vec::new(),
     })

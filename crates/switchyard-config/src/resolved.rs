@@ -38,6 +38,8 @@ pub struct Config {
     pub log: Log,
     /// Request records exported to a file and/or HTTP collectors; `None` when off.
     pub export: Option<Export>,
+    /// The admin API listener (`admin:`); off when the section is absent.
+    pub admin: Admin,
     /// Hides the values `${VAR}` took from the environment; the daemon passes the errors
     /// of its own config checks (plugin settings, files, TLS) through it.
     pub redactor: Redactor,
@@ -55,6 +57,38 @@ pub struct Metrics {
     pub enabled: bool,
     /// Address to bind (default `0.0.0.0:9464`).
     pub listen: SocketAddr,
+}
+
+/// The admin API (`admin:`): its own listener, bearer-token protected. Off unless the
+/// config has an `admin:` section.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Serve the admin API (default true when `admin:` is present, else false).
+    pub enabled: bool,
+    /// Address to bind (default `127.0.0.1:9090`).
+    pub listen: SocketAddr,
+    /// The bearer token admin calls must carry; `None`: no token (loopback only).
+    pub token: Option<Secret>,
+}
+
+impl Admin {
+    /// The default listen address.
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:9090";
+
+    /// The rule a listen address override must also pass: without a token the admin
+    /// API only listens on a loopback address.
+    pub fn check(&self) -> Result<(), crate::ConfigError> {
+        if self.enabled && self.token.is_none() && !self.listen.ip().is_loopback() {
+            return Err(crate::ConfigError {
+                path: "admin.listen".to_owned(),
+                message: format!(
+                    "`{}` is not a loopback address and admin.token is not set; set a token or listen on 127.0.0.1",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Logging settings.
@@ -255,6 +289,8 @@ pub struct Server {
     pub write_timeout: Duration,
     /// How long shutdown waits for in-flight requests (default 30 s).
     pub drain_timeout: Duration,
+    /// Reload when the config file changes (polled every second; default false).
+    pub watch: bool,
 }
 
 /// The data plane's certificate and key (PEM files, read when the gateway starts).
@@ -358,8 +394,9 @@ pub struct RetryBudget {
     pub window: Duration,
 }
 
-/// One upstream API.
-#[derive(Debug, Clone)]
+/// One upstream API. Equality compares every setting, secrets included (a reload
+/// keeps an upstream's health and model list only while its settings are equal).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// Unique name; also the `upstream/` prefix of its models and `owned_by`.
     pub name: Arc<str>,
@@ -423,7 +460,7 @@ impl Upstream {
 }
 
 /// Upstream authentication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
     /// No credentials.
     None,

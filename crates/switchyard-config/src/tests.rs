@@ -455,3 +455,26 @@ fn undeclared_groups_are_labels_while_no_groups_section_exists() {
     .unwrap();
     assert!(c.keys[0].models.is_none());
 }
+
+#[test]
+fn admin_is_off_without_its_section_and_loopback_only_without_a_token() {
+    const UP: &str = "upstreams: [{name: a, base_url: 'http://a', models: [m]}]\n";
+    let off = parse(UP, &|_| None).unwrap();
+    assert!(!off.admin.enabled);
+    let on = parse(&format!("{UP}admin: {{}}\n"), &|_| None).unwrap();
+    assert!(on.admin.enabled);
+    assert_eq!(on.admin.listen.to_string(), "127.0.0.1:9090");
+    let errors = parse(&format!("{UP}admin: {{listen: '0.0.0.0:9090'}}\n"), &|_| {
+        None
+    })
+    .unwrap_err();
+    assert_eq!(errors.0[0].path, "admin.listen");
+    let with_token = parse(
+        &format!("{UP}admin: {{listen: '0.0.0.0:9090', token: '${{T}}'}}\n"),
+        &|_| Some("t0ken-value".into()),
+    )
+    .unwrap();
+    assert_eq!(with_token.admin.token.unwrap().expose(), "t0ken-value");
+    let empty = parse(&format!("{UP}admin: {{token: ''}}\n"), &|_| None).unwrap_err();
+    assert_eq!(empty.0[0].path, "admin.token");
+}

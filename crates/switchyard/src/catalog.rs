@@ -129,6 +129,36 @@ impl Catalog {
             })
     }
 
+    /// Takes over the lists the previous generation fetched, for each `(new, old)`
+    /// pair of upstream indices whose settings are unchanged, with their fetch times.
+    pub fn adopt(&self, old: &Catalog, pairs: &[(usize, usize)]) {
+        for &(new, was) in pairs {
+            let (Some(slot), Some(list)) = (self.fetched.get(new), old.fetched.get(was)) else {
+                continue;
+            };
+            slot.store(list.load_full());
+            let at = old.fetched_at[was].lock().ok().and_then(|at| *at);
+            if let Ok(mut slot) = self.fetched_at[new].lock() {
+                *slot = at;
+            }
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.rebuild_if_stale();
+    }
+
+    /// Per upstream: whether its list is fetched (else static) and how many ids it has.
+    pub fn sources(&self) -> Vec<(bool, usize)> {
+        let index = self.index();
+        self.fetched
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let count = index.per_upstream.get(i).map_or(0, |l| l.len());
+                (f.load().is_some(), count)
+            })
+            .collect()
+    }
+
     /// How often the background task refreshes.
     pub fn ttl(&self) -> Duration {
         self.ttl

@@ -4,6 +4,7 @@
 //! 1 for runtime failures). Printing to stdout is this module's job.
 
 use crate::log_writer::LogWriter;
+use crate::reload::Overrides;
 use crate::server::Drained;
 use crate::{build_snapshot, Gateway};
 use clap::{Parser, Subcommand};
@@ -57,6 +58,10 @@ enum Command {
         /// Metrics listen address, overriding `metrics.listen`.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// Admin API listen address, overriding `admin.listen` (the API is on only when
+        /// the config has an `admin:` section).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate a config: prints every problem with its YAML path; exit 0 if valid.
     Check {
@@ -99,16 +104,23 @@ pub fn main() -> ExitCode {
         Command::Check { config } => check(&Source::choose(config)),
         Command::Import { file } => import(&file),
         Command::Serve {
-            config,
+            config: path,
             listen,
             metrics_listen,
+            admin_listen,
         } => {
-            let source = Source::choose(config);
+            let source = Source::choose(path);
             let Some(mut config) = load_one_line(&source) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            if let Some(addr) = metrics_listen {
-                config.metrics.listen = addr;
+            let overrides = Overrides {
+                metrics_listen,
+                admin_listen,
+            };
+            overrides.apply(&mut config);
+            if let Err(e) = config.admin.check() {
+                eprintln!("error: invalid config {source}: {e}");
+                return ExitCode::from(EXIT_CONFIG);
             }
             let writer = init_logging(config.server.log_format);
             if let Some(note) = source.ignored_variables() {
@@ -117,7 +129,11 @@ pub fn main() -> ExitCode {
             for w in &config.warnings {
                 tracing::warn!(path = %w.path, "config: {}", w.message);
             }
-            let code = serve(config, listen);
+            let path = match source {
+                Source::File(path) => Some(path),
+                Source::Environment => None,
+            };
+            let code = serve(config, listen, path, overrides);
             if let Some(writer) = writer {
                 writer.flush(Duration::from_secs(2));
             }
@@ -344,20 +360,19 @@ fn import(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
+fn serve(
+    config: Config,
+    listen: Option<SocketAddr>,
+    path: Option<PathBuf>,
+    overrides: Overrides,
+) -> ExitCode {
     let gateway = match Gateway::bind(config, listen) {
-        Ok(g) => g,
+        Ok(g) => g.reloading_from(path, overrides),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(addr) = gateway.local_addr() {
-        let metrics = gateway
-            .metrics_addr()
-            .map_or_else(|| "off".to_owned(), |a| a.to_string());
-        tracing::info!(%addr, %metrics, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(gateway.workers())
         .thread_name("switchyard-worker")
@@ -370,6 +385,25 @@ fn serve(config: Config, listen: Option<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // SIGHUP's default action ends the process: take it over before anyone is told the
+    // gateway is up, so a reload signal sent early is ignored rather than fatal (tokio
+    // never unregisters a handler; `Gateway::run` listens for it).
+    #[cfg(unix)]
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Err(e) = signal(SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot take over SIGHUP");
+        }
+    });
+    if let Some(addr) = gateway.local_addr() {
+        let metrics = gateway
+            .metrics_addr()
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
+        let admin = gateway
+            .admin_addr()
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(%addr, %metrics, %admin, workers = gateway.workers(), version = env!("CARGO_PKG_VERSION"), "switchyard listening");
+    }
     match runtime.block_on(gateway.run(shutdown_signal())) {
         Ok(Drained::Clean) => ExitCode::SUCCESS,
         Ok(Drained::Cut) => ExitCode::from(EXIT_DRAIN_CUT),
@@ -445,7 +479,7 @@ fn init_logging(format: LogFormat) -> Option<LogWriter> {
     Some(writer)
 }
 
-/// Resolves at the first SIGTERM or SIGINT; a second one during the drain exits the
+/// Resolves at the first SIGTERM or SIGINT (SIGHUP reloads, see `reload`); a second one during the drain exits the
 /// process at once (exit code 130).
 async fn shutdown_signal() {
     let mut signals = Signals::new();

@@ -6,9 +6,10 @@
 //! draws them, and `tests/layers.rs` enforces it). Bottom to top: vocabulary (`error`,
 //! `endpoint`, `caller`) · telemetry (`metrics`, `record`, `log_writer`) · `export` (request records out) · transport (`client`, `tls`) · `relay` (response bodies) ·
 //! `upstream` (send with failover) · services (`auth`, `catalog`, `plugins`) ·
-//! `snapshot` · `pipeline` (one request, top to bottom) · edge (`server`, `cli`, this
-//! file).
+//! `snapshot` · `pipeline` (one request, top to bottom) · `reload` (build, then swap) ·
+//! `admin` (the operators' listener) · edge (`server`, `cli`, this file).
 
+pub mod admin;
 pub mod auth;
 pub mod caller;
 pub mod catalog;
@@ -24,15 +25,18 @@ pub mod pipeline;
 pub mod plugins;
 pub mod record;
 pub mod relay;
+pub mod reload;
 pub mod server;
 pub mod snapshot;
 pub mod tls;
 pub mod upstream;
 
 use client::Clients;
+use reload::{Overrides, Reloader};
 use snapshot::{Live, Snapshot};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +68,12 @@ pub enum StartError {
 pub struct Gateway {
     listener: std::net::TcpListener,
     metrics_listener: Option<std::net::TcpListener>,
+    admin_listener: Option<std::net::TcpListener>,
     live: Arc<Live>,
+    clients: Arc<Clients>,
+    open_streams: Arc<AtomicU32>,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
     workers: usize,
     tls: Option<tokio_rustls::TlsAcceptor>,
     export: Option<export::Workers>,
@@ -106,13 +115,28 @@ impl Gateway {
                 .map_err(hidden)?,
             None => (None, None),
         };
-        let mut snap = build_snapshot(config).map_err(StartError::Config)?;
+        config
+            .admin
+            .check()
+            .map_err(|e| StartError::Config(ConfigErrors(vec![e])))?;
+        let admin_addr = config.admin.enabled.then_some(config.admin.listen);
+        let clients = Arc::new(Clients::default());
+        let open_streams = Arc::new(AtomicU32::new(0));
+        let mut snap =
+            Snapshot::build(config, &clients, open_streams.clone()).map_err(StartError::Config)?;
         snap.exporter = exporter;
         let listener = bind(addr)?;
         let metrics_listener = metrics_addr.map(bind).transpose()?;
+        let admin_listener = admin_addr.map(bind).transpose()?;
+        reload::mark_loaded();
         Ok(Self {
             listener,
             metrics_listener,
+            admin_listener,
+            clients,
+            open_streams,
+            config_path: None,
+            overrides: Overrides::default(),
             live: Arc::new(Live::new(Arc::new(snap))),
             workers,
             tls,
@@ -123,6 +147,20 @@ impl Gateway {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// Makes reloads (SIGHUP, `POST /admin/reload`, `server.watch`) read `path`, with
+    /// the command line's `overrides` applied to each read.
+    #[must_use]
+    pub fn reloading_from(mut self, path: Option<PathBuf>, overrides: Overrides) -> Self {
+        self.config_path = path;
+        self.overrides = overrides;
+        self
+    }
+
+    /// The admin listener's address, when the admin API is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener.as_ref()?.local_addr().ok()
     }
 
     /// The metrics listener's address, when metrics are on.
@@ -141,7 +179,23 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<server::Drained, StartError> {
-        snapshot::spawn_catalog_refresh(&self.live.load_full());
+        snapshot::spawn_catalog_refresh(&self.live.load_full(), true);
+        let reloader = Arc::new(Reloader::new(
+            self.config_path,
+            self.overrides,
+            self.live.clone(),
+            self.clients,
+            self.open_streams,
+        ));
+        let sighup = reload::spawn_sighup(reloader.clone());
+        let watch = reload::spawn_watch(reloader.clone());
+        let admin = match self.admin_listener {
+            Some(l) => {
+                let l = tokio::net::TcpListener::from_std(l).map_err(StartError::Register)?;
+                Some(tokio::spawn(admin::serve(l, reloader)))
+            }
+            None => None,
+        };
         let reaper = tokio::spawn(client::h1::reap_idle());
         let export = self.export.map(export::Workers::spawn);
         let listener =
@@ -154,7 +208,7 @@ impl Gateway {
             None => None,
         };
         let drained = server::serve(listener, self.live, self.tls, shutdown).await;
-        if let Some(task) = metrics {
+        for task in [metrics, admin, sighup, watch].into_iter().flatten() {
             task.abort();
         }
         reaper.abort();

@@ -122,6 +122,10 @@ pub struct Metrics {
     pub client_timeouts: [IntCounter; CLIENT_TIMEOUTS.len()],
     /// `switchyard_accept_errors_total`
     pub accept_errors: IntCounter,
+    /// `switchyard_config_reloads_total{outcome}`: `[ok, error]`
+    pub config_reloads: [IntCounter; 2],
+    /// `switchyard_config_last_reload_success_timestamp_seconds` (start counts as one)
+    pub config_last_reload_success: Gauge,
 }
 
 /// The process-wide metrics.
@@ -149,6 +153,14 @@ impl UpstreamMetrics {
         if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
             self.attempts[i].inc();
         }
+    }
+
+    /// Attempts with this outcome so far (one of [`OUTCOMES`]).
+    pub fn attempts_of(&self, outcome: &str) -> u64 {
+        OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.attempts[i].get())
     }
 
     /// Counts a stream that ended early for this reason (one of [`STREAM_FAILURES`]).
@@ -410,6 +422,23 @@ impl Metrics {
                 "switchyard_accept_errors_total",
                 "Failed accepts on the data plane (out of file descriptors and the like).",
             ),
+            config_reloads: {
+                let c = counter(
+                    "switchyard_config_reloads_total",
+                    "Config reloads (SIGHUP, POST /admin/reload, file watch), by outcome.",
+                    &["outcome"],
+                );
+                ["ok", "error"].map(|o| c.with_label_values(&[o]))
+            },
+            config_last_reload_success: {
+                let g = Gauge::new(
+                    "switchyard_config_last_reload_success_timestamp_seconds",
+                    "Unix time the config in use was loaded (at start, then at each successful reload).",
+                )
+                .expect("valid gauge");
+                registry.register(Box::new(g.clone())).expect("unique name");
+                g
+            },
             registry,
         }
     }

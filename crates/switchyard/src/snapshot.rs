@@ -1,9 +1,11 @@
 //! `Snapshot`: everything built from one `Config` — upstreams with their clients and
 //! headers, route balancers, the catalogue, client keys, the plugin chain — behind one
 //! `ArcSwap` (`Live`). A request loads it once and sees one config generation from
-//! start to end. Today a snapshot is built once at start (there is no reload yet); the
-//! HTTP clients ([`Clients`]) and the open-stream counter are passed in rather than
-//! owned, so that a reload can build a new snapshot beside the old one and keep them.
+//! start to end. The HTTP clients ([`Clients`], with their connection pools) and the
+//! open-stream counter are passed in rather than owned, so a reload (`reload`) builds a
+//! new snapshot beside the old one and keeps them; [`Snapshot::carry_over`] then takes
+//! over the state of upstreams and plugins whose settings did not change (health, fetched
+//! lists, limiter counts).
 
 use crate::auth::Keys;
 use crate::catalog::Catalog;
@@ -53,6 +55,8 @@ pub struct Snapshot {
     /// Where request records are exported (`export:`); the exporter outlives snapshots,
     /// so whoever builds one hands it the process's handle. `None` when export is off.
     pub exporter: Option<Exporter>,
+    /// Which config generation this is: 1 at start, one more per successful reload.
+    pub generation: u64,
 }
 
 impl Snapshot {
@@ -123,7 +127,33 @@ impl Snapshot {
             routes,
             config,
             exporter: None,
+            generation: 1,
         })
+    }
+
+    /// Takes over the state `old` kept for each upstream whose name and settings are
+    /// unchanged — its passive health (cool-downs included) and its fetched model list —
+    /// so a reload neither forgets an outage nor refetches every list; and each plugin
+    /// whose name, id and settings are unchanged, with its state (limiter counts).
+    /// Returns the names of the upstreams kept.
+    pub fn carry_over(&mut self, old: &Snapshot) -> Vec<Arc<str>> {
+        let mut pairs = Vec::new();
+        let mut kept = Vec::new();
+        for (i, up) in self.upstreams.list.iter_mut().enumerate() {
+            let same = old
+                .upstreams
+                .list
+                .iter()
+                .position(|o| o.name == up.name && o.config == up.config);
+            if let Some(j) = same {
+                up.health = old.upstreams.list[j].health.clone();
+                pairs.push((i, j));
+                kept.push(up.name.clone());
+            }
+        }
+        self.catalog.adopt(&old.catalog, &pairs);
+        self.chain.adopt(&old.chain);
+        kept
     }
 
     /// Targets for a model, in the order to try them: the route's (or the catalogue's)
@@ -216,14 +246,18 @@ impl Snapshot {
     }
 }
 
-/// Keeps the catalogue of one snapshot fresh until the snapshot is dropped.
-pub fn spawn_catalog_refresh(snap: &Arc<Snapshot>) {
+/// Keeps the catalogue of one snapshot fresh until the snapshot is dropped. With
+/// `force_first` false (after a reload) the first round only fetches the lists not
+/// carried over; the ones carried over are refetched on the usual schedule.
+pub fn spawn_catalog_refresh(snap: &Arc<Snapshot>, force_first: bool) {
     let weak: Weak<Snapshot> = Arc::downgrade(snap);
     let ttl = snap.catalog.ttl();
     tokio::spawn(async move {
+        let mut force = force_first;
         loop {
             let Some(snap) = weak.upgrade() else { return };
-            snap.catalog.refresh(&snap.upstreams.list, true).await;
+            snap.catalog.refresh(&snap.upstreams.list, force).await;
+            force = true;
             drop(snap);
             // Refresh a little before entries expire so readers rarely wait.
             tokio::time::sleep(ttl.mul_f64(0.9).max(std::time::Duration::from_millis(100))).await;

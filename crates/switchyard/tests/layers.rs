@@ -24,6 +24,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("services", &["auth", "catalog", "plugins"]),
     ("snapshot", &["snapshot"]),
     ("pipeline", &["pipeline"]),
+    ("reload", &["reload"]),
+    ("admin", &["admin"]),
     ("server", &["server"]),
     ("gateway", &["lib"]),
     ("cli", &["cli", "main"]),

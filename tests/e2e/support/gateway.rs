@@ -49,6 +49,10 @@ pub struct TestGateway {
     pub base: String,
     /// `http://127.0.0.1:PORT/metrics`, when metrics are on.
     pub metrics: Option<String>,
+    /// `http://127.0.0.1:PORT` of the admin API, when the config turns it on.
+    pub admin: Option<String>,
+    /// The config file it was started with (rewrite it, then reload).
+    pub config: PathBuf,
     logs: Arc<Mutex<String>>,
 }
 
@@ -78,7 +82,8 @@ impl TestGateway {
             .env_remove("SWITCHYARD_CONFIG")
             .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
             .env("SWITCHYARD_METRICS_LISTEN", "127.0.0.1:0");
-        Self::spawn(cmd, env).await
+        // No file is read; `config` names the empty directory's placeholder.
+        Self::spawn(cmd, env, dir).await
     }
 
     async fn start_with(yaml: &str, env: &[(&str, &str)], nofile: Option<u32>) -> Self {
@@ -98,11 +103,12 @@ impl TestGateway {
         cmd.args(["serve", "-c"])
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--metrics-listen", "127.0.0.1:0"]);
-        Self::spawn(cmd, env).await
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"]);
+        Self::spawn(cmd, env, config).await
     }
 
-    async fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Self {
+    async fn spawn(mut cmd: Command, env: &[(&str, &str)], config: PathBuf) -> Self {
         cmd.env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -131,7 +137,11 @@ impl TestGateway {
                                 .and_then(|s| s.split_whitespace().next())
                                 .map(str::to_owned)
                         };
-                        let _ = tx.send(field(" addr=").zip(field(" metrics=")));
+                        let _ = tx.send(
+                            field(" addr=")
+                                .zip(field(" metrics="))
+                                .zip(field(" admin=")),
+                        );
                     }
                 }
             }
@@ -139,7 +149,7 @@ impl TestGateway {
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
             .await
             .unwrap();
-        let (addr, metrics) = match addr {
+        let ((addr, metrics), admin) = match addr {
             Ok(Some(a)) => a,
             other => panic!(
                 "gateway did not start ({other:?}); logs:\n{}",
@@ -150,6 +160,8 @@ impl TestGateway {
             child,
             base: format!("http://{addr}"),
             metrics: (metrics != "off").then(|| format!("http://{metrics}/metrics")),
+            admin: (admin != "off").then(|| format!("http://{admin}")),
+            config,
             logs,
         }
     }
@@ -221,6 +233,28 @@ impl TestGateway {
             }
             last = now;
         }
+    }
+
+    /// A client for its admin API (the config must have `admin:`).
+    pub fn admin_http(&self) -> Http {
+        Http::new(self.admin.clone().expect("the admin API is on"))
+    }
+
+    /// Replaces its config file (atomically, by rename, as editors and config
+    /// management tools do).
+    pub fn rewrite_config(&self, yaml: &str) {
+        let tmp = self.config.with_extension("yaml.new");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    /// Sends SIGHUP: reload the config file.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Sends SIGTERM, as a process supervisor would.

@@ -1,10 +1,11 @@
-//! The single-entry sections: `server`, `catalogue`, `routing`, `metrics` and `log`. Each field gets
+//! The single-entry sections: `server`, `catalogue`, `routing`, `metrics`, `admin` and `log`. Each field gets
 //! its default and its own check; nothing here looks at other sections.
 
 use super::duration_or;
 use crate::error::ConfigError;
 use crate::raw;
 use crate::resolved::*;
+use crate::secret::Secret;
 use std::time::Duration;
 
 pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Option<Server> {
@@ -82,6 +83,7 @@ pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Optio
         body_timeout: body_timeout?,
         write_timeout: write_timeout?,
         drain_timeout: drain_timeout?,
+        watch: s.watch.unwrap_or(false),
     })
 }
 
@@ -199,6 +201,40 @@ pub(super) fn metrics(s: raw::MetricsSpec, errors: &mut Vec<ConfigError>) -> Opt
         enabled: s.enabled.unwrap_or(true),
         listen,
     })
+}
+
+pub(super) fn admin(s: Option<raw::AdminSpec>, errors: &mut Vec<ConfigError>) -> Option<Admin> {
+    let present = s.is_some();
+    let s = s.unwrap_or_default();
+    let text = s.listen.as_deref().unwrap_or(Admin::DEFAULT_LISTEN);
+    let listen = text
+        .parse()
+        .map_err(|_discarded| {
+            errors.push(ConfigError::new(
+                "admin.listen",
+                format!("`{text}` is not an address like 127.0.0.1:9090"),
+            ))
+        })
+        .ok()?;
+    let token = match s.token {
+        Some(t) if t.trim().is_empty() => {
+            errors.push(ConfigError::new(
+                "admin.token",
+                "is empty (unset the key, or give a token)",
+            ));
+            None
+        }
+        t => t.map(Secret::new),
+    };
+    let admin = Admin {
+        enabled: s.enabled.unwrap_or(present),
+        listen,
+        token,
+    };
+    if let Err(e) = admin.check() {
+        errors.push(e);
+    }
+    Some(admin)
 }
 
 pub(super) fn log(s: raw::LogSpec) -> Log {

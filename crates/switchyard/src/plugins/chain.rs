@@ -49,6 +49,9 @@ pub struct Instance {
     /// Failures and rejections so far.
     pub counters: Arc<Counters>,
     selector: Selector,
+    /// The entry's `config`, as built from (a reload keeps the built plugin, and its
+    /// state, while the name, id and settings are unchanged).
+    settings: Value,
     plugin: Arc<dyn Plugin>,
 }
 
@@ -205,6 +208,7 @@ impl Chain {
                 timeout: spec.timeout,
                 counters: Arc::new(Counters::new(&spec.id)),
                 selector: Selector::new(spec.models.clone(), spec.keys.clone()),
+                settings: spec.config.clone(),
                 plugin,
             });
         }
@@ -212,6 +216,24 @@ impl Chain {
             return Err(errors);
         }
         Ok(Self::assemble(instances))
+    }
+
+    /// Takes over the built plugins of `old` whose name, id and settings are unchanged,
+    /// with their state (rate-limiter and token-limiter counts). Stages, priority,
+    /// selectors and isolation settings stay as newly configured. Returns how many.
+    pub fn adopt(&mut self, old: &Chain) -> usize {
+        let mut kept = 0;
+        for new in &mut self.instances {
+            let same = old
+                .instances
+                .iter()
+                .find(|o| o.id == new.id && o.name == new.name && o.settings == new.settings);
+            if let Some(o) = same {
+                new.plugin = o.plugin.clone();
+                kept += 1;
+            }
+        }
+        kept
     }
 
     /// Groups built instances by stage and priority.

@@ -57,6 +57,19 @@ impl UpstreamHealth {
         all
     }
 
+    /// Every target cooling now, with how long it still sits out.
+    pub fn cooling(&self, now: Instant) -> Vec<(String, Duration)> {
+        let Ok(targets) = self.targets.read() else {
+            return Vec::new();
+        };
+        let mut all: Vec<(String, Duration)> = targets
+            .iter()
+            .filter_map(|(m, h)| Some((m.to_string(), h.cooling_for(now)?)))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
     fn with<T>(&self, model: &str, f: impl FnOnce(&Arc<Health>) -> T, absent: T) -> T {
         match self.targets.read() {
             Ok(targets) => targets.get(model).map_or(absent, f),
@@ -80,6 +93,12 @@ impl Health {
             Ok(until) => until.is_none_or(|t| now >= t),
             Err(_) => true,
         }
+    }
+
+    /// How long it still sits out, if it is cooling now.
+    pub fn cooling_for(&self, now: Instant) -> Option<Duration> {
+        let until = (*self.cooldown_until.lock().ok()?)?;
+        (now < until).then(|| until - now)
     }
 
     /// A success clears the failure count and any cool-down.

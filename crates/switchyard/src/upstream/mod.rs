@@ -50,8 +50,9 @@ pub struct Upstream {
     pub client: Option<Arc<H1Client>>,
     /// Auth and extra headers, sent on every request.
     pub headers: HeaderMap,
-    /// Passive health, of its connections and of each target.
-    pub health: UpstreamHealth,
+    /// Passive health, of its connections and of each target; shared with the next
+    /// snapshot when a reload leaves this upstream's settings unchanged.
+    pub health: Arc<UpstreamHealth>,
     /// Its metric handles.
     pub metrics: UpstreamMetrics,
     destinations: Destinations,
@@ -200,7 +201,7 @@ impl Upstream {
             config,
             client,
             headers,
-            health: UpstreamHealth::default(),
+            health: Arc::default(),
             destinations,
         })
     }

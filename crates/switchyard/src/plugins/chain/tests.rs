@@ -99,6 +99,7 @@ impl Harness {
             timeout: Duration::from_secs(5),
             counters: Arc::new(Counters::new(name)),
             selector: Selector::default(),
+            settings: Value::Null,
             plugin: Arc::new(Probe {
                 name,
                 log: self.log.clone(),
