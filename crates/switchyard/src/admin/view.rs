@@ -310,6 +310,27 @@ fn redact_strings(v: &mut Value, hide: &dyn Fn(&str) -> String) {
     }
 }
 
+/// Client keys by name with their groups, allowed models and usage against their
+/// budgets — never a key value or its hash.
+pub(super) fn keys(snap: &Snapshot) -> Value {
+    let usage = snap.keys.usage_report();
+    let keys: Vec<Value> = snap
+        .config
+        .keys
+        .iter()
+        .map(|k| {
+            let used = usage.iter().find(|u| u.key == *k.name);
+            json!({
+                "name": &*k.name,
+                "groups": &*k.groups,
+                "models": k.models.as_ref().map(|m| m.iter().map(|g| g.as_str()).collect::<Vec<_>>()),
+                "usage": used,
+            })
+        })
+        .collect();
+    json!({ "keys": keys })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,25 +376,4 @@ mod tests {
     fn config_text(c: &Config) -> String {
         config(c).to_string()
     }
-}
-
-/// Client keys by name with their groups, allowed models and usage against their
-/// budgets — never a key value or its hash.
-pub(super) fn keys(snap: &Snapshot) -> Value {
-    let usage = snap.keys.usage_report();
-    let keys: Vec<Value> = snap
-        .config
-        .keys
-        .iter()
-        .map(|k| {
-            let used = usage.iter().find(|u| u.key == *k.name);
-            json!({
-                "name": &*k.name,
-                "groups": &*k.groups,
-                "models": k.models.as_ref().map(|m| m.iter().map(|g| g.as_str()).collect::<Vec<_>>()),
-                "usage": used,
-            })
-        })
-        .collect();
-    json!({ "keys": keys })
 }
