@@ -96,6 +96,7 @@ async fn models_prints_a_table_and_json() {
         .await
         .unwrap();
     assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
     assert!(out.lines().next().unwrap().starts_with("ID"));
     assert!(
         out.contains("fetched-model") && out.contains("mock-echo"),
@@ -149,4 +150,34 @@ fn default_workers_follow_the_cpus_the_process_may_use() {
     let _ = child.wait();
     let line = line.expect("the gateway said it was listening");
     assert!(line.contains("workers=1"), "{line}");
+}
+
+#[tokio::test]
+async fn models_says_which_upstream_could_not_be_listed() {
+    let a = MockUpstream::start().await;
+    a.set_models(&["fetched-model"]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let cfg = temp_file(
+        "dead.yaml",
+        &format!(
+            "upstreams:\n  - {{name: a, base_url: '{}'}}\n  - {{name: gone, base_url: 'http://127.0.0.1:{dead_port}/v1'}}\ncatalogue: {{fetch_timeout: 1s}}\n",
+            a.base_url()
+        ),
+    );
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || run(&["models", "-c", &cfg], &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        code, 0,
+        "the reachable upstream's models are still listed: {err}"
+    );
+    assert!(out.contains("fetched-model"), "{out}");
+    assert!(
+        err.contains("upstream gone: its model list could not be fetched"),
+        "{err}"
+    );
+    assert!(!err.contains("upstream a:"), "{err}");
 }

@@ -117,6 +117,14 @@ async fn the_model_list_shows_each_key_only_what_it_may_use() {
         .await
         .assert_error(404, "model_not_found");
     assert_eq!(get_as(&http, BOB, "/v1/models/o1-secret").await.status, 200);
+    // The access log says whose listing it was.
+    let logs = gw.settled_logs().await;
+    let listings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("switchyard::access") && l.contains("path=/v1/models"))
+        .collect();
+    assert!(!listings.is_empty(), "{logs}");
+    assert!(listings.iter().all(|l| l.contains(" key=")), "{listings:?}");
 }
 
 #[tokio::test]

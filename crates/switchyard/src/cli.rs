@@ -430,6 +430,12 @@ async fn models(config: Config, json: bool) -> ExitCode {
         }
     };
     snap.catalog.refresh(&snap.upstreams.list, true).await;
+    // An upstream whose list could not be fetched is missing from what follows: say so.
+    for ((name, age), up) in snap.catalog.list_ages().zip(&snap.upstreams.list) {
+        if up.config.fetch_models && age.is_none() {
+            eprintln!("warning: upstream {name}: its model list could not be fetched; its models are not listed");
+        }
+    }
     let index = snap.catalog.index();
     if json {
         let rows: Vec<_> = index

@@ -221,10 +221,12 @@ async fn dispatch(
         (&Method::POST, "/embeddings") => Endpoint::Embeddings,
         (&Method::GET, "/models") => {
             let auth = snap.keys.authenticate(req.headers(), peer.ip())?;
+            record.key = auth.caller.key_name().map(str::to_owned);
             return Ok(models::list(snap, auth.account.map(|a| &**a)).await);
         }
         (&Method::GET, p) if p.starts_with("/models/") => {
             let auth = snap.keys.authenticate(req.headers(), peer.ip())?;
+            record.key = auth.caller.key_name().map(str::to_owned);
             let id = &p["/models/".len()..];
             return Ok(models::get(snap, id, auth.account.map(|a| &**a)).await?);
         }
