@@ -47,6 +47,7 @@ pub(crate) struct AdminSpec {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub token: Option<String>,
+    pub plugins_dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

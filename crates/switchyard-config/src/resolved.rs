@@ -69,6 +69,9 @@ pub struct Admin {
     pub listen: SocketAddr,
     /// The bearer token admin calls must carry; `None`: no token (loopback only).
     pub token: Option<Secret>,
+    /// Where `/api/plugins` keeps Libre WebUI plugin files (relative to the config
+    /// file's directory); `None`: the plugin API is off.
+    pub plugins_dir: Option<String>,
 }
 
 impl Admin {

@@ -5,8 +5,9 @@
 //! constant time; the token in use is the live config's, so a reload can rotate it);
 //! without one the listener is loopback-only (the config check enforces it). Errors are
 //! OpenAI-shaped JSON: 401 for a missing or wrong token, 404 for an unknown path, 405
-//! for a wrong method, 400 for a body where none belongs. Nothing here writes config.
+//! for a wrong method, 400 for a body where none belongs. Only the plugin API (`/api/plugins…`, `admin/plugins.rs`) writes files.
 
+mod plugins;
 mod view;
 
 use crate::reload::{Reloader, Trigger};
@@ -25,6 +26,9 @@ use tokio::net::TcpListener;
 
 /// Largest body an admin call may carry (only `{}` or nothing is accepted).
 const MAX_BODY: usize = 4096;
+
+/// Largest body a plugin install, update or upload may carry.
+const MAX_PLUGIN_BODY: usize = 1 << 20;
 
 /// How long one admin connection may stay open.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -80,6 +84,28 @@ async fn handle(reloader: &Reloader, req: Request<Incoming>) -> Response<Full<By
         return resp;
     }
     let path = req.uri().path().to_owned();
+    if path == "/api/plugins" || path.starts_with("/api/plugins/") {
+        let method = req.method().clone();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let Ok(collected) = Limited::new(req.into_body(), MAX_PLUGIN_BODY)
+            .collect()
+            .await
+        else {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_too_large",
+                "a plugin body may be at most 1 MiB",
+            );
+        };
+        let body = collected.to_bytes();
+        return plugins::handle(reloader, &method, &path, &content_type, &body).await;
+    }
     let Some((_, method)) = ROUTES.iter().find(|(p, _)| *p == path) else {
         return error(
             StatusCode::NOT_FOUND,

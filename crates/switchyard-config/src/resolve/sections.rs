@@ -230,6 +230,7 @@ pub(super) fn admin(s: Option<raw::AdminSpec>, errors: &mut Vec<ConfigError>) ->
         enabled: s.enabled.unwrap_or(present),
         listen,
         token,
+        plugins_dir: s.plugins_dir,
     };
     if let Err(e) = admin.check() {
         errors.push(e);
