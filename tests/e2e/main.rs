@@ -28,6 +28,7 @@ mod import;
 mod interop;
 mod keys;
 mod metrics;
+mod plugin_api;
 mod plugins;
 mod pool;
 mod prometheus;

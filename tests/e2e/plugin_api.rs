@@ -1,0 +1,216 @@
+//! Libre WebUI's plugin API on the admin listener (`/api/plugins…`): install, update,
+//! upload, activate, export and delete plugins in `admin.plugins_dir`; each change is
+//! written atomically (a `.bak` kept), applied through the reload path, shown in
+//! `/v1/models` at once and kept across a restart; bad input is a 4xx that changes
+//! nothing; the key named by `key_env` never appears in an answer.
+
+use crate::support::*;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const TOKEN: &str = "adm-tok-Pl9x2";
+const PLUGIN_KEY: &str = "sk-plugin-Vb83Qa";
+
+fn plugins_dir() -> PathBuf {
+    let dir = temp_file("placeholder", "").with_file_name("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(up: &MockUpstream, dir: &Path) -> String {
+    format!(
+        "upstreams:\n  - {{name: base, base_url: '{}', models: [base-model]}}\ninclude: ['{d}']\nadmin:\n  token: '{TOKEN}'\n  plugins_dir: '{d}'\n",
+        up.base_url(),
+        d = dir.display()
+    )
+}
+
+fn plugin(id: &str, up: &MockUpstream, models: &[&str]) -> Value {
+    json!({
+        "id": id,
+        "name": format!("Plugin {id}"),
+        "type": "completion",
+        "endpoint": format!("{}/chat/completions", up.base_url()),
+        "auth": {"header": "Authorization", "prefix": "Bearer ", "key_env": "PLUGIN_KEY"},
+        "model_map": models,
+    })
+}
+
+async fn start(up: &MockUpstream, dir: &Path) -> TestGateway {
+    TestGateway::start_with_env(&config(up, dir), &[("PLUGIN_KEY", PLUGIN_KEY)]).await
+}
+
+async fn call(gw: &TestGateway, method: &str, path: &str, body: impl Into<Bytes>) -> Answer {
+    let auth = format!("Bearer {TOKEN}");
+    let answer = gw
+        .admin_http()
+        .call(method, path, &[("authorization", &auth)], body)
+        .await;
+    assert!(
+        !answer.text().contains(PLUGIN_KEY),
+        "the plugin key leaked: {}",
+        answer.text()
+    );
+    answer
+}
+
+async fn model_ids(gw: &TestGateway) -> Vec<String> {
+    let v = gw.http().get("/v1/models").await.json();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn installed_plugins_serve_at_once_survive_a_restart_and_bad_input_changes_nothing() {
+    let up = MockUpstream::start().await;
+    let dir = plugins_dir();
+    let gw = start(&up, &dir).await;
+
+    // No token: 401.
+    let none = gw
+        .admin_http()
+        .call("GET", "/api/plugins", &[], Bytes::new())
+        .await;
+    assert_eq!(none.status, 401);
+
+    // Install: models at once, chat reaches the plugin's upstream with its key.
+    let installed = call(
+        &gw,
+        "POST",
+        "/api/plugins/install",
+        plugin("acme", &up, &["acme-1"]).to_string(),
+    )
+    .await;
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    assert!(model_ids(&gw).await.contains(&"acme-1".to_owned()));
+    let chat_resp = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("acme-1", "hi", false).to_string(),
+        )
+        .await;
+    assert_eq!(chat_resp.status(), 200);
+    let seen = up.completions();
+    let last = seen.last().unwrap();
+    assert_eq!(
+        last.headers["authorization"],
+        format!("Bearer {PLUGIN_KEY}")
+    );
+    assert!(dir.join("acme.json").exists());
+
+    // Get, export, status.
+    let got = call(&gw, "GET", "/api/plugins/acme", Bytes::new()).await;
+    assert_eq!(got.json()["data"]["id"], "acme");
+    let exported = call(&gw, "GET", "/api/plugins/acme/export", Bytes::new()).await;
+    assert_eq!(exported.json(), plugin("acme", &up, &["acme-1"]));
+    let status = call(&gw, "GET", "/api/plugins/status/all", Bytes::new()).await;
+    let row = &status.json()["data"][0];
+    assert_eq!(row["id"], "acme");
+    assert_eq!(row["available"], true);
+    assert_eq!(row["active"], false);
+
+    // Bad input: 400 and nothing changes.
+    let before = std::fs::read(dir.join("acme.json")).unwrap();
+    let models_before = model_ids(&gw).await;
+    for body in [
+        "{not json".to_owned(),
+        json!({"id": "../evil", "endpoint": "http://x/v1/chat/completions"}).to_string(),
+        json!({"id": "acme", "endpoint": "http://x/v1/embeddings"}).to_string(),
+        json!({"id": "base", "endpoint": format!("{}/chat/completions", up.base_url())})
+            .to_string(),
+    ] {
+        let bad = call(&gw, "POST", "/api/plugins/install", body.clone()).await;
+        assert_eq!(bad.status, 400, "{body}: {}", bad.text());
+        assert_eq!(bad.json()["error"]["code"], "invalid_plugin");
+    }
+    let bad_put = call(&gw, "PUT", "/api/plugins/acme", "[]").await;
+    assert_eq!(bad_put.status, 400);
+    assert_eq!(std::fs::read(dir.join("acme.json")).unwrap(), before);
+    assert!(!dir.join("base.json").exists());
+    assert_eq!(model_ids(&gw).await, models_before);
+    assert_eq!(
+        call(&gw, "GET", "/api/plugins/..%2Fx", Bytes::new())
+            .await
+            .status,
+        404
+    );
+
+    // PUT: changed at once, the previous file kept as .bak.
+    let put = call(
+        &gw,
+        "PUT",
+        "/api/plugins/acme",
+        plugin("acme", &up, &["acme-2"]).to_string(),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let ids = model_ids(&gw).await;
+    assert!(
+        ids.contains(&"acme-2".to_owned()) && !ids.contains(&"acme-1".to_owned()),
+        "{ids:?}"
+    );
+    assert_eq!(std::fs::read(dir.join("acme.json.bak")).unwrap(), before);
+
+    // Activate: the current one.
+    assert_eq!(
+        call(&gw, "POST", "/api/plugins/activate/acme", Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let current = call(&gw, "GET", "/api/plugins/active/current", Bytes::new()).await;
+    assert_eq!(current.json()["data"]["id"], "acme");
+
+    // Switchyard's upstream shape, through a multipart upload.
+    let upstream = json!({"name": "own", "base_url": up.base_url(), "auth": {"type": "bearer", "key": "${PLUGIN_KEY}"}, "models": ["own-1"]});
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"plugin\"; filename=\"own.json\"\r\nContent-Type: application/json\r\n\r\n{upstream}\r\n--XyZ--\r\n"
+    );
+    let auth = format!("Bearer {TOKEN}");
+    let uploaded = gw
+        .admin_http()
+        .call(
+            "POST",
+            "/api/plugins/upload",
+            &[
+                ("authorization", &auth),
+                ("content-type", "multipart/form-data; boundary=XyZ"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text());
+    assert!(model_ids(&gw).await.contains(&"own-1".to_owned()));
+    drop(gw);
+
+    // A restart on the same files still serves them.
+    let gw = start(&up, &dir).await;
+    let ids = model_ids(&gw).await;
+    assert!(
+        ids.contains(&"acme-2".to_owned()) && ids.contains(&"own-1".to_owned()),
+        "{ids:?}"
+    );
+
+    // Delete: gone from /v1/models at once (the file kept as .bak).
+    let deleted = call(&gw, "DELETE", "/api/plugins/acme", Bytes::new()).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert!(!model_ids(&gw).await.contains(&"acme-2".to_owned()));
+    assert!(!dir.join("acme.json").exists() && dir.join("acme.json.bak").exists());
+    assert_eq!(
+        call(&gw, "DELETE", "/api/plugins/own", Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let list = call(&gw, "GET", "/api/plugins", Bytes::new()).await;
+    assert_eq!(list.json()["data"], json!([]));
+    assert!(!gw.logs().contains(PLUGIN_KEY));
+}
