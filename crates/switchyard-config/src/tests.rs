@@ -477,4 +477,16 @@ fn admin_is_off_without_its_section_and_loopback_only_without_a_token() {
     assert_eq!(with_token.admin.token.unwrap().expose(), "t0ken-value");
     let empty = parse(&format!("{UP}admin: {{token: ''}}\n"), &|_| None).unwrap_err();
     assert_eq!(empty.0[0].path, "admin.token");
+    let plugins = parse(&format!("{UP}admin: {{plugins_dir: plugins}}\n"), &|_| None).unwrap();
+    assert_eq!(plugins.admin.plugins_dir.as_deref(), Some("plugins"));
+    assert!(on.admin.plugins_dir.is_none());
+}
+
+#[test]
+fn an_empty_include_directory_brings_nothing_but_an_empty_glob_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("switchyard-empty-inc-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    assert!(crate::read_included(&dir, "plugins").unwrap().is_empty());
+    let glob = crate::read_included(&dir, "plugins/*.json").unwrap_err();
+    assert!(glob.contains("names no files"), "{glob}");
 }

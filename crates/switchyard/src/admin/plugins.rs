@@ -413,3 +413,41 @@ fn bad(status: StatusCode, message: &str) -> Reply {
     };
     error(status, kind, code, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_safe_file_names() {
+        for good in ["acme", "a_b-9", "x"] {
+            assert!(checked(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../x", "a/b", "A", "a.json", ".active", &"a".repeat(65)] {
+            assert!(checked(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_upstream_becomes_a_plugin_without_its_key() {
+        let up = json!({"name": "own", "base_url": "http://h/v1/", "auth": {"type": "bearer", "key": "${K}"}, "models": ["m"]});
+        let p = plugin_from(up.to_string().as_bytes()).unwrap();
+        assert_eq!(p["endpoint"], "http://h/v1/chat/completions");
+        assert_eq!(p["auth"]["key_env"], "K");
+        assert_eq!(p["model_map"], json!(["m"]));
+        let literal = json!({"name": "own", "base_url": "http://h/v1", "auth": {"type": "bearer", "key": "sk-lit"}});
+        let err = plugin_from(literal.to_string().as_bytes()).unwrap_err();
+        assert!(!err.contains("sk-lit"), "{err}");
+    }
+
+    #[test]
+    fn multipart_finds_the_plugin_field() {
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=\"plugin\"; filename=\"p.json\"\r\n\r\n{}\r\n--b--\r\n";
+        assert_eq!(
+            multipart_file("multipart/form-data; boundary=b", body).unwrap(),
+            b"{}"
+        );
+        assert!(multipart_file("application/json", body).is_err());
+        assert!(multipart_file("multipart/form-data; boundary=zz", body).is_err());
+    }
+}
