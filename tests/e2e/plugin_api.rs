@@ -12,18 +12,17 @@ use std::path::{Path, PathBuf};
 const TOKEN: &str = "adm-tok-Pl9x2";
 const PLUGIN_KEY: &str = "sk-plugin-Vb83Qa";
 
-fn plugins_dir() -> PathBuf {
-    let dir = temp_file("placeholder", "").with_file_name("plugins");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn config(up: &MockUpstream, dir: &Path) -> String {
-    format!(
-        "upstreams:\n  - {{name: base, base_url: '{}', models: [base-model]}}\ninclude: ['{d}']\nadmin:\n  token: '{TOKEN}'\n  plugins_dir: '{d}'\n",
+/// The gateway's config, with `include: [plugins]` and `plugins_dir: plugins` next to it
+/// (the directory is created first: an include must exist).
+fn config_file(up: &MockUpstream) -> (PathBuf, PathBuf) {
+    let yaml = format!(
+        "upstreams:\n  - {{name: base, base_url: '{}', models: [base-model]}}\ninclude: [plugins]\nadmin:\n  token: '{TOKEN}'\n  plugins_dir: plugins\n",
         up.base_url(),
-        d = dir.display()
-    )
+    );
+    let file = temp_file("gateway.yaml", &yaml);
+    let dir = file.with_file_name("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    (file, dir)
 }
 
 fn plugin(id: &str, up: &MockUpstream, models: &[&str]) -> Value {
@@ -37,8 +36,8 @@ fn plugin(id: &str, up: &MockUpstream, models: &[&str]) -> Value {
     })
 }
 
-async fn start(up: &MockUpstream, dir: &Path) -> TestGateway {
-    TestGateway::start_with_env(&config(up, dir), &[("PLUGIN_KEY", PLUGIN_KEY)]).await
+async fn start(file: &Path) -> TestGateway {
+    TestGateway::start_on_file(file, &[("PLUGIN_KEY", PLUGIN_KEY)]).await
 }
 
 async fn call(gw: &TestGateway, method: &str, path: &str, body: impl Into<Bytes>) -> Answer {
@@ -68,8 +67,8 @@ async fn model_ids(gw: &TestGateway) -> Vec<String> {
 #[tokio::test]
 async fn installed_plugins_serve_at_once_survive_a_restart_and_bad_input_changes_nothing() {
     let up = MockUpstream::start().await;
-    let dir = plugins_dir();
-    let gw = start(&up, &dir).await;
+    let (file, dir) = config_file(&up);
+    let gw = start(&file).await;
 
     // No token: 401.
     let none = gw
@@ -191,8 +190,9 @@ async fn installed_plugins_serve_at_once_survive_a_restart_and_bad_input_changes
     assert!(model_ids(&gw).await.contains(&"own-1".to_owned()));
     drop(gw);
 
-    // A restart on the same files still serves them.
-    let gw = start(&up, &dir).await;
+    // A restart on the same config file still serves them.
+    let gw = start(&file).await;
+    assert_eq!(gw.config, file);
     let ids = model_ids(&gw).await;
     assert!(
         ids.contains(&"acme-2".to_owned()) && ids.contains(&"own-1".to_owned()),

@@ -86,6 +86,17 @@ impl TestGateway {
         Self::spawn(cmd, env, dir).await
     }
 
+    /// Starts a new process on an existing config file (a restart).
+    pub async fn start_on_file(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "-c"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"]);
+        Self::spawn(cmd, env, config.to_path_buf()).await
+    }
+
     async fn start_with(yaml: &str, env: &[(&str, &str)], nofile: Option<u32>) -> Self {
         let config = temp_file("gateway.yaml", yaml);
         let mut cmd = match nofile {
