@@ -214,3 +214,48 @@ async fn installed_plugins_serve_at_once_survive_a_restart_and_bad_input_changes
     assert_eq!(list.json()["data"], json!([]));
     assert!(!gw.logs().contains(PLUGIN_KEY));
 }
+
+#[tokio::test]
+async fn a_plugin_the_reload_rejects_is_rolled_back_and_the_api_is_off_without_plugins_dir() {
+    let up = MockUpstream::start().await;
+    let (file, dir) = config_file(&up);
+    let gw = start(&file).await;
+    let first = plugin("acme", &up, &["acme-1"]);
+    let installed = call(&gw, "POST", "/api/plugins/install", first.to_string()).await;
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    let before = std::fs::read(dir.join("acme.json")).unwrap();
+
+    // `key_env` names a variable that is not set: the reload fails, the old file is back.
+    let mut unset = plugin("acme", &up, &["acme-9"]);
+    unset["auth"]["key_env"] = json!("NOT_SET_ANYWHERE_X1");
+    let put = call(&gw, "PUT", "/api/plugins/acme", unset.to_string()).await;
+    assert_eq!(put.status, 400, "{}", put.text());
+    assert!(put.text().contains("nothing changed"), "{}", put.text());
+    assert_eq!(std::fs::read(dir.join("acme.json")).unwrap(), before);
+    let ids = model_ids(&gw).await;
+    assert!(
+        ids.contains(&"acme-1".to_owned()) && !ids.contains(&"acme-9".to_owned()),
+        "{ids:?}"
+    );
+    let mut new_one = unset.clone();
+    new_one["id"] = json!("fresh");
+    let bad = call(&gw, "POST", "/api/plugins/install", new_one.to_string()).await;
+    assert_eq!(bad.status, 400);
+    assert!(!dir.join("fresh.json").exists());
+    assert_eq!(
+        call(&gw, "PUT", "/api/plugins/nope", first.to_string())
+            .await
+            .status,
+        404
+    );
+
+    // Without admin.plugins_dir there is no plugin API.
+    let plain = TestGateway::start(&format!(
+        "upstreams:\n  - {{name: base, base_url: '{}', models: [m]}}\nadmin:\n  token: '{TOKEN}'\n",
+        up.base_url()
+    ))
+    .await;
+    let off = call(&plain, "GET", "/api/plugins", Bytes::new()).await;
+    assert_eq!(off.status, 404);
+    assert!(off.text().contains("plugins_dir"), "{}", off.text());
+}
