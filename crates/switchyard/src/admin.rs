@@ -5,7 +5,8 @@
 //! constant time; the token in use is the live config's, so a reload can rotate it);
 //! without one the listener is loopback-only (the config check enforces it). Errors are
 //! OpenAI-shaped JSON: 401 for a missing or wrong token, 404 for an unknown path, 405
-//! for a wrong method, 400 for a body where none belongs. Only the plugin API (`/api/plugins…`, `admin/plugins.rs`) writes files.
+//! for a wrong method, 400 for a body where none belongs. Only Libre WebUI's plugin API
+//! (`/api/plugins…`, [`plugins`]) takes a body and writes files.
 
 mod plugins;
 mod view;
