@@ -6,7 +6,7 @@
 //! without one the listener is loopback-only (the config check enforces it). Errors are
 //! OpenAI-shaped JSON: 401 for a missing or wrong token, 404 for an unknown path, 405
 //! for a wrong method, 400 for a body where none belongs. Only Libre WebUI's plugin API
-//! (`/api/plugins…`, [`plugins`]) takes a body and writes files.
+//! (`/api/plugins…`, `admin/plugins.rs`) takes a body and writes files.
 
 mod plugins;
 mod view;
