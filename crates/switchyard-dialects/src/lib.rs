@@ -9,6 +9,7 @@
 pub mod complete;
 pub mod mock;
 pub mod sse;
+pub mod translate;
 pub mod usage;
 
 use bytes::{Bytes, BytesMut};
