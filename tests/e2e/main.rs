@@ -20,6 +20,7 @@ mod catalogue;
 mod chat;
 mod cli;
 mod deploy;
+mod dialects;
 mod export;
 mod failover;
 mod failover_policy;

@@ -174,6 +174,19 @@ pub(crate) struct UpstreamSpec {
     pub ca_file: Option<String>,
     pub trust: Option<String>,
     pub proxy: Option<String>,
+    /// `anthropic`: `max_tokens` when the client sends none.
+    pub max_tokens: Option<u64>,
+    /// Translated dialects: refuse (400) a field the upstream cannot carry.
+    pub strict: Option<bool>,
+    /// `ollama`: `options.num_ctx`.
+    pub num_ctx: Option<u64>,
+    /// `ollama`: `keep_alive`.
+    pub keep_alive: Option<Value>,
+    /// `azure`: `api-version` (`v1` for the `/openai/v1/` form).
+    pub api_version: Option<String>,
+    /// `azure`: model → deployment.
+    #[serde(default)]
+    pub deployments: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]

@@ -439,6 +439,13 @@ pub struct Upstream {
     pub proxy: Option<crate::Proxy>,
     /// Which root certificates verify this upstream's TLS (default both).
     pub trust: Trust,
+    /// What the translating dialects read (`max_tokens`, `strict`, `num_ctx`,
+    /// `keep_alive`).
+    pub translate: switchyard_dialects::translate::Settings,
+    /// `azure`: the `api-version` query value, or `v1` for the `/openai/v1/` paths.
+    pub api_version: String,
+    /// `azure`: model → deployment name (a model not listed is its own deployment).
+    pub deployments: Vec<(String, String)>,
 }
 
 /// Root certificates an upstream's TLS is verified against.

@@ -26,17 +26,56 @@ pub enum Dialect {
     OpenAi,
     /// In-process echo model for demos and smoke tests; no network.
     Mock,
+    /// Anthropic's Messages API (`/v1/messages`), translated.
+    Anthropic,
+    /// Google's Gemini API (`generateContent`), translated.
+    Gemini,
+    /// Azure OpenAI: OpenAI bodies on deployment paths with `api-version`.
+    Azure,
+    /// Ollama's native API (`/api/chat`, NDJSON streams), translated.
+    Ollama,
 }
 
 impl Dialect {
     /// Every accepted spelling, for error messages.
-    pub const NAMES: &'static [&'static str] = &["openai", "mock"];
+    pub const NAMES: &'static [&'static str] =
+        &["openai", "mock", "anthropic", "gemini", "azure", "ollama"];
 
     /// Canonical name, as written in `gateway.yaml`.
     pub fn name(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
             Self::Mock => "mock",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::Azure => "azure",
+            Self::Ollama => "ollama",
+        }
+    }
+
+    /// Whether request and answer bodies are translated (not OpenAI's wire format).
+    pub fn translates(self) -> bool {
+        matches!(self, Self::Anthropic | Self::Gemini | Self::Ollama)
+    }
+
+    /// The header a plain API key is sent in (`auth: {type: bearer}` in config), when
+    /// the dialect has its own.
+    pub fn key_header(self) -> Option<&'static str> {
+        match self {
+            Self::Anthropic => Some("x-api-key"),
+            Self::Gemini => Some("x-goog-api-key"),
+            Self::Azure => Some("api-key"),
+            Self::OpenAi | Self::Mock | Self::Ollama => None,
+        }
+    }
+
+    /// The base URL used when the config gives none.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::Anthropic => Some("https://api.anthropic.com"),
+            Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
+            Self::Ollama => Some("http://127.0.0.1:11434"),
+            Self::OpenAi | Self::Mock | Self::Azure => None,
         }
     }
 }
@@ -46,7 +85,9 @@ impl Dialect {
     /// OpenAI's `stream_options.include_usage` (see [`usage::ask_for_usage`]).
     pub fn takes_stream_options(self) -> bool {
         match self {
-            Self::OpenAi | Self::Mock => true,
+            Self::OpenAi | Self::Mock | Self::Azure => true,
+            // Translated: the encoder reads it, the decoder writes the usage chunk.
+            Self::Anthropic | Self::Gemini | Self::Ollama => true,
         }
     }
 }
@@ -63,6 +104,10 @@ impl FromStr for Dialect {
         match s {
             "openai" => Ok(Self::OpenAi),
             "mock" => Ok(Self::Mock),
+            "anthropic" => Ok(Self::Anthropic),
+            "gemini" => Ok(Self::Gemini),
+            "azure" => Ok(Self::Azure),
+            "ollama" => Ok(Self::Ollama),
             other => Err(format!(
                 "unknown dialect `{other}` (expected one of: {})",
                 Self::NAMES.join(", ")

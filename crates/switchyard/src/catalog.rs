@@ -5,7 +5,7 @@
 //! `fetch_timeout`) keeps the last known list — stale beats empty — and is retried
 //! after a short back-off. Readers see an immutable [`Index`] swapped in whole.
 
-use crate::client::h1::H1Error;
+use crate::client::h1::{Destination, H1Error};
 use crate::metrics::metrics;
 use crate::upstream::balance::Balancer;
 use crate::upstream::Upstream;
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_config::{Config, ModelKind, Route};
+use switchyard_dialects::{anthropic, gemini, ollama, Dialect};
 use tokio::time::Instant;
 
 /// Largest `/models` body accepted from an upstream.
@@ -344,8 +345,42 @@ pub enum FetchError {
     NotAList(String),
 }
 
-/// GET `{base_url}/models` with the upstream's auth; the ids it lists, filtered.
+/// Most pages of a paged model list (Gemini's) read.
+const MAX_PAGES: usize = 20;
+
+/// GET the upstream's model list (`{base_url}/models`, or its dialect's own) with the
+/// upstream's auth, every page; the ids it lists, filtered.
 async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
+    let mut ids = Vec::new();
+    let mut page: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let body = match &page {
+            None => fetch_list(up, up.models_destination()).await?,
+            Some(token) => {
+                let at = up.destination_at(&gemini::models_path(Some(token)));
+                fetch_list(up, &at).await?
+            }
+        };
+        let not_a_list = |e: switchyard_dialects::translate::DecodeError| {
+            FetchError::NotAList(e.message)
+        };
+        let (mut got, next) = match up.config.dialect {
+            Dialect::Anthropic => (anthropic::parse_models(&body).map_err(not_a_list)?, None),
+            Dialect::Gemini => gemini::parse_models(&body).map_err(not_a_list)?,
+            Dialect::Ollama => (ollama::parse_models(&body).map_err(not_a_list)?, None),
+            Dialect::OpenAi | Dialect::Mock | Dialect::Azure => (parse_model_ids(&body)?, None),
+        };
+        ids.append(&mut got);
+        match next {
+            Some(token) if !token.is_empty() => page = Some(token),
+            _ => break,
+        }
+    }
+    Ok(ids.into_iter().filter(|id| up.config.keeps(id)).collect())
+}
+
+/// One GET of a model list page; its body.
+async fn fetch_list(up: &Upstream, at: &Destination) -> Result<Vec<u8>, FetchError> {
     let client = up.client.as_ref().ok_or(FetchError::NoClient)?;
     let accept = (
         http::header::ACCEPT,
@@ -357,12 +392,7 @@ async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
         .filter(|(name, _)| **name != http::header::ACCEPT)
         .chain(std::iter::once((&accept.0, &accept.1)));
     let mut resp = client
-        .request(
-            up.models_destination(),
-            headers,
-            None,
-            up.config.connect_timeout,
-        )
+        .request(at, headers, None, up.config.connect_timeout)
         .await?;
     if !resp.status.is_success() {
         return Err(FetchError::Status(resp.status));
@@ -374,8 +404,7 @@ async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
             return Err(FetchError::TooLarge);
         }
     }
-    let ids = parse_model_ids(&body)?;
-    Ok(ids.into_iter().filter(|id| up.config.keeps(id)).collect())
+    Ok(body)
 }
 
 /// Ids from an OpenAI list (`{"data":[{"id":…}]}`) or a bare array.

@@ -58,6 +58,15 @@ pub enum GatewayError {
         /// The offending parameter, if one.
         param: Option<&'static str>,
     },
+    /// The request cannot be put in the chosen upstream's wire format (a field its
+    /// dialect cannot carry, with `strict: true`; an endpoint it does not serve).
+    #[error("{message}")]
+    Untranslatable {
+        /// Shown to the client.
+        message: String,
+        /// The request field at fault, if one (`messages[2].content`).
+        param: Option<String>,
+    },
     /// Body larger than `server.max_body_bytes`.
     #[error("request body is larger than the {limit}-byte limit")]
     BodyTooLarge {
@@ -163,7 +172,7 @@ impl GatewayError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } | Self::Untranslatable { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
             Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
@@ -188,9 +197,14 @@ impl GatewayError {
     }
 
     /// OpenAI `type`, `param` and `code`.
-    fn parts(&self) -> (&str, Option<&'static str>, &str) {
+    fn parts(&self) -> (&str, Option<&str>, &str) {
         match self {
             Self::BadRequest { param, .. } => ("invalid_request_error", *param, "invalid_request"),
+            Self::Untranslatable { param, .. } => (
+                "invalid_request_error",
+                param.as_deref(),
+                "unsupported_parameter",
+            ),
             Self::BodyTooLarge { .. } => ("invalid_request_error", None, "request_too_large"),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model"), "model_not_found"),
             Self::NoSuchEndpoint { .. } => ("invalid_request_error", None, "unknown_url"),

@@ -49,6 +49,8 @@ use switchyard_dialects::usage::{ask_for_usage, read_body_end, UsageAsked};
 use switchyard_dialects::{peek, Peek, PeekError};
 use tokio::time::Instant;
 
+static X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+
 /// A failed request, with what was known about it (for `error` plugins).
 #[derive(Debug)]
 struct Failed {
@@ -143,6 +145,9 @@ pub async fn handle(
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     let exporter = snap.exporter.clone();
+    // A Messages client gets the answer back in its own format (after the record
+    // hooks: they count what the chat pipeline produced).
+    let messages_model = (record.endpoint == "messages").then(|| record.model.clone().unwrap_or_default());
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
         if let Some(gauge) = &in_flight {
             gauge.dec();
@@ -172,7 +177,10 @@ pub async fn handle(
             relay.observe(Box::new(move |stats| finish(record, stats)));
         }
         ResponseBody::Full(bytes) => {
-            let proxied = matches!(record.endpoint, "chat" | "completions" | "embeddings");
+            let proxied = matches!(
+                record.endpoint,
+                "chat" | "completions" | "embeddings" | "messages"
+            );
             let stats = BodyStats {
                 bytes: bytes.as_ref().map_or(0, |b| b.len() as u64),
                 completed: true,
@@ -185,7 +193,18 @@ pub async fn handle(
             finish(record, stats);
         }
     }
-    resp
+    match messages_model {
+        Some(model) => {
+            let id = resp
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            crate::relay::ingress::wrap(resp, model, &id)
+        }
+        None => resp,
+    }
 }
 
 /// Milliseconds, to the microsecond.
@@ -199,6 +218,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/chat/completions" => "chat",
         "/completions" => "completions",
         "/embeddings" => "embeddings",
+        "/messages" => "messages",
         p if p == "/models" || p.starts_with("/models/") => "models",
         _ => "other",
     }
@@ -215,8 +235,14 @@ async fn dispatch(
     framing::check(&req)?;
     let path = req.uri().path();
     let path = path.strip_prefix("/v1").unwrap_or(path);
+    let mut ingress = false;
     let endpoint = match (req.method(), path) {
         (&Method::POST, "/chat/completions") => Endpoint::Chat,
+        // Anthropic's Messages API: served as a chat request (see `ingress`).
+        (&Method::POST, "/messages") => {
+            ingress = true;
+            Endpoint::Chat
+        }
         (&Method::POST, "/completions") => Endpoint::Completions,
         (&Method::POST, "/embeddings") => Endpoint::Embeddings,
         (&Method::GET, "/models") => {
@@ -242,24 +268,36 @@ async fn dispatch(
             .into())
         }
     };
-    proxy(snap, req, endpoint, request_id, peer, record, account).await
+    proxy(snap, req, endpoint, ingress, request_id, peer, record, account).await
 }
 
 /// The proxied endpoints: authenticate, read, peek, (the key's model access and
 /// budget), (plugins before), plan, send, (plugins after). The one send path; the
 /// plugin layer wraps it when configured. `account` is left holding the caller's key
 /// account, to be charged when the response ends.
+#[expect(clippy::too_many_arguments, reason = "one call site, each argument distinct")]
 async fn proxy(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     endpoint: Endpoint,
+    ingress: bool,
     request_id: &http::HeaderValue,
     peer: SocketAddr,
     record: &mut RequestRecord,
     account: &mut Option<Arc<Account>>,
 ) -> Result<Response<ResponseBody>, Failed> {
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
     record.model_label = OTHER_MODEL;
+    if ingress && !parts.headers.contains_key(header::AUTHORIZATION) {
+        // Anthropic SDKs send their key as `x-api-key`.
+        if let Some(key) = parts.headers.get(&X_API_KEY) {
+            let bearer = [b"Bearer ".as_slice(), key.as_bytes()].concat();
+            if let Ok(mut value) = http::HeaderValue::from_bytes(&bearer) {
+                value.set_sensitive(true);
+                parts.headers.insert(header::AUTHORIZATION, value);
+            }
+        }
+    }
     let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
     let caller = auth.caller;
     record.key = caller.key_name().map(str::to_owned);
@@ -270,7 +308,10 @@ async fn proxy(
         Some(_) => None,
     };
     let server = &snap.config.server;
-    let raw = read_body(incoming, server.max_body_bytes, server.body_timeout).await?;
+    let mut raw = read_body(incoming, server.max_body_bytes, server.body_timeout).await?;
+    if ingress {
+        raw = crate::relay::ingress::to_chat(&raw)?.0;
+    }
     let peeked = peek_body(&raw)?;
     record.model = Some(peeked.model.clone());
     record.stream = peeked.stream;

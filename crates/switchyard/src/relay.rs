@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use switchyard_dialects::sse::EventAligner;
+use switchyard_dialects::translate::StreamDecode;
 use switchyard_dialects::usage::{read_body_end, scan_events, Usage, TAIL_BYTES};
 use switchyard_dialects::{complete, error_event};
 use tokio::sync::futures::Notified;
@@ -41,6 +42,8 @@ pub enum ResponseBody {
     Full(Option<Bytes>),
     /// A body relayed as it arrives.
     Relay(Box<Relay>),
+    /// A chat response on its way back to a Messages (`/v1/messages`) client.
+    Ingress(Box<crate::relay::ingress::IngressBody>),
 }
 
 impl ResponseBody {
@@ -61,6 +64,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Self::Relay(relay) => relay.poll_next(cx),
+            Self::Ingress(body) => body.poll_next(cx),
         }
     }
 
@@ -68,6 +72,7 @@ impl Body for ResponseBody {
         match self {
             Self::Full(bytes) => bytes.is_none(),
             Self::Relay(relay) => relay.done && relay.fail_next.is_none(),
+            Self::Ingress(body) => body.is_end_stream(),
         }
     }
 
@@ -80,8 +85,12 @@ impl Body for ResponseBody {
                     Some(n) => SizeHint::with_exact(n),
                     None => SizeHint::default(),
                 },
+                (Source::Frames(frames), None) => {
+                    SizeHint::with_exact(frames.iter().map(|f| f.len() as u64).sum())
+                }
                 _ => SizeHint::default(),
             },
+            Self::Ingress(body) => body.size_hint(),
         }
     }
 }
@@ -172,6 +181,8 @@ pub type BodyObserver = Box<dyn FnOnce(BodyStats) + Send>;
 enum Source {
     Upstream(H1Body),
     Frames(VecDeque<Bytes>),
+    /// An upstream body in another dialect, decoded into OpenAI events as it arrives.
+    Translated(Box<translated::Translated>),
 }
 
 impl Source {
@@ -179,7 +190,13 @@ impl Source {
         match self {
             Self::Frames(frames) => Poll::Ready(frames.pop_front().map(Ok)),
             Self::Upstream(body) => body.poll_data(cx),
+            Self::Translated(t) => t.poll_data(cx),
         }
+    }
+
+    /// Whether this is an upstream's stream (whose end is checked), translated or not.
+    fn from_upstream(&self) -> bool {
+        matches!(self, Self::Upstream(_) | Self::Translated(_))
     }
 }
 
@@ -261,6 +278,29 @@ impl Relay {
         guard: Option<StreamGuard>,
     ) -> Self {
         Self::new(Source::Upstream(upstream), sse, idle, upstream_name, guard)
+    }
+
+    /// Relays a stream in another dialect, decoded into OpenAI events as it arrives.
+    pub fn translated(
+        upstream: H1Body,
+        decoder: Box<dyn StreamDecode>,
+        idle: Duration,
+        upstream_name: Arc<str>,
+        guard: Option<StreamGuard>,
+    ) -> Self {
+        let source = Source::Translated(Box::new(translated::Translated::new(upstream, decoder)));
+        Self::new(source, true, idle, upstream_name, guard)
+    }
+
+    /// Relays one ready body (a translated JSON answer).
+    pub fn ready(body: Bytes, upstream_name: Arc<str>) -> Self {
+        Self::new(
+            Source::Frames(VecDeque::from([body])),
+            false,
+            Duration::from_secs(60),
+            upstream_name,
+            None,
+        )
     }
 
     /// Relays ready-made SSE events (the mock model).
@@ -390,7 +430,7 @@ impl Relay {
                         }
                     }
                     Poll::Ready(Some(Err(e))) => {
-                        broke = Some(e.to_string());
+                        broke = Some(e);
                         break;
                     }
                     Poll::Ready(None) => {
@@ -432,7 +472,7 @@ impl Relay {
                         if let Some(aligned) = pushed {
                             // Only upstream streams are checked for their end (see `ended`).
                             if !self.end_seen
-                                && matches!(self.source, Source::Upstream(_))
+                                && self.source.from_upstream()
                                 && complete::marks_end(&aligned)
                             {
                                 self.end_seen = true;
@@ -464,11 +504,11 @@ impl Relay {
             }
             if let Some(e) = broke {
                 tracing::warn!(upstream = %self.upstream_name, error = %e, "upstream body broke");
-                return self.fail(
-                    out,
-                    "upstream_error",
-                    "the upstream connection broke mid-response",
-                );
+                let message = match translated::reported(&e) {
+                    Some(said) => format!("the upstream reported an error mid-stream: {said}"),
+                    None => "the upstream connection broke mid-response".to_owned(),
+                };
+                return self.fail(out, "upstream_error", &message);
             }
             if ended {
                 self.done = true;
@@ -480,7 +520,7 @@ impl Relay {
                     .as_mut()
                     .map(EventAligner::take_rest)
                     .unwrap_or_default();
-                if self.aligner.is_some() && matches!(self.source, Source::Upstream(_)) {
+                if self.aligner.is_some() && self.source.from_upstream() {
                     // A server may close right after `data: [DONE]`, without the blank
                     // line; any other unfinished event is never sent. A stream without
                     // its end is an error, however cleanly the upstream closed it.
@@ -655,6 +695,9 @@ fn concat(a: Bytes, b: Bytes) -> Bytes {
     m.extend_from_slice(&b);
     m.freeze()
 }
+
+pub mod ingress;
+mod translated;
 
 #[cfg(test)]
 mod tests;

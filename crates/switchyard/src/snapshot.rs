@@ -82,7 +82,7 @@ impl Snapshot {
             let path = format!("upstreams[{i}]");
             let client = match up.dialect {
                 Dialect::Mock => None,
-                Dialect::OpenAi => Some(clients.h1().map_err(|e| {
+                _ => Some(clients.h1().map_err(|e| {
                     ConfigErrors(vec![ConfigError {
                         path: path.clone(),
                         message: e.to_string(),

@@ -6,6 +6,7 @@ mod client;
 mod collector;
 mod gateway;
 mod mock;
+mod native;
 mod plugin_service;
 mod python;
 
@@ -13,5 +14,6 @@ pub use client::*;
 pub use collector::*;
 pub use gateway::*;
 pub use mock::*;
+pub use native::*;
 pub use plugin_service::*;
 pub use python::*;

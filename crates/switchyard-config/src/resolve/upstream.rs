@@ -15,6 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard_dialects::Dialect;
 
+/// `anthropic-version` sent unless an upstream's `headers:` say otherwise.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Azure's `api-version` unless an upstream's `api_version` says otherwise (the latest
+/// GA data-plane version).
+const AZURE_API_VERSION: &str = "2024-10-21";
+
 /// Every upstream that resolves, in config order; at least one is required.
 pub(super) fn upstreams(
     values: Vec<Value>,
@@ -50,7 +57,7 @@ pub(super) fn upstreams(
 }
 
 fn upstream(
-    s: raw::UpstreamSpec,
+    mut s: raw::UpstreamSpec,
     path: &str,
     proxy_env: &ProxyEnv,
     errors: &mut Vec<ConfigError>,
@@ -73,7 +80,19 @@ fn upstream(
             Dialect::OpenAi
         }
     };
-    let base_url = match (s.base_url, dialect) {
+    let translate = translate_settings(&s, dialect, path, errors);
+    let api_version = s
+        .api_version
+        .clone()
+        .unwrap_or_else(|| AZURE_API_VERSION.to_owned());
+    if dialect != Dialect::Azure && (s.api_version.is_some() || !s.deployments.is_empty()) {
+        errors.push(ConfigError::new(
+            at(if s.api_version.is_some() { "api_version" } else { "deployments" }),
+            "only `azure` upstreams take this setting",
+        ));
+    }
+    let deployments: Vec<(String, String)> = s.deployments.clone().into_iter().collect();
+    let base_url = match (s.base_url.take(), dialect) {
         (Some(url), _) => {
             let trimmed = url.trim_end_matches('/').to_owned();
             let host = trimmed
@@ -88,6 +107,9 @@ fn upstream(
             trimmed
         }
         (None, Dialect::Mock) => "mock://local".to_owned(),
+        (None, d) if d.default_base_url().is_some() => {
+            d.default_base_url().unwrap_or_default().to_owned()
+        }
         (None, _) => {
             errors.push(ConfigError::new(at("base_url"), "is required"));
             String::new()
@@ -96,7 +118,15 @@ fn upstream(
     let auth = match s.auth {
         None | Some(raw::AuthSpec::None) => Auth::None,
         Some(raw::AuthSpec::Passthrough) => Auth::Passthrough,
-        Some(raw::AuthSpec::Bearer { key }) => Auth::Bearer(Secret::new(key)),
+        // A dialect with its own key header gets the key there.
+        Some(raw::AuthSpec::Bearer { key }) => match dialect.key_header() {
+            Some(name) => Auth::Header {
+                name: name.to_owned(),
+                prefix: String::new(),
+                key: Secret::new(key),
+            },
+            None => Auth::Bearer(Secret::new(key)),
+        },
         Some(raw::AuthSpec::Header { name, prefix, key }) => {
             check_header_name(&name, &at("auth.name"), errors);
             Auth::Header {
@@ -116,7 +146,7 @@ fn upstream(
         }
     };
     let mut headers = Vec::new();
-    for (name, value) in s.headers {
+    for (name, value) in std::mem::take(&mut s.headers) {
         check_header_name(&name, &at(&format!("headers.{name}")), errors);
         if value.contains(['\r', '\n']) {
             errors.push(ConfigError::new(
@@ -125,6 +155,16 @@ fn upstream(
             ));
         }
         headers.push((name, Secret::new(value)));
+    }
+    if dialect == Dialect::Anthropic
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("anthropic-version"))
+    {
+        headers.push((
+            "anthropic-version".to_owned(),
+            Secret::new(ANTHROPIC_VERSION.to_owned()),
+        ));
     }
     let connect_timeout = duration_or(
         s.connect_timeout,
@@ -168,15 +208,19 @@ fn upstream(
     }
     let models = match (s.models, dialect) {
         (None, Dialect::Mock) => Some(vec!["mock-echo".to_owned()]),
+        // Azure has no list of deployments to fetch: its map is the catalogue.
+        (None, Dialect::Azure) if !deployments.is_empty() => {
+            Some(deployments.iter().map(|(model, _)| model.clone()).collect())
+        }
         (m, _) => m,
     };
-    let fetch_models = s
-        .fetch_models
-        .unwrap_or(models.is_none() && dialect != Dialect::Mock);
-    if fetch_models && dialect == Dialect::Mock {
+    let fetch_models = s.fetch_models.unwrap_or(
+        models.is_none() && !matches!(dialect, Dialect::Mock | Dialect::Azure),
+    );
+    if fetch_models && matches!(dialect, Dialect::Mock | Dialect::Azure) {
         errors.push(ConfigError::new(
             at("fetch_models"),
-            "the mock dialect has no models endpoint; list `models` instead",
+            format!("the {dialect} dialect has no models endpoint to fetch; list `models` (or `deployments`) instead"),
         ));
     }
     let proxy = match proxy_setting(s.proxy.as_deref(), &at("proxy"), errors) {
@@ -215,7 +259,54 @@ fn upstream(
         ca_file: s.ca_file.map(std::path::PathBuf::from),
         trust: trust?,
         proxy,
+        translate,
+        api_version,
+        deployments,
     })
+}
+
+/// The settings translating dialects read; each is refused on a dialect that ignores it.
+fn translate_settings(
+    s: &raw::UpstreamSpec,
+    dialect: Dialect,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> switchyard_dialects::translate::Settings {
+    let mut only = |field: &str, set: bool, wanted: &[Dialect]| {
+        if set && !wanted.contains(&dialect) {
+            let names: Vec<&str> = wanted.iter().map(|d| d.name()).collect();
+            errors.push(ConfigError::new(
+                join(path, field),
+                format!("only {} upstreams take this setting", names.join(" / ")),
+            ));
+        }
+    };
+    only("max_tokens", s.max_tokens.is_some(), &[Dialect::Anthropic]);
+    only("num_ctx", s.num_ctx.is_some(), &[Dialect::Ollama]);
+    only("keep_alive", s.keep_alive.is_some(), &[Dialect::Ollama]);
+    only(
+        "strict",
+        s.strict.is_some(),
+        &[Dialect::Anthropic, Dialect::Gemini, Dialect::Ollama],
+    );
+    let keep_alive = match &s.keep_alive {
+        None => None,
+        Some(Value::String(v)) => Some(v.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            errors.push(ConfigError::new(
+                join(path, "keep_alive"),
+                "must be a duration such as `5m`, or -1 to keep the model loaded",
+            ));
+            None
+        }
+    };
+    switchyard_dialects::translate::Settings {
+        default_max_tokens: s.max_tokens,
+        strict: s.strict.unwrap_or(false),
+        num_ctx: s.num_ctx,
+        keep_alive,
+    }
 }
 
 /// `proxy:` as written: unset or empty (the environment decides), `none`, or a URL. An

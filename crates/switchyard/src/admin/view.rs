@@ -63,7 +63,7 @@ pub(super) fn config(c: &Config) -> Value {
         "upstreams": c.upstreams.iter().map(|u| json!({
             "name": &*u.name,
             "base_url": hide_userinfo(&u.base_url),
-            "dialect": format!("{:?}", u.dialect).to_lowercase(),
+            "dialect": u.dialect.name(),
             "auth": auth(&u.auth),
             "headers": hidden_pairs(&u.headers),
             "connect_timeout": secs(u.connect_timeout),

@@ -7,6 +7,7 @@
 
 pub mod balance;
 pub mod budget;
+mod dialect;
 pub mod health;
 mod rest;
 mod send;
@@ -77,6 +78,11 @@ struct Destinations {
     completions: Destination,
     embeddings: Destination,
     models: Destination,
+    /// The path of the base URL (`/v1beta`, or empty), for paths a dialect builds per
+    /// request.
+    base_path: String,
+    /// Query auth (`name=value`), appended to every path.
+    query: Option<String>,
 }
 
 /// Query-string bytes left as they are: RFC 3986 unreserved characters.
@@ -193,7 +199,14 @@ impl Upstream {
             chat: destination(Endpoint::Chat.path())?,
             completions: destination(Endpoint::Completions.path())?,
             embeddings: destination(Endpoint::Embeddings.path())?,
-            models: destination("models")?,
+            models: destination(models_path(config.dialect))?,
+            base_path: config
+                .base_url
+                .parse::<Uri>()
+                .ok()
+                .map(|u| u.path().trim_end_matches('/').to_owned())
+                .unwrap_or_default(),
+            query,
         };
         Ok(Self {
             name: config.name.clone(),
@@ -218,6 +231,28 @@ impl Upstream {
     /// Where the model list is fetched from.
     pub fn models_destination(&self) -> &Destination {
         &self.destinations.models
+    }
+
+    /// A destination at `rel` (starting with `/`, query allowed) under the base URL,
+    /// with the upstream's query auth: for paths a dialect builds per request.
+    pub fn destination_at(&self, rel: &str) -> Destination {
+        let d = &self.destinations;
+        let mut path = format!("{}{rel}", d.base_path);
+        if let Some(q) = &d.query {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(q);
+        }
+        d.models.with_path(path)
+    }
+}
+
+/// The model list's path under the base URL, per dialect (no leading slash).
+fn models_path(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Anthropic => "v1/models?limit=1000",
+        Dialect::Gemini => "models?pageSize=1000",
+        Dialect::Ollama => "api/tags",
+        Dialect::OpenAi | Dialect::Mock | Dialect::Azure => "models",
     }
 }
 

@@ -4,6 +4,7 @@
 //! has reached the client, every kind may) and reports the outcome to the target's
 //! health. A response that starts is relayed as it arrives.
 
+use super::dialect::{self, Prepared};
 use super::rest;
 use super::{Upstream, Upstreams};
 use crate::client::h1::{H1Error, H1Response};
@@ -19,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchyard_config::Auth;
 use switchyard_dialects::mock::{other_reply, MockReply};
-use switchyard_dialects::{rewrite_model, Peek};
+use switchyard_dialects::translate::{EncodeError, StreamDecode};
+use switchyard_dialects::{Dialect, Peek};
 use tokio::time::Instant;
 
 /// One planned target: an upstream and the model name it knows.
@@ -95,6 +97,9 @@ pub enum AttemptError {
     /// The upstream answered 5xx (with the `Retry-After` a 503 may carry).
     #[error("answered {0}")]
     ServerError(StatusCode, Option<Duration>),
+    /// The request cannot be put in this upstream's dialect; nothing was sent.
+    #[error("{0}")]
+    Untranslatable(EncodeError),
 }
 
 impl AttemptError {
@@ -116,6 +121,8 @@ impl AttemptError {
         match self {
             Self::Connect(_) | Self::RateLimited(..) | Self::ServerError(..) => true,
             Self::Exchange(_) | Self::FirstByteTimeout(_) => retry_on_timeout || !self.is_timeout(),
+            // The client's request is at fault: every upstream would be asked the same.
+            Self::Untranslatable(_) => false,
         }
     }
 
@@ -130,7 +137,7 @@ impl AttemptError {
         match self {
             Self::Connect(e) | Self::Exchange(e) => e.is_timeout(),
             Self::FirstByteTimeout(_) => true,
-            Self::RateLimited(..) | Self::ServerError(..) => false,
+            Self::RateLimited(..) | Self::ServerError(..) | Self::Untranslatable(_) => false,
         }
     }
 
@@ -143,6 +150,30 @@ impl AttemptError {
             Self::FirstByteTimeout(_) => "timeout",
             Self::RateLimited(..) => "status_429",
             Self::ServerError(..) => "status_5xx",
+            Self::Untranslatable(_) => "untranslatable",
+        }
+    }
+}
+
+/// What one attempt produced to relay.
+enum Answer {
+    /// The in-process mock answers (the caller builds it).
+    Mock,
+    /// An OpenAI-format answer, relayed as it arrives.
+    Upstream(H1Response),
+    /// A translated stream: decoded chunk by chunk as it arrives.
+    Translated(H1Response, Box<dyn StreamDecode>),
+    /// A translated answer, read and decoded whole (or a mapped error body), with the
+    /// upstream's headers.
+    Ready(StatusCode, HeaderMap, Bytes),
+}
+
+impl Answer {
+    fn headers(&self) -> Option<&HeaderMap> {
+        match self {
+            Self::Mock => None,
+            Self::Upstream(r) | Self::Translated(r, _) => Some(&r.headers),
+            Self::Ready(_, headers, _) => Some(headers),
         }
     }
 }
@@ -152,7 +183,15 @@ impl AttemptError {
 struct Failures(Vec<(Arc<str>, AttemptError)>);
 
 impl Failures {
-    fn into_error(self) -> GatewayError {
+    fn into_error(mut self) -> GatewayError {
+        if let Some((_, AttemptError::Untranslatable(_))) = self.0.last() {
+            if let Some((_, AttemptError::Untranslatable(e))) = self.0.pop() {
+                return GatewayError::Untranslatable {
+                    message: e.message,
+                    param: e.param,
+                };
+            }
+        }
         let n = self.0.len();
         let rate_limited = self
             .0
@@ -236,7 +275,7 @@ impl Upstreams {
         ordered.extend(cooling);
         let mut failed: Option<(&Upstream, bool)> = None;
         // The last attempt's 429 answer, unread, with who gave it.
-        let mut last_429: Option<(H1Response, &Upstream, &Candidate)> = None;
+        let mut last_429: Option<(Answer, &Upstream, &Candidate)> = None;
         // Candidates that timed out this request: a second generation is never started
         // on the same target (another target is a separate system: that one is tried).
         let mut timed_out: Vec<&Candidate> = Vec::new();
@@ -275,20 +314,20 @@ impl Upstreams {
                 attempts: u32::try_from(failures.0.len() + 1).unwrap_or(u32::MAX),
             };
             let error = match attempt(up, candidate, out, deadline).await {
-                Ok(Some(resp)) => {
-                    up.health.record_success(&candidate.model);
-                    // Answered, but said no request is left until its limit resets.
-                    if let Some(wait) = rest::exhausted_until_reset(&resp.headers) {
-                        let target = up.health.target(&candidate.model);
-                        target.rest_for(wait, MAX_REST, Instant::now());
-                    }
-                    let mut resp = relay(resp, up, guard.take());
+                Ok(Answer::Mock) => {
+                    up.metrics.attempt("ok");
+                    let mut resp = mock_response(out, &candidate.model, &up.name);
                     resp.extensions_mut().insert(served());
                     return Ok(resp);
                 }
-                Ok(None) => {
-                    up.metrics.attempt("ok");
-                    let mut resp = mock_response(out, &candidate.model, &up.name);
+                Ok(answer) => {
+                    up.health.record_success(&candidate.model);
+                    // Answered, but said no request is left until its limit resets.
+                    if let Some(wait) = answer.headers().and_then(rest::exhausted_until_reset) {
+                        let target = up.health.target(&candidate.model);
+                        target.rest_for(wait, MAX_REST, Instant::now());
+                    }
+                    let mut resp = respond(answer, up, guard.take());
                     resp.extensions_mut().insert(served());
                     return Ok(resp);
                 }
@@ -298,6 +337,12 @@ impl Upstreams {
                 }
             };
             up.metrics.attempt(error.outcome());
+            if let AttemptError::Untranslatable(e) = &error {
+                // Nothing was sent: the upstream's health is not in question.
+                tracing::debug!(request_id = ?out.request_id, upstream = %up.name, reason = %e, "request not translatable");
+                failures.0.push((up.name.clone(), error));
+                break;
+            }
             let target = up.health.target(&candidate.model);
             // An upstream that said how long to wait is left alone that long at once.
             if let AttemptError::RateLimited(Some(wait), _)
@@ -342,8 +387,8 @@ impl Upstreams {
             .iter()
             .filter(|(_, e)| matches!(e, AttemptError::RateLimited(..)))
             .count();
-        if let (Some((resp, up, candidate)), 1) = (last_429, rate_limited) {
-            let mut resp = relay(resp, up, None);
+        if let (Some((answer, up, candidate)), 1) = (last_429, rate_limited) {
+            let mut resp = respond(answer, up, None);
             resp.extensions_mut().insert(Served {
                 upstream: up.name.clone(),
                 model: candidate.model.clone(),
@@ -355,36 +400,36 @@ impl Upstreams {
     }
 }
 
-/// One attempt at one candidate: the response to relay, `None` for the in-process mock
-/// (answered by the caller), or why there is nothing to relay — with the upstream's
-/// 429 answer, which is relayed as it came when it is the request's only one.
+/// One attempt at one candidate: the answer to relay ([`Answer::Mock`] for the
+/// in-process mock, answered by the caller), or why there is nothing to relay — with
+/// the upstream's 429 answer, which is relayed as it came when it is the request's only
+/// one.
 async fn attempt(
     up: &Upstream,
     candidate: &Candidate,
     out: &Outgoing<'_>,
     deadline: Instant,
-) -> Result<Option<H1Response>, (AttemptError, Option<H1Response>)> {
+) -> Result<Answer, (AttemptError, Option<Answer>)> {
     let Some(client) = &up.client else {
-        return Ok(None);
+        return Ok(Answer::Mock);
     };
-    let body = if candidate.model == out.peek.model {
-        out.body.clone()
-    } else {
-        rewrite_model(out.peek, &candidate.model)
+    let Prepared {
+        destination,
+        body,
+        reply,
+    } = dialect::prepare(up, &candidate.model, out)
+        .map_err(|e| (AttemptError::Untranslatable(e), None))?;
+    let accept = match (out.peek.stream, up.config.dialect) {
+        (true, Dialect::Ollama) => "application/x-ndjson",
+        (true, _) => "text/event-stream",
+        (false, _) => "application/json",
     };
     let fixed = [
         (
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         ),
-        (
-            header::ACCEPT,
-            HeaderValue::from_static(if out.peek.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }),
-        ),
+        (header::ACCEPT, HeaderValue::from_static(accept)),
         (X_REQUEST_ID.clone(), out.request_id.clone()),
         // The relay reads and re-cuts bodies: ask for them uncompressed.
         (
@@ -395,7 +440,7 @@ async fn attempt(
         (header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
     ];
     let sent = client.request(
-        up.destination(out.endpoint),
+        &destination,
         request_headers(up, out, &fixed),
         Some(&body),
         up.config.connect_timeout,
@@ -403,7 +448,7 @@ async fn attempt(
     // The attempt's own bound, or what is left of the request's.
     let started = Instant::now();
     let until = (started + up.config.first_byte_timeout).min(deadline);
-    let resp = match tokio::time::timeout_at(until, sent).await {
+    let mut resp = match tokio::time::timeout_at(until, sent).await {
         Err(_elapsed) => {
             let waited = until.saturating_duration_since(started);
             return Err((AttemptError::FirstByteTimeout(waited), None));
@@ -411,19 +456,6 @@ async fn attempt(
         Ok(Err(e)) => return Err((AttemptError::from_h1(e), None)),
         Ok(Ok(resp)) => resp,
     };
-    if resp.status == StatusCode::TOO_MANY_REQUESTS {
-        let ms = resp.headers.contains_key(&RETRY_AFTER_MS);
-        return Err((
-            AttemptError::RateLimited(rest::asked(&resp.headers), ms),
-            Some(resp),
-        ));
-    }
-    if resp.status.is_server_error() {
-        let wait = (resp.status == StatusCode::SERVICE_UNAVAILABLE)
-            .then(|| rest::asked(&resp.headers))
-            .flatten();
-        return Err((AttemptError::ServerError(resp.status, wait), None));
-    }
     if let Some(coding) = compressed_stream(&resp.headers) {
         // Events cannot be relayed one by one out of a compressed body: refuse it
         // rather than hold it back (or, with stream plugins, send an empty success).
@@ -432,7 +464,50 @@ async fn attempt(
         );
         return Err((AttemptError::Exchange(H1Error::protocol(why)), None));
     }
-    Ok(Some(resp))
+    let answer = match reply {
+        None => Answer::Upstream(resp),
+        Some(reply) if resp.status.is_success() && out.peek.stream => {
+            let decoder = dialect::stream_decoder(up.config.dialect, reply);
+            Answer::Translated(resp, decoder)
+        }
+        Some(reply) => {
+            let whole = dialect::read_all(&mut resp.body, up.config.idle_timeout)
+                .await
+                .map_err(|e| (AttemptError::Exchange(e), None))?;
+            if resp.status.is_success() {
+                let json = dialect::decode(up.config.dialect, &whole, &reply).map_err(|e| {
+                    let why = format!("the upstream's answer could not be translated: {e}");
+                    (AttemptError::Exchange(H1Error::protocol(why)), None)
+                })?;
+                Answer::Ready(resp.status, resp.headers, json)
+            } else {
+                let mapped = dialect::map_error(up.config.dialect, resp.status.as_u16(), &whole);
+                let status = StatusCode::from_u16(mapped.status).unwrap_or(resp.status);
+                if mapped.retryable && !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+                    // Retryable by the dialect's word (an overload said in a 4xx).
+                    return Err((AttemptError::ServerError(StatusCode::SERVICE_UNAVAILABLE, None), None));
+                }
+                Answer::Ready(status, resp.headers, mapped.body)
+            }
+        }
+    };
+    let (status, headers) = match &answer {
+        Answer::Upstream(r) | Answer::Translated(r, _) => (r.status, &r.headers),
+        Answer::Ready(status, headers, _) => (*status, headers),
+        Answer::Mock => return Ok(answer),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let ms = headers.contains_key(&RETRY_AFTER_MS);
+        let wait = rest::asked(headers);
+        return Err((AttemptError::RateLimited(wait, ms), Some(answer)));
+    }
+    if status.is_server_error() {
+        let wait = (status == StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| rest::asked(headers))
+            .flatten();
+        return Err((AttemptError::ServerError(status, wait), None));
+    }
+    Ok(answer)
 }
 
 /// The longest an upstream's own `Retry-After` keeps it out of rotation.
@@ -492,6 +567,58 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 
 static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's response for an answer (not [`Answer::Mock`], built by the caller).
+fn respond(answer: Answer, up: &Upstream, guard: Option<StreamGuard>) -> Response<ResponseBody> {
+    match answer {
+        Answer::Upstream(resp) => relay(resp, up, guard),
+        Answer::Translated(resp, decoder) => {
+            let H1Response {
+                status,
+                mut headers,
+                body,
+            } = resp;
+            strip_for_translation(&mut headers);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            let mut body = Relay::translated(body, decoder, up.config.idle_timeout, up.name.clone(), guard);
+            body.count_for(up.metrics.clone());
+            let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            out
+        }
+        Answer::Ready(status, mut headers, json) => {
+            strip_for_translation(&mut headers);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            let mut body = Relay::ready(json, up.name.clone());
+            body.count_for(up.metrics.clone());
+            let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            out
+        }
+        Answer::Mock => {
+            let mut out = Response::new(ResponseBody::full(Bytes::new()));
+            *out.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            out
+        }
+    }
+}
+
+/// Headers of a translated answer that described the upstream's body, not ours.
+fn strip_for_translation(headers: &mut HeaderMap) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_ENCODING);
+}
 
 fn relay(resp: H1Response, up: &Upstream, guard: Option<StreamGuard>) -> Response<ResponseBody> {
     let H1Response {

@@ -74,6 +74,13 @@ impl Destination {
         &self.path
     }
 
+    /// The same destination (host, TLS, proxy, pool) with another request target.
+    pub fn with_path(&self, path: String) -> Self {
+        let mut d = self.clone();
+        d.path = path;
+        d
+    }
+
     /// Connections used for this target idle in the pool at most `idle_for` (less when
     /// the upstream's `Keep-Alive: timeout` says so).
     pub fn keeping_idle(mut self, idle_for: Duration) -> Self {

@@ -1,0 +1,157 @@
+//! Upstreams whose wire format is not OpenAI's: what one attempt sends (path, body —
+//! per candidate, since the model may sit in either) and how its answer comes back in
+//! OpenAI's shape: a JSON body read whole and decoded, a stream decoded chunk by chunk
+//! inside the relay, an error body mapped to OpenAI's error. The translations are
+//! `switchyard_dialects`' pure functions; this module only picks them and does the I/O
+//! around them (bounded body reads).
+
+use super::{Outgoing, Upstream};
+use crate::client::h1::{Destination, H1Body, H1Error};
+use crate::endpoint::Endpoint;
+use bytes::Bytes;
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_dialects::translate::{
+    DecodeError, EncodeError, MappedError, Reply, StreamDecode, Target,
+};
+use switchyard_dialects::{anthropic, azure, gemini, ollama, rewrite_model, Dialect};
+
+/// Largest translated answer (or error body) read whole.
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// One attempt's request, ready to send.
+pub(super) struct Prepared<'a> {
+    pub destination: Cow<'a, Destination>,
+    pub body: Bytes,
+    /// Set for translated dialects: the identity of the OpenAI answer to build.
+    pub reply: Option<Reply>,
+}
+
+/// Builds the request one candidate is sent.
+pub(super) fn prepare<'a>(
+    up: &'a Upstream,
+    model: &str,
+    out: &Outgoing<'_>,
+) -> Result<Prepared<'a>, EncodeError> {
+    let passed_body = || {
+        if model == out.peek.model {
+            out.body.clone()
+        } else {
+            rewrite_model(out.peek, model)
+        }
+    };
+    let dialect = up.config.dialect;
+    match dialect {
+        Dialect::OpenAi | Dialect::Mock => Ok(Prepared {
+            destination: Cow::Borrowed(up.destination(out.endpoint)),
+            body: passed_body(),
+            reply: None,
+        }),
+        Dialect::Azure => {
+            let deployment = azure::deployment_for(&up.config.deployments, model);
+            let operation = out.endpoint.path();
+            let path = if up.config.api_version == "v1" {
+                azure::v1_path(operation, None)
+            } else {
+                azure::deployment_path(deployment, operation, &up.config.api_version)
+            };
+            Ok(Prepared {
+                destination: Cow::Owned(up.destination_at(&path)),
+                body: passed_body(),
+                reply: None,
+            })
+        }
+        Dialect::Anthropic | Dialect::Gemini | Dialect::Ollama => {
+            if out.endpoint != Endpoint::Chat {
+                return Err(EncodeError::new(
+                    format!(
+                        "model `{}` is served by a {dialect} API upstream, which has no /v1/{}",
+                        out.peek.model,
+                        out.endpoint.path()
+                    ),
+                    None,
+                ));
+            }
+            let target = Target {
+                model,
+                settings: &up.config.translate,
+            };
+            let encoded = match dialect {
+                Dialect::Anthropic => anthropic::encode(out.body, target),
+                Dialect::Gemini => gemini::encode(out.body, target),
+                _ => ollama::encode(out.body, target),
+            }?;
+            if !encoded.dropped.is_empty() {
+                tracing::debug!(
+                    request_id = ?out.request_id,
+                    upstream = %up.name,
+                    dropped = %encoded.dropped.join(", "),
+                    "request fields the upstream's dialect cannot carry were left out"
+                );
+            }
+            let created = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let reply = Reply {
+                id: format!("chatcmpl-{}", out.request_id.to_str().unwrap_or("0")),
+                model: model.to_owned(),
+                created,
+                include_usage: encoded.include_usage,
+            };
+            Ok(Prepared {
+                destination: Cow::Owned(up.destination_at(&encoded.path)),
+                body: encoded.body,
+                reply: Some(reply),
+            })
+        }
+    }
+}
+
+/// The stream translator of a dialect (only translating ones are asked).
+pub(super) fn stream_decoder(dialect: Dialect, reply: Reply) -> Box<dyn StreamDecode> {
+    match dialect {
+        Dialect::Anthropic => Box::new(anthropic::StreamDecoder::new(reply)),
+        Dialect::Gemini => Box::new(gemini::StreamDecoder::new(reply)),
+        _ => Box::new(ollama::StreamDecoder::new(reply)),
+    }
+}
+
+/// A whole JSON answer, translated.
+pub(super) fn decode(dialect: Dialect, body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
+    match dialect {
+        Dialect::Anthropic => anthropic::decode(body, reply),
+        Dialect::Gemini => gemini::decode(body, reply),
+        _ => ollama::decode(body, reply),
+    }
+}
+
+/// An error answer, in OpenAI's shape.
+pub(super) fn map_error(dialect: Dialect, status: u16, body: &[u8]) -> MappedError {
+    match dialect {
+        Dialect::Anthropic => anthropic::map_error(status, body),
+        Dialect::Gemini => gemini::map_error(status, body),
+        _ => ollama::map_error(status, body),
+    }
+}
+
+/// Reads a body to its end: at most [`MAX_ANSWER_BYTES`], each piece within `idle`.
+pub(super) async fn read_all(body: &mut H1Body, idle: Duration) -> Result<Bytes, H1Error> {
+    let mut all = Vec::new();
+    loop {
+        let piece = tokio::time::timeout(idle, std::future::poll_fn(|cx| body.poll_data(cx)))
+            .await
+            .map_err(|_elapsed| {
+                H1Error::protocol(format!("the answer stalled for {idle:?} while being read"))
+            })?;
+        match piece {
+            None => return Ok(Bytes::from(all)),
+            Some(Err(e)) => return Err(H1Error::Io(e)),
+            Some(Ok(data)) => {
+                all.extend_from_slice(&data);
+                if all.len() > MAX_ANSWER_BYTES {
+                    return Err(H1Error::protocol("the answer is too large to translate"));
+                }
+            }
+        }
+    }
+}
