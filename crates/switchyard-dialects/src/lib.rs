@@ -6,6 +6,7 @@
 //! ([`sse`]), OpenAI-shaped error bodies ([`error_body`]) and the built-in `mock`
 //! dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
 
+pub mod anthropic;
 pub mod complete;
 pub mod mock;
 pub mod sse;

@@ -1,0 +1,644 @@
+//! OpenAI chat request → Anthropic Messages request. Owns the field mapping (system
+//! prompt, turn merging, tools, images, thinking) and the list of fields Anthropic cannot
+//! carry; knows nothing of headers or answers.
+
+use super::{DEFAULT_MAX_TOKENS, MESSAGES_PATH, NAME};
+use crate::translate::{parse_data_url, text_of, EncodeError, Encoded, Target};
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+/// Request fields this encoder reads (and maps) itself.
+const HANDLED: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "temperature",
+    "top_p",
+    "top_k",
+    "user",
+    "stream",
+    "stream_options",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+];
+
+/// Valid OpenAI fields Anthropic has no way to carry: dropped, or refused when strict.
+const UNSUPPORTED: &[&str] = &[
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "seed",
+    "response_format",
+    "audio",
+    "modalities",
+    "prediction",
+    "web_search_options",
+    "functions",
+    "function_call",
+];
+
+/// Whether `model` takes extended thinking (`thinking: {type: enabled}`): Claude 3.7 and
+/// every Claude of generation 4 or later, in both naming schemes (`claude-3-7-sonnet-…`,
+/// `claude-sonnet-4-…`, `claude-opus-4-1`, `claude-haiku-4-5`), with or without a
+/// provider prefix (`us.anthropic.claude-…`).
+pub fn supports_thinking(model: &str) -> bool {
+    let Some(at) = model.find("claude-") else {
+        return false;
+    };
+    let mut parts = model
+        .get(at + "claude-".len()..)
+        .unwrap_or_default()
+        .split('-');
+    let first = parts.next().unwrap_or_default();
+    let second = parts.next().unwrap_or_default();
+    match first.parse::<u32>() {
+        // `claude-3-7-sonnet`, `claude-3-5-haiku`, `claude-3-opus`.
+        Ok(major) => major >= 4 || (major == 3 && second == "7"),
+        // `claude-sonnet-4`, `claude-opus-4-1`: the family name comes first.
+        Err(_) => second.parse::<u32>().is_ok_and(|major| major >= 4),
+    }
+}
+
+/// The thinking budget for an OpenAI `reasoning_effort` (`None` for `"none"`).
+fn thinking_budget(effort: &Value) -> Result<Option<u64>, EncodeError> {
+    match effort.as_str() {
+        Some("none") => Ok(None),
+        Some("minimal" | "low") => Ok(Some(1024)),
+        Some("medium") => Ok(Some(4096)),
+        Some("high") => Ok(Some(16384)),
+        _ => Err(EncodeError::new(
+            "`reasoning_effort` must be one of none, minimal, low, medium, high",
+            Some("reasoning_effort".to_owned()),
+        )),
+    }
+}
+
+/// Fields left out of the upstream request.
+struct Drops {
+    strict: bool,
+    dropped: Vec<String>,
+}
+
+impl Drops {
+    /// A valid field Anthropic cannot carry: refused when strict, else noted.
+    fn unsupported(&mut self, field: &str) -> Result<(), EncodeError> {
+        if self.strict {
+            return Err(EncodeError::unsupported(NAME, field));
+        }
+        self.dropped.push(field.to_owned());
+        Ok(())
+    }
+}
+
+/// A request field, `null` counting as absent.
+fn field<'a>(request: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    request.get(key).filter(|v| !v.is_null())
+}
+
+fn invalid(message: impl Into<String>, param: impl Into<String>) -> EncodeError {
+    EncodeError::new(message, Some(param.into()))
+}
+
+/// Builds the Messages request for an OpenAI chat request body; `path` is
+/// [`MESSAGES_PATH`]. Fields Anthropic cannot carry are listed in `dropped`, or refused
+/// with [`EncodeError::unsupported`] when the upstream is `strict`.
+pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
+    let request: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| EncodeError::new(format!("request body is not a JSON object: {e}"), None))?;
+    let mut drops = Drops {
+        strict: target.settings.strict,
+        dropped: Vec::new(),
+    };
+    check_other_fields(&request, &mut drops)?;
+
+    let mut out = Map::new();
+    out.insert("model".into(), target.model.into());
+    let messages = field(&request, "messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("`messages` must be an array", "messages"))?;
+    let (system, turns) = encode_messages(messages)?;
+    if !system.is_empty() {
+        out.insert("system".into(), system.join("\n\n").into());
+    }
+    out.insert("messages".into(), Value::Array(turns));
+
+    let mut max_tokens = match max_tokens_of(&request)? {
+        Some(n) => n,
+        None => target
+            .settings
+            .default_max_tokens
+            .unwrap_or(DEFAULT_MAX_TOKENS),
+    };
+    if let Some(stop) = field(&request, "stop") {
+        let sequences = stop_sequences(stop)?;
+        if !sequences.is_empty() {
+            out.insert("stop_sequences".into(), sequences.into());
+        }
+    }
+    for key in ["temperature", "top_p"] {
+        if let Some(v) = field(&request, key) {
+            if !v.is_number() {
+                return Err(invalid(format!("`{key}` must be a number"), key));
+            }
+            out.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(v) = field(&request, "top_k") {
+        if v.as_u64().is_none() {
+            return Err(invalid("`top_k` must be a non-negative integer", "top_k"));
+        }
+        out.insert("top_k".into(), v.clone());
+    }
+    if let Some(user) = field(&request, "user") {
+        let user = user
+            .as_str()
+            .ok_or_else(|| invalid("`user` must be a string", "user"))?;
+        out.insert("metadata".into(), json!({ "user_id": user }));
+    }
+    let stream = field(&request, "stream") == Some(&Value::Bool(true));
+    if stream {
+        out.insert("stream".into(), true.into());
+    }
+    let include_usage = stream
+        && field(&request, "stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .is_some_and(|v| v == &Value::Bool(true));
+
+    if let Some(tools) = field(&request, "tools") {
+        let tools = tools
+            .as_array()
+            .ok_or_else(|| invalid("`tools` must be an array", "tools"))?;
+        let tools = encode_tools(tools, &mut drops)?;
+        if !tools.is_empty() {
+            out.insert("tools".into(), Value::Array(tools));
+            if let Some(choice) = encode_tool_choice(&request)? {
+                out.insert("tool_choice".into(), choice);
+            }
+        }
+    }
+
+    if let Some(effort) = field(&request, "reasoning_effort") {
+        if let Some(budget) = thinking_budget(effort)? {
+            if supports_thinking(target.model) {
+                out.insert(
+                    "thinking".into(),
+                    json!({ "type": "enabled", "budget_tokens": budget }),
+                );
+                // The budget counts inside `max_tokens`: keep the asked-for room for
+                // the answer on top of it.
+                if max_tokens <= budget {
+                    max_tokens = max_tokens.saturating_add(budget);
+                }
+                // Thinking refuses a set temperature and top_k.
+                for key in ["temperature", "top_k"] {
+                    if out.remove(key).is_some() {
+                        drops.unsupported(key)?;
+                    }
+                }
+            } else {
+                drops.unsupported("reasoning_effort")?;
+            }
+        }
+    }
+    out.insert("max_tokens".into(), max_tokens.into());
+
+    Ok(Encoded {
+        path: MESSAGES_PATH.to_owned(),
+        body: Bytes::from(Value::Object(out).to_string()),
+        stream,
+        include_usage,
+        dropped: drops.dropped,
+    })
+}
+
+/// Refuses or notes every field outside [`HANDLED`]: [`UNSUPPORTED`] ones unless their
+/// value is harmless (`n: 1`, `logprobs: false`, a zero penalty…), unknown ones are
+/// noted only.
+fn check_other_fields(request: &Map<String, Value>, drops: &mut Drops) -> Result<(), EncodeError> {
+    for (key, value) in request {
+        if value.is_null() || HANDLED.contains(&key.as_str()) {
+            continue;
+        }
+        let harmless = match key.as_str() {
+            "n" => value.as_u64() == Some(1),
+            "logprobs" => value == &Value::Bool(false),
+            "presence_penalty" | "frequency_penalty" => value.as_f64() == Some(0.0),
+            "logit_bias" => value.as_object().is_some_and(Map::is_empty),
+            "response_format" => value.get("type").and_then(Value::as_str) == Some("text"),
+            "modalities" => value
+                .as_array()
+                .is_some_and(|m| m.iter().all(|x| x.as_str() == Some("text"))),
+            _ => false,
+        };
+        if harmless {
+            continue;
+        }
+        if UNSUPPORTED.contains(&key.as_str()) {
+            drops.unsupported(key)?;
+        } else {
+            // Not something Anthropic is known to lack (`store`, `metadata`, a vendor
+            // extension): left out, never refused.
+            drops.dropped.push(key.clone());
+        }
+    }
+    Ok(())
+}
+
+/// `max_completion_tokens`, else `max_tokens`.
+fn max_tokens_of(request: &Map<String, Value>) -> Result<Option<u64>, EncodeError> {
+    for key in ["max_completion_tokens", "max_tokens"] {
+        if let Some(v) = field(request, key) {
+            let n = v
+                .as_u64()
+                .ok_or_else(|| invalid(format!("`{key}` must be a positive integer"), key))?;
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
+/// `stop` (a string or an array of strings) as `stop_sequences`.
+fn stop_sequences(stop: &Value) -> Result<Vec<Value>, EncodeError> {
+    let bad = || invalid("`stop` must be a string or an array of strings", "stop");
+    match stop {
+        Value::String(s) => Ok(vec![s.as_str().into()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|s| s.as_str().map(Value::from).ok_or_else(bad))
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+/// OpenAI function tools as Anthropic tools (`name`, `description`, `input_schema`).
+fn encode_tools(tools: &[Value], drops: &mut Drops) -> Result<Vec<Value>, EncodeError> {
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        let kind = tool
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
+        if kind != "function" {
+            drops.unsupported(&format!("tools[{i}]"))?;
+            continue;
+        }
+        let function = tool
+            .get("function")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                invalid(
+                    "a tool needs a `function` object",
+                    format!("tools[{i}].function"),
+                )
+            })?;
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                invalid(
+                    "a function needs a `name`",
+                    format!("tools[{i}].function.name"),
+                )
+            })?;
+        let mut encoded = Map::new();
+        encoded.insert("name".into(), name.into());
+        if let Some(description) = function.get("description").and_then(Value::as_str) {
+            encoded.insert("description".into(), description.into());
+        }
+        let schema = match function.get("parameters") {
+            None | Some(Value::Null) => json!({ "type": "object", "properties": {} }),
+            Some(p @ Value::Object(_)) => p.clone(),
+            Some(_) => {
+                return Err(invalid(
+                    "`parameters` must be a JSON Schema object",
+                    format!("tools[{i}].function.parameters"),
+                ))
+            }
+        };
+        encoded.insert("input_schema".into(), schema);
+        out.push(Value::Object(encoded));
+    }
+    Ok(out)
+}
+
+/// `tool_choice` and `parallel_tool_calls` as Anthropic's `tool_choice`.
+fn encode_tool_choice(request: &Map<String, Value>) -> Result<Option<Value>, EncodeError> {
+    let bad = || {
+        invalid(
+            "`tool_choice` must be auto, none, required or {type: function, function: {name}}",
+            "tool_choice",
+        )
+    };
+    let mut choice = match field(request, "tool_choice") {
+        None => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => json!({ "type": "auto" }),
+            "none" => json!({ "type": "none" }),
+            "required" => json!({ "type": "any" }),
+            _ => return Err(bad()),
+        }),
+        Some(Value::Object(o)) => {
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?;
+            Some(json!({ "type": "tool", "name": name }))
+        }
+        Some(_) => return Err(bad()),
+    };
+    let parallel = match field(request, "parallel_tool_calls") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid(
+                "`parallel_tool_calls` must be a boolean",
+                "parallel_tool_calls",
+            ))
+        }
+    };
+    if !parallel {
+        let c = choice.get_or_insert_with(|| json!({ "type": "auto" }));
+        if let Some(obj) = c.as_object_mut() {
+            if obj.get("type").and_then(Value::as_str) != Some("none") {
+                obj.insert("disable_parallel_tool_use".into(), true.into());
+            }
+        }
+    }
+    Ok(choice)
+}
+
+/// One Anthropic turn being built: consecutive same-role messages are merged into it.
+struct Turn {
+    role: &'static str,
+    blocks: Vec<Value>,
+}
+
+/// The system prompt parts and the alternating `messages`.
+fn encode_messages(messages: &[Value]) -> Result<(Vec<String>, Vec<Value>), EncodeError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
+            invalid(
+                "every message needs a string `role`",
+                format!("messages[{i}].role"),
+            )
+        })?;
+        let content = message.get("content").unwrap_or(&Value::Null);
+        let (role, blocks) = match role {
+            "system" | "developer" => {
+                let text = system_text(content, i)?;
+                if !text.is_empty() {
+                    system.push(text);
+                }
+                continue;
+            }
+            "user" => ("user", user_blocks(content, i)?),
+            "assistant" => ("assistant", assistant_blocks(message, i)?),
+            // Tool results travel in a user turn.
+            "tool" => ("user", vec![tool_result(message, i)?]),
+            other => {
+                return Err(invalid(
+                    format!("message role `{other}` is not supported by the anthropic API"),
+                    format!("messages[{i}].role"),
+                ))
+            }
+        };
+        if role == "assistant" && blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.blocks.extend(blocks),
+            _ => turns.push(Turn { role, blocks }),
+        }
+    }
+    let turns = turns
+        .into_iter()
+        .map(|t| json!({ "role": t.role, "content": content_value(t.blocks) }))
+        .collect();
+    Ok((system, turns))
+}
+
+/// A turn's content: a plain string when it is one text block, else the blocks.
+fn content_value(blocks: Vec<Value>) -> Value {
+    if blocks.len() == 1 {
+        if let Some(Value::Object(block)) = blocks.first() {
+            if block.len() == 2 && block.get("type").and_then(Value::as_str) == Some("text") {
+                if let Some(text) = block.get("text") {
+                    return text.clone();
+                }
+            }
+        }
+    }
+    if blocks.is_empty() {
+        return Value::String(String::new());
+    }
+    Value::Array(blocks)
+}
+
+fn text_block(text: &str) -> Value {
+    json!({ "type": "text", "text": text })
+}
+
+/// A system or developer message's text (a string, or its text parts joined).
+fn system_text(content: &Value, i: usize) -> Result<String, EncodeError> {
+    match content {
+        Value::String(_) | Value::Array(_) | Value::Null => Ok(text_of(content)),
+        _ => Err(invalid(
+            "`content` must be a string or an array of parts",
+            format!("messages[{i}].content"),
+        )),
+    }
+}
+
+fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, EncodeError> {
+    let parts = match content {
+        Value::Null => return Ok(Vec::new()),
+        Value::String(s) if s.is_empty() => return Ok(Vec::new()),
+        Value::String(s) => return Ok(vec![text_block(s)]),
+        Value::Array(parts) => parts,
+        _ => {
+            return Err(invalid(
+                "`content` must be a string or an array of parts",
+                format!("messages[{i}].content"),
+            ))
+        }
+    };
+    let mut blocks = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let at = format!("messages[{i}].content[{j}]");
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                let text = part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("a text part needs `text`", format!("{at}.text")))?;
+                if !text.is_empty() {
+                    blocks.push(text_block(text));
+                }
+            }
+            Some("image_url") => {
+                let image = part.get("image_url");
+                let url = image
+                    .and_then(|u| u.get("url"))
+                    .or(image)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        invalid(
+                            "an image part needs `image_url.url`",
+                            format!("{at}.image_url.url"),
+                        )
+                    })?;
+                blocks.push(image_block(url, &at)?);
+            }
+            Some("file") => blocks.push(document_block(part, &at)?),
+            other => {
+                return Err(invalid(
+                    format!(
+                        "content part type `{}` is not supported by the anthropic API",
+                        other.unwrap_or("(none)")
+                    ),
+                    format!("{at}.type"),
+                ))
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// An image part: a `data:` URL as base64, an http(s) URL by reference.
+fn image_block(url: &str, at: &str) -> Result<Value, EncodeError> {
+    if let Some((media_type, data)) = parse_data_url(url) {
+        return Ok(json!({
+            "type": "image",
+            "source": { "type": "base64", "media_type": media_type, "data": data },
+        }));
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
+    }
+    Err(invalid(
+        "an image URL must be an http(s) URL or a base64 data: URL",
+        format!("{at}.image_url.url"),
+    ))
+}
+
+/// A `file` part with inline data (`file.file_data`, a base64 `data:` URL, e.g. a PDF)
+/// as a document block.
+fn document_block(part: &Value, at: &str) -> Result<Value, EncodeError> {
+    let (media_type, data) = part
+        .get("file")
+        .and_then(|f| f.get("file_data"))
+        .and_then(Value::as_str)
+        .and_then(parse_data_url)
+        .ok_or_else(|| {
+            invalid(
+                "a file part needs `file.file_data` as a base64 data: URL (file ids are not supported by the anthropic API)",
+                format!("{at}.file.file_data"),
+            )
+        })?;
+    Ok(json!({
+        "type": "document",
+        "source": { "type": "base64", "media_type": media_type, "data": data },
+    }))
+}
+
+/// An assistant message: its text, then its tool calls as `tool_use` blocks.
+fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, EncodeError> {
+    let mut blocks = Vec::new();
+    match message.get("content").unwrap_or(&Value::Null) {
+        Value::Null => {}
+        Value::String(s) => {
+            if !s.is_empty() {
+                blocks.push(text_block(s));
+            }
+        }
+        Value::Array(parts) => {
+            for part in parts {
+                let text = part
+                    .get("text")
+                    .or_else(|| part.get("refusal"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !text.is_empty() {
+                    blocks.push(text_block(text));
+                }
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "`content` must be a string or an array of parts",
+                format!("messages[{i}].content"),
+            ))
+        }
+    }
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(blocks),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => {
+            return Err(invalid(
+                "`tool_calls` must be an array",
+                format!("messages[{i}].tool_calls"),
+            ))
+        }
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let at = format!("messages[{i}].tool_calls[{j}]");
+        let id = call
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("a tool call needs an `id`", format!("{at}.id")))?;
+        let function = call.get("function");
+        let name = function
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                invalid(
+                    "a tool call needs `function.name`",
+                    format!("{at}.function.name"),
+                )
+            })?;
+        let arguments = function
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let input = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_str::<Value>(arguments) {
+                Ok(v @ Value::Object(_)) => v,
+                Ok(_) | Err(_) => {
+                    return Err(invalid(
+                        "tool call arguments must be a JSON object",
+                        format!("{at}.function.arguments"),
+                    ))
+                }
+            }
+        };
+        blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
+    }
+    Ok(blocks)
+}
+
+/// A `tool` message as a `tool_result` block.
+fn tool_result(message: &Value, i: usize) -> Result<Value, EncodeError> {
+    let id = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(
+                "a tool message needs `tool_call_id`",
+                format!("messages[{i}].tool_call_id"),
+            )
+        })?;
+    let content = text_of(message.get("content").unwrap_or(&Value::Null));
+    Ok(json!({ "type": "tool_result", "tool_use_id": id, "content": content }))
+}
