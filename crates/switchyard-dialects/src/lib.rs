@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod complete;
+pub mod gemini;
 pub mod mock;
 pub mod sse;
 pub mod translate;

@@ -1,0 +1,547 @@
+//! OpenAI chat request → Gemini `GenerateContentRequest` (the [`encode`] half of the
+//! `gemini` dialect). Owns the mapping of messages, parts, sampling parameters, tools and
+//! tool choice, and the list of fields Gemini cannot carry. Does not own the path's base
+//! URL or the API key header (the daemon's).
+
+use super::path_segment;
+use crate::translate::{parse_data_url, text_of, EncodeError, Encoded, Target};
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// The dialect's name in error messages.
+const DIALECT: &str = "gemini";
+
+/// Signature sent on a replayed `functionCall` whose client message carries none.
+/// Gemini 3 refuses a function call in the history without a `thoughtSignature`; Google
+/// documents this value for history that did not come from the model itself.
+const STAND_IN_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// Request fields read (or deliberately ignored because they are the gateway's) here;
+/// every other non-null field is dropped and reported.
+const HANDLED: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "reasoning_effort",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+];
+
+/// Builds the Gemini request for an OpenAI chat request body.
+///
+/// The path is `/models/{model}:generateContent`, or
+/// `/models/{model}:streamGenerateContent?alt=sse` for a stream; a model written
+/// `models/x` is sent as `x`. Fields Gemini cannot carry are listed in
+/// [`Encoded::dropped`], or refused when `settings.strict`.
+pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|e| EncodeError::new(format!("request body is not valid JSON: {e}"), None))?;
+    let Some(request) = request.as_object() else {
+        return Err(EncodeError::new("request body must be a JSON object", None));
+    };
+    let mut enc = Encoder {
+        strict: target.settings.strict,
+        dropped: Vec::new(),
+    };
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let include_usage = stream
+        && request
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            == Some(true);
+
+    let mut out = Map::new();
+    let (system, contents) = enc.messages(request.get("messages"))?;
+    out.insert("contents".into(), Value::Array(contents));
+    if !system.is_empty() {
+        out.insert("systemInstruction".into(), json!({ "parts": system }));
+    }
+    let config = enc.generation_config(request, stream)?;
+    if !config.is_empty() {
+        out.insert("generationConfig".into(), Value::Object(config));
+    }
+    if let Some(tools) = enc.tools(request.get("tools"))? {
+        out.insert("tools".into(), tools);
+    }
+    if let Some(choice) = tool_config(request.get("tool_choice"))? {
+        out.insert("toolConfig".into(), choice);
+    }
+    if request.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+        enc.drop_field("parallel_tool_calls")?;
+    }
+    for (key, value) in request {
+        if !value.is_null() && !HANDLED.contains(&key.as_str()) {
+            enc.drop_field(key)?;
+        }
+    }
+
+    let model = target.model.strip_prefix("models/").unwrap_or(target.model);
+    let model = path_segment(model);
+    let path = if stream {
+        format!("/models/{model}:streamGenerateContent?alt=sse")
+    } else {
+        format!("/models/{model}:generateContent")
+    };
+    Ok(Encoded {
+        path,
+        body: Bytes::from(Value::Object(out).to_string()),
+        stream,
+        include_usage,
+        dropped: enc.dropped,
+    })
+}
+
+struct Encoder {
+    strict: bool,
+    dropped: Vec<String>,
+}
+
+impl Encoder {
+    /// Notes a field Gemini cannot carry, or refuses it in strict mode.
+    fn drop_field(&mut self, field: &str) -> Result<(), EncodeError> {
+        if self.strict {
+            return Err(EncodeError::unsupported(DIALECT, field));
+        }
+        self.dropped.push(field.to_owned());
+        Ok(())
+    }
+
+    /// `messages` → (`systemInstruction` parts, `contents`).
+    fn messages(
+        &mut self,
+        messages: Option<&Value>,
+    ) -> Result<(Vec<Value>, Vec<Value>), EncodeError> {
+        let Some(messages) = messages.and_then(Value::as_array) else {
+            return Err(EncodeError::new(
+                "`messages` must be an array",
+                Some("messages".to_owned()),
+            ));
+        };
+        let mut system = Vec::new();
+        let mut contents: Vec<Value> = Vec::new();
+        // Tool call id → function name, from the assistant messages seen so far.
+        let mut call_names: HashMap<String, String> = HashMap::new();
+        for (i, message) in messages.iter().enumerate() {
+            let at = format!("messages[{i}]");
+            let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+            let content = message.get("content").unwrap_or(&Value::Null);
+            let (gemini_role, parts) = match role {
+                "system" | "developer" => {
+                    let text = text_of(content);
+                    if !text.is_empty() {
+                        system.push(json!({ "text": text }));
+                    }
+                    continue;
+                }
+                "user" => ("user", self.user_parts(content, &at)?),
+                "assistant" => (
+                    "model",
+                    assistant_parts(message, content, &at, &mut call_names)?,
+                ),
+                "tool" => {
+                    let id = message
+                        .get("tool_call_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let Some(name) = call_names.get(id) else {
+                        return Err(EncodeError::new(
+                            format!("tool message answers unknown tool call id `{id}`"),
+                            Some(format!("{at}.tool_call_id")),
+                        ));
+                    };
+                    ("user", vec![function_response(name, content)])
+                }
+                "function" => {
+                    let name = message.get("name").and_then(Value::as_str).unwrap_or("");
+                    ("user", vec![function_response(name, content)])
+                }
+                other => {
+                    return Err(EncodeError::new(
+                        format!("unknown message role `{other}`"),
+                        Some(format!("{at}.role")),
+                    ))
+                }
+            };
+            if parts.is_empty() {
+                continue;
+            }
+            push_content(&mut contents, gemini_role, parts);
+        }
+        Ok((system, contents))
+    }
+
+    /// A user message's content → parts.
+    fn user_parts(&mut self, content: &Value, at: &str) -> Result<Vec<Value>, EncodeError> {
+        let items = match content {
+            Value::String(s) => return Ok(text_part(s).into_iter().collect()),
+            Value::Array(items) => items,
+            Value::Null => return Ok(Vec::new()),
+            _ => {
+                return Err(EncodeError::new(
+                    "content must be a string or an array of parts",
+                    Some(format!("{at}.content")),
+                ))
+            }
+        };
+        let mut parts = Vec::new();
+        for (j, item) in items.iter().enumerate() {
+            let here = format!("{at}.content[{j}]");
+            match item.get("type").and_then(Value::as_str).unwrap_or("") {
+                "text" => parts.extend(text_part(
+                    item.get("text").and_then(Value::as_str).unwrap_or(""),
+                )),
+                "image_url" => {
+                    let url = item
+                        .get("image_url")
+                        .and_then(|i| i.get("url").or(Some(i)))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    parts.push(image_part(url, &here)?);
+                }
+                "input_audio" => {
+                    let audio = item.get("input_audio").unwrap_or(&Value::Null);
+                    let data = audio.get("data").and_then(Value::as_str).unwrap_or("");
+                    let format = audio.get("format").and_then(Value::as_str).unwrap_or("");
+                    parts.push(json!({ "inlineData": {
+                        "mimeType": format!("audio/{format}"), "data": data,
+                    }}));
+                }
+                "file" => {
+                    let data = item
+                        .get("file")
+                        .and_then(|f| f.get("file_data"))
+                        .and_then(Value::as_str)
+                        .and_then(parse_data_url);
+                    match data {
+                        Some((mime, data)) => parts.push(json!({
+                            "inlineData": { "mimeType": mime, "data": data }
+                        })),
+                        None => self.drop_field(&here)?,
+                    }
+                }
+                _ => self.drop_field(&here)?,
+            }
+        }
+        Ok(parts)
+    }
+
+    /// `generationConfig` from the sampling and output parameters.
+    fn generation_config(
+        &mut self,
+        request: &Map<String, Value>,
+        stream: bool,
+    ) -> Result<Map<String, Value>, EncodeError> {
+        let mut config = Map::new();
+        let mut copy = |from: &str, to: &str| {
+            if let Some(v) = request.get(from).filter(|v| !v.is_null()) {
+                config.insert(to.to_owned(), v.clone());
+            }
+        };
+        copy("temperature", "temperature");
+        copy("top_p", "topP");
+        copy("top_k", "topK");
+        copy("seed", "seed");
+        copy("presence_penalty", "presencePenalty");
+        copy("frequency_penalty", "frequencyPenalty");
+        if let Some(max) = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|k| request.get(*k).filter(|v| !v.is_null()))
+        {
+            config.insert("maxOutputTokens".into(), max.clone());
+        }
+        match request.get("stop") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => {
+                config.insert("stopSequences".into(), json!([s]));
+            }
+            Some(Value::Array(list)) => {
+                config.insert("stopSequences".into(), Value::Array(list.clone()));
+            }
+            Some(_) => {
+                return Err(EncodeError::new(
+                    "`stop` must be a string or an array of strings",
+                    Some("stop".to_owned()),
+                ))
+            }
+        }
+        match request.get("n").and_then(Value::as_u64) {
+            None | Some(1) => {}
+            // The stream translator writes choice 0 only.
+            Some(_) if stream => self.drop_field("n")?,
+            Some(n) => {
+                config.insert("candidateCount".into(), n.into());
+            }
+        }
+        if let Some(format) = request.get("response_format").filter(|v| !v.is_null()) {
+            match format.get("type").and_then(Value::as_str) {
+                Some("text") => {}
+                Some("json_object") => {
+                    config.insert("responseMimeType".into(), "application/json".into());
+                }
+                Some("json_schema") => {
+                    config.insert("responseMimeType".into(), "application/json".into());
+                    if let Some(schema) = format.get("json_schema").and_then(|s| s.get("schema")) {
+                        config.insert("responseJsonSchema".into(), schema.clone());
+                    }
+                }
+                _ => {
+                    return Err(EncodeError::new(
+                        "`response_format.type` must be `text`, `json_object` or `json_schema`",
+                        Some("response_format".to_owned()),
+                    ))
+                }
+            }
+        }
+        if let Some(effort) = request.get("reasoning_effort").filter(|v| !v.is_null()) {
+            let budget =
+                match effort.as_str() {
+                    Some("none" | "minimal") => 0,
+                    Some("low") => 1024,
+                    Some("medium") => 8192,
+                    Some("high") => 24576,
+                    _ => return Err(EncodeError::new(
+                        "`reasoning_effort` must be `none`, `minimal`, `low`, `medium` or `high`",
+                        Some("reasoning_effort".to_owned()),
+                    )),
+                };
+            config.insert(
+                "thinkingConfig".into(),
+                json!({ "thinkingBudget": budget, "includeThoughts": budget > 0 }),
+            );
+        }
+        Ok(config)
+    }
+
+    /// `tools` → `[{functionDeclarations: […]}]`; non-function tools are dropped.
+    fn tools(&mut self, tools: Option<&Value>) -> Result<Option<Value>, EncodeError> {
+        let Some(tools) = tools.filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let Some(tools) = tools.as_array() else {
+            return Err(EncodeError::new(
+                "`tools` must be an array",
+                Some("tools".to_owned()),
+            ));
+        };
+        let mut declarations = Vec::new();
+        for (i, tool) in tools.iter().enumerate() {
+            let function = tool.get("function").filter(|_| tool["type"] == "function");
+            let Some(function) = function else {
+                self.drop_field(&format!("tools[{i}]"))?;
+                continue;
+            };
+            let Some(name) = function.get("name").and_then(Value::as_str) else {
+                return Err(EncodeError::new(
+                    "a function tool needs a `name`",
+                    Some(format!("tools[{i}].function.name")),
+                ));
+            };
+            let mut decl = Map::new();
+            decl.insert("name".into(), name.into());
+            for key in ["description", "parameters"] {
+                if let Some(v) = function.get(key).filter(|v| !v.is_null()) {
+                    decl.insert(key.into(), v.clone());
+                }
+            }
+            declarations.push(Value::Object(decl));
+        }
+        if declarations.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(json!([{ "functionDeclarations": declarations }])))
+    }
+}
+
+/// `tool_choice` → `toolConfig.functionCallingConfig`.
+fn tool_config(choice: Option<&Value>) -> Result<Option<Value>, EncodeError> {
+    let config = match choice {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => json!({ "mode": "AUTO" }),
+            "none" => json!({ "mode": "NONE" }),
+            "required" => json!({ "mode": "ANY" }),
+            _ => return Err(bad_tool_choice()),
+        },
+        Some(named) => {
+            let name = named
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(bad_tool_choice)?;
+            json!({ "mode": "ANY", "allowedFunctionNames": [name] })
+        }
+    };
+    Ok(Some(json!({ "functionCallingConfig": config })))
+}
+
+fn bad_tool_choice() -> EncodeError {
+    EncodeError::new(
+        "`tool_choice` must be `auto`, `none`, `required` or {\"type\":\"function\",\"function\":{\"name\":…}}",
+        Some("tool_choice".to_owned()),
+    )
+}
+
+/// Appends parts to the last content when it has the same role (Gemini wants turns to
+/// alternate, and the answers to parallel calls in one content).
+fn push_content(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
+    if let Some(last) = contents.last_mut() {
+        if last.get("role").and_then(Value::as_str) == Some(role) {
+            if let Some(existing) = last.get_mut("parts").and_then(Value::as_array_mut) {
+                existing.extend(parts);
+                return;
+            }
+        }
+    }
+    contents.push(json!({ "role": role, "parts": parts }));
+}
+
+fn text_part(text: &str) -> Option<Value> {
+    (!text.is_empty()).then(|| json!({ "text": text }))
+}
+
+/// An `image_url` → `inlineData` (data URL) or `fileData` (http/https URL).
+fn image_part(url: &str, at: &str) -> Result<Value, EncodeError> {
+    if let Some((mime, data)) = parse_data_url(url) {
+        return Ok(json!({ "inlineData": { "mimeType": mime, "data": data } }));
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(json!({ "fileData": { "mimeType": mime_of(url), "fileUri": url } }));
+    }
+    Err(EncodeError::new(
+        "an image must be a base64 `data:` URL or an http(s) URL",
+        Some(format!("{at}.image_url.url")),
+    ))
+}
+
+/// The image media type guessed from a URL's extension; `image/jpeg` when unknown.
+fn mime_of(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        _ => "image/jpeg",
+    }
+}
+
+/// An assistant message → `text` and `functionCall` parts; remembers each call's name.
+fn assistant_parts(
+    message: &Value,
+    content: &Value,
+    at: &str,
+    call_names: &mut HashMap<String, String>,
+) -> Result<Vec<Value>, EncodeError> {
+    let mut parts: Vec<Value> = text_part(&text_of(content)).into_iter().collect();
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(parts),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => {
+            return Err(EncodeError::new(
+                "`tool_calls` must be an array",
+                Some(format!("{at}.tool_calls")),
+            ))
+        }
+    };
+    for (k, call) in calls.iter().enumerate() {
+        let here = format!("{at}.tool_calls[{k}]");
+        let function = call.get("function").unwrap_or(&Value::Null);
+        let Some(name) = function.get("name").and_then(Value::as_str) else {
+            return Err(EncodeError::new(
+                "a tool call needs a function name",
+                Some(format!("{here}.function.name")),
+            ));
+        };
+        let arguments = function
+            .get("arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let args = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_str::<Value>(arguments) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => {
+                    return Err(EncodeError::new(
+                        "tool call arguments must be a JSON object",
+                        Some(format!("{here}.function.arguments")),
+                    ))
+                }
+            }
+        };
+        if let Some(id) = call.get("id").and_then(Value::as_str) {
+            call_names.insert(id.to_owned(), name.to_owned());
+        }
+        let mut part = Map::new();
+        part.insert("functionCall".into(), json!({ "name": name, "args": args }));
+        let signature = call
+            .pointer("/extra_content/google/thought_signature")
+            .and_then(Value::as_str);
+        // Only the first call of a turn needs a signature (Gemini signs that one).
+        match (signature, k == 0) {
+            (Some(sig), _) => {
+                part.insert("thoughtSignature".into(), sig.into());
+            }
+            (None, true) => {
+                part.insert("thoughtSignature".into(), STAND_IN_SIGNATURE.into());
+            }
+            (None, false) => {}
+        }
+        parts.push(Value::Object(part));
+    }
+    Ok(parts)
+}
+
+/// A tool result → `functionResponse`: a JSON object content as is, anything else
+/// wrapped as `{"content": text}`.
+fn function_response(name: &str, content: &Value) -> Value {
+    let text = text_of(content);
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({ "content": text }),
+    };
+    json!({ "functionResponse": { "name": name, "response": response } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_mime_is_guessed_from_the_extension_before_the_query() {
+        assert_eq!(mime_of("https://x/a.PNG?v=1"), "image/png");
+        assert_eq!(mime_of("https://x/a.webp#f"), "image/webp");
+        assert_eq!(mime_of("https://x/photo"), "image/jpeg");
+    }
+
+    #[test]
+    fn a_non_object_tool_result_is_wrapped() {
+        let part = function_response("f", &json!("[1,2]"));
+        assert_eq!(
+            part["functionResponse"]["response"],
+            json!({"content": "[1,2]"})
+        );
+        let part = function_response("f", &json!("{\"ok\":true}"));
+        assert_eq!(part["functionResponse"]["response"], json!({"ok": true}));
+    }
+}
