@@ -6,8 +6,10 @@
 //! ([`sse`]), OpenAI-shaped error bodies ([`error_body`]) and the built-in `mock`
 //! dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
 
+pub mod azure;
 pub mod complete;
 pub mod mock;
+pub mod ollama;
 pub mod sse;
 pub mod translate;
 pub mod usage;
