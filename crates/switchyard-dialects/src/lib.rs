@@ -7,9 +7,11 @@
 //! dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
 
 pub mod anthropic;
+pub mod azure;
 pub mod complete;
 pub mod gemini;
 pub mod mock;
+pub mod ollama;
 pub mod sse;
 pub mod translate;
 pub mod usage;
