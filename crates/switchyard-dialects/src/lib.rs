@@ -7,6 +7,7 @@
 //! dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
 
 pub mod complete;
+pub mod messages;
 pub mod mock;
 pub mod sse;
 pub mod translate;
