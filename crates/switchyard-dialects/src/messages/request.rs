@@ -136,14 +136,11 @@ fn system_text(system: &Value) -> Result<String, EncodeError> {
 }
 
 fn convert_message(i: usize, message: &Value, out: &mut Vec<Value>) -> Result<(), EncodeError> {
-    let role = match message.get("role").and_then(Value::as_str) {
-        Some(r @ ("user" | "assistant")) => r,
-        _ => {
-            return Err(bad(
-                "role: must be `user` or `assistant`",
-                format!("messages[{i}].role"),
-            ))
-        }
+    let Some(role @ ("user" | "assistant")) = message.get("role").and_then(Value::as_str) else {
+        return Err(bad(
+            "role: must be `user` or `assistant`",
+            format!("messages[{i}].role"),
+        ));
     };
     match message.get("content") {
         Some(Value::String(text)) => {
