@@ -10,6 +10,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod complete;
 pub mod gemini;
+pub mod messages;
 pub mod mock;
 pub mod ollama;
 pub mod sse;
