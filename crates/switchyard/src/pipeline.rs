@@ -192,6 +192,8 @@ pub async fn handle(
             };
             finish(record, stats);
         }
+        // Built below, never before this point.
+        ResponseBody::Ingress(_) => finish(record, BodyStats::default()),
     }
     match messages_model {
         Some(model) => {
