@@ -84,8 +84,13 @@ fn parse_piece(bytes: &[u8]) -> Result<Piece, DecodeError> {
     })
 }
 
+/// A token count; capped so that adding two can never overflow.
 fn count(fields: &Map<String, Value>, key: &str) -> u64 {
-    fields.get(key).and_then(Value::as_u64).unwrap_or(0)
+    fields
+        .get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(u64::MAX / 2)
 }
 
 /// `{"function": {"name", "arguments": {…}}}` → `(name, arguments JSON string)`.
@@ -152,11 +157,17 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
     ))
 }
 
+/// The longest line a stream may hold unfinished (one line is one token, or one whole
+/// tool call): 4 MiB.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Translates an Ollama NDJSON chat stream into OpenAI SSE chunks, fed in arbitrary
 /// pieces. Each line is one JSON object; the last has `done: true`.
 #[derive(Debug)]
 pub struct StreamDecoder {
     lines: LineBuffer,
+    /// Bytes held after the last line end (what `lines` keeps).
+    pending: usize,
     state: StreamState,
 }
 
@@ -177,6 +188,7 @@ impl StreamDecoder {
     pub fn new(reply: Reply) -> Self {
         Self {
             lines: LineBuffer::default(),
+            pending: 0,
             state: StreamState {
                 writer: ChunkWriter::new(&reply),
                 reply,
@@ -230,6 +242,15 @@ impl StreamState {
 
 impl StreamDecode for StreamDecoder {
     fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
+        self.pending = match memchr::memrchr(b'\n', chunk) {
+            Some(at) => chunk.len().saturating_sub(at + 1),
+            None => self.pending.saturating_add(chunk.len()),
+        };
+        if self.pending > MAX_LINE_BYTES {
+            return Err(DecodeError::new(format!(
+                "Ollama stream sent a line longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
         let state = &mut self.state;
         self.lines.push(chunk, |line| state.line(line, out))
     }

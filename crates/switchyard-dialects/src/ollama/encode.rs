@@ -93,7 +93,8 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
                 None => return Err(bad("`reasoning_effort` must be a string", key)),
             },
             "n" if value.as_u64() == Some(1) => {}
-            "logprobs" | "parallel_tool_calls" if value == &Value::Bool(false) => {}
+            "logprobs" if value == &Value::Bool(false) => {}
+            // Ollama may answer with several calls; it cannot promise one at most.
             "parallel_tool_calls" if value == &Value::Bool(true) => {}
             _ => enc.unsupported(key)?,
         }

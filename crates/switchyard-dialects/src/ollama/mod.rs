@@ -8,7 +8,7 @@
 mod decode;
 mod encode;
 
-pub use decode::{decode, StreamDecoder};
+pub use decode::{decode, StreamDecoder, MAX_LINE_BYTES};
 pub use encode::encode;
 
 use crate::translate::{error_type_for, DecodeError, MappedError};

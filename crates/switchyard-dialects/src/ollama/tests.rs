@@ -305,3 +305,37 @@ fn lines_after_done_are_ignored() {
     let text = String::from_utf8(out.to_vec()).unwrap();
     assert!(!text.contains("late"));
 }
+
+#[test]
+fn an_endless_line_is_refused_once_it_passes_the_limit() {
+    let mut d = StreamDecoder::new(reply(false));
+    let mut out = BytesMut::new();
+    let piece = vec![b'x'; MAX_LINE_BYTES / 2];
+    d.push(&piece, &mut out).unwrap();
+    d.push(&piece, &mut out).unwrap();
+    assert!(d.push(b"x", &mut out).is_err());
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_long_stream_of_short_lines_is_not_a_long_line() {
+    let mut d = StreamDecoder::new(reply(false));
+    let mut out = BytesMut::new();
+    let line = b"{\"message\":{\"content\":\"x\"},\"done\":false}\n";
+    for _ in 0..(MAX_LINE_BYTES / line.len() + 10) {
+        d.push(line, &mut out).unwrap();
+    }
+    d.push(b"{\"done\":true}\n", &mut out).unwrap();
+    d.finish(&mut out).unwrap();
+}
+
+#[test]
+fn absurd_token_counts_do_not_overflow() {
+    let body = format!(
+        r#"{{"message":{{"content":"a"}},"done":true,"prompt_eval_count":{m},"eval_count":{m}}}"#,
+        m = u64::MAX
+    );
+    let v: Value =
+        serde_json::from_slice(&decode(body.as_bytes(), &reply(false)).unwrap()).unwrap();
+    assert_eq!(v["usage"]["prompt_tokens"], u64::MAX / 2);
+}
