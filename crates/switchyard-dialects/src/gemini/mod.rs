@@ -86,7 +86,20 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
         other => other.get("error"),
     });
     let name = error.and_then(|e| e.get("status")).and_then(Value::as_str);
-    let mapped = name.and_then(status_for).unwrap_or(status);
+    // A wrong API key is answered 400 INVALID_ARGUMENT with this reason: to an OpenAI
+    // client it is a 401.
+    let bad_key = error
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_array)
+        .is_some_and(|ds| {
+            ds.iter()
+                .any(|d| d.get("reason") == Some(&Value::from("API_KEY_INVALID")))
+        });
+    let mapped = if bad_key {
+        401
+    } else {
+        name.and_then(status_for).unwrap_or(status)
+    };
     let message = error
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
