@@ -417,3 +417,54 @@ fn an_error_answer_is_a_decode_error() {
     let err = decode(body, &reply(false)).unwrap_err();
     assert!(err.message.contains("boom"));
 }
+
+#[test]
+fn reasoning_effort_sets_a_thinking_budget() {
+    for (effort, budget, thoughts) in [
+        ("none", 0, false),
+        ("minimal", 0, false),
+        ("low", 1024, true),
+        ("medium", 8192, true),
+        ("high", 24576, true),
+    ] {
+        let request = json!({"model": "m", "messages": [], "reasoning_effort": effort});
+        let got = encode_value(&request, &Settings::default());
+        assert_eq!(
+            got["body"]["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": budget, "includeThoughts": thoughts}),
+            "{effort}"
+        );
+    }
+}
+
+#[test]
+fn a_text_response_format_adds_nothing_and_an_unknown_one_is_refused() {
+    let request = json!({"model": "m", "messages": [], "response_format": {"type": "text"}});
+    let got = encode_value(&request, &Settings::default());
+    assert!(got["body"].get("generationConfig").is_none());
+    let request = json!({"model": "m", "messages": [], "response_format": {"type": "xml"}});
+    assert_eq!(
+        encode_err(request, false).1.as_deref(),
+        Some("response_format")
+    );
+}
+
+#[test]
+fn not_implemented_is_not_retried_elsewhere() {
+    let body = br#"{"error":{"code":501,"message":"Operation is not implemented","status":"UNIMPLEMENTED"}}"#;
+    let mapped = map_error(501, body);
+    assert_eq!(mapped.status, 501);
+    assert!(!mapped.retryable);
+}
+
+#[test]
+fn a_stream_event_larger_than_the_default_sse_limit_is_accepted() {
+    let big = "x".repeat(2 * 1024 * 1024);
+    let event = json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"inlineData": {"mimeType": "image/png", "data": big}}, {"text": "here"}]},
+        "finishReason": "STOP"}]});
+    let sse = format!("data: {event}\r\n\r\n");
+    let (out, end) = run_stream(&[sse.as_bytes()], false);
+    assert_eq!(end, Ok(()));
+    assert_eq!(payloads(&out)[1]["choices"][0]["delta"]["content"], "here");
+}

@@ -78,7 +78,7 @@ pub fn parse_models(body: &[u8]) -> Result<(Vec<String>, Option<String>), Decode
 
 /// A Gemini error answer (`{"error":{"code","message","status"}}`, or that object
 /// wrapped in an array) in OpenAI's shape. The status comes from Gemini's `status`
-/// name when known, else from the HTTP status; 429 and 5xx are retryable.
+/// name when known, else from the HTTP status; 429 and 5xx but 501 are retryable.
 pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().and_then(|v| match v {
@@ -111,7 +111,8 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     MappedError {
         status: mapped,
         body: error_body(&message, error_type_for(mapped), None, name),
-        retryable: mapped == 429 || mapped >= 500,
+        // Another upstream may well succeed; 501 (not implemented) would fail there too.
+        retryable: mapped == 429 || (mapped >= 500 && mapped != 501),
     }
 }
 
