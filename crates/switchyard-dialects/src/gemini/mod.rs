@@ -3,7 +3,7 @@
 //! `https://generativelanguage.googleapis.com/v1beta`. Pure translation; the daemon sends
 //! the API key in the `x-goog-api-key` header — it never appears in a path built here.
 //!
-//! Owns: the request ([`encode`], in `request`), the whole answer ([`decode`], in
+//! Owns: the request ([`encode`], in `request`; its messages in `messages`), the whole answer ([`decode`], in
 //! `response`), the stream ([`StreamDecoder`], in `stream`), error answers
 //! ([`map_error`]) and the model list ([`models_path`], [`parse_models`]).
 //!
@@ -20,6 +20,7 @@
 //!   assistant message with `finish_reason: "content_filter"`.
 //! - A stream with `n` > 1 drops `n` (the stream carries choice 0 only).
 
+mod messages;
 mod request;
 mod response;
 mod stream;
