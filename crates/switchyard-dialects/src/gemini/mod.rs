@@ -10,7 +10,8 @@
 //! Choices worth knowing:
 //! - `response_format: json_schema` is sent as `responseJsonSchema` (plain JSON Schema,
 //!   Gemini 2.5 and later) rather than `responseSchema` (an OpenAPI subset that refuses
-//!   `additionalProperties`, `$ref` and the like, which OpenAI schemas use).
+//!   `additionalProperties`, `$ref` and the like, which OpenAI schemas use). For the
+//!   same reason a tool's `parameters` are sent as `parametersJsonSchema`.
 //! - Tool call ids are synthesized (`call_<reply id>_<n>`), the same in a stream and in
 //!   a whole answer. A call's `thoughtSignature` travels to the client as
 //!   `extra_content.google.thought_signature` (as on Gemini's own OpenAI endpoint) and

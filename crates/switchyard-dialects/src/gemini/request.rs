@@ -229,10 +229,13 @@ impl Encoder {
             };
             let mut decl = Map::new();
             decl.insert("name".into(), name.into());
-            for key in ["description", "parameters"] {
-                if let Some(v) = function.get(key).filter(|v| !v.is_null()) {
-                    decl.insert(key.into(), v.clone());
-                }
+            if let Some(v) = function.get("description").filter(|v| !v.is_null()) {
+                decl.insert("description".into(), v.clone());
+            }
+            // Plain JSON Schema, as OpenAI clients write it (`additionalProperties`,
+            // `$ref`…), which the OpenAPI-subset `parameters` field refuses.
+            if let Some(v) = function.get("parameters").filter(|v| !v.is_null()) {
+                decl.insert("parametersJsonSchema".into(), v.clone());
             }
             declarations.push(Value::Object(decl));
         }
