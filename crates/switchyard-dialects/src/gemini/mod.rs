@@ -3,14 +3,15 @@
 //! `https://generativelanguage.googleapis.com/v1beta`. Pure translation; the daemon sends
 //! the API key in the `x-goog-api-key` header — it never appears in a path built here.
 //!
-//! Owns: the request ([`encode`], in `request`), the whole answer ([`decode`], in
+//! Owns: the request ([`encode`], in `request`; its messages in `messages`), the whole answer ([`decode`], in
 //! `response`), the stream ([`StreamDecoder`], in `stream`), error answers
 //! ([`map_error`]) and the model list ([`models_path`], [`parse_models`]).
 //!
 //! Choices worth knowing:
 //! - `response_format: json_schema` is sent as `responseJsonSchema` (plain JSON Schema,
 //!   Gemini 2.5 and later) rather than `responseSchema` (an OpenAPI subset that refuses
-//!   `additionalProperties`, `$ref` and the like, which OpenAI schemas use).
+//!   `additionalProperties`, `$ref` and the like, which OpenAI schemas use). For the
+//!   same reason a tool's `parameters` are sent as `parametersJsonSchema`.
 //! - Tool call ids are synthesized (`call_<reply id>_<n>`), the same in a stream and in
 //!   a whole answer. A call's `thoughtSignature` travels to the client as
 //!   `extra_content.google.thought_signature` (as on Gemini's own OpenAI endpoint) and
@@ -20,6 +21,7 @@
 //!   assistant message with `finish_reason: "content_filter"`.
 //! - A stream with `n` > 1 drops `n` (the stream carries choice 0 only).
 
+mod messages;
 mod request;
 mod response;
 mod stream;
@@ -78,7 +80,7 @@ pub fn parse_models(body: &[u8]) -> Result<(Vec<String>, Option<String>), Decode
 
 /// A Gemini error answer (`{"error":{"code","message","status"}}`, or that object
 /// wrapped in an array) in OpenAI's shape. The status comes from Gemini's `status`
-/// name when known, else from the HTTP status; 429 and 5xx are retryable.
+/// name when known, else from the HTTP status; 429 and 5xx but 501 are retryable.
 pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().and_then(|v| match v {
@@ -86,7 +88,20 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
         other => other.get("error"),
     });
     let name = error.and_then(|e| e.get("status")).and_then(Value::as_str);
-    let mapped = name.and_then(status_for).unwrap_or(status);
+    // A wrong API key is answered 400 INVALID_ARGUMENT with this reason: to an OpenAI
+    // client it is a 401.
+    let bad_key = error
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_array)
+        .is_some_and(|ds| {
+            ds.iter()
+                .any(|d| d.get("reason") == Some(&Value::from("API_KEY_INVALID")))
+        });
+    let mapped = if bad_key {
+        401
+    } else {
+        name.and_then(status_for).unwrap_or(status)
+    };
     let message = error
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
@@ -98,7 +113,8 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     MappedError {
         status: mapped,
         body: error_body(&message, error_type_for(mapped), None, name),
-        retryable: mapped == 429 || mapped >= 500,
+        // Another upstream may well succeed; 501 (not implemented) would fail there too.
+        retryable: mapped == 429 || (mapped >= 500 && mapped != 501),
     }
 }
 

@@ -12,6 +12,11 @@ use crate::translate::{ChunkWriter, DecodeError, Reply, StreamDecode};
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
+/// Cap on one upstream event: each is a whole `GenerateContentResponse`, which carries
+/// a generated image inline (base64) on image-output models — more than the default
+/// SSE limit allows.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// Translates a Gemini SSE stream into OpenAI chunk events for one answer.
 #[derive(Debug)]
 pub struct StreamDecoder {
@@ -36,7 +41,7 @@ impl StreamDecoder {
         Self {
             writer: ChunkWriter::new(&reply),
             reply,
-            aligner: EventAligner::default(),
+            aligner: EventAligner::with_limit(MAX_EVENT_BYTES),
             started: false,
             calls: 0,
             finish: None,
