@@ -21,6 +21,7 @@ mod chat;
 mod cli;
 mod deploy;
 mod dialects;
+mod dialects_sdk;
 mod export;
 mod failover;
 mod failover_policy;
