@@ -4,6 +4,12 @@
 //! relies on, and the structure of real Anthropic streams (`golden/messages/reference/`).
 //! `UPDATE_FIXTURES=1` rewrites the expected files.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns: a missing fixture or a broken rule must fail loudly"
+)]
+
 use bytes::BytesMut;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
