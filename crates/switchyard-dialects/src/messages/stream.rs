@@ -207,7 +207,7 @@ impl StreamEncoder {
                 write_event(
                     out,
                     "content_block_start",
-                    &json!({
+                    json!({
                         "type": "content_block_start",
                         "index": block,
                         "content_block": { "type": "tool_use", "id": id, "name": name, "input": {} },
@@ -255,7 +255,7 @@ impl StreamEncoder {
         write_event(
             out,
             "content_block_start",
-            &json!({ "type": "content_block_start", "index": index, "content_block": block }),
+            json!({ "type": "content_block_start", "index": index, "content_block": block }),
         );
         self.open = Some(open);
         index
@@ -268,7 +268,7 @@ impl StreamEncoder {
             write_event(
                 out,
                 "content_block_stop",
-                &json!({ "type": "content_block_stop", "index": index }),
+                json!({ "type": "content_block_stop", "index": index }),
             );
         }
     }
@@ -281,7 +281,7 @@ impl StreamEncoder {
         write_event(
             out,
             "message_start",
-            &json!({
+            json!({
                 "type": "message_start",
                 "message": {
                     "id": self.message_id,
@@ -309,13 +309,13 @@ impl StreamEncoder {
         write_event(
             out,
             "message_delta",
-            &json!({
+            json!({
                 "type": "message_delta",
                 "delta": { "stop_reason": stop_reason, "stop_sequence": null },
                 "usage": usage_of(self.usage.as_ref()),
             }),
         );
-        write_event(out, "message_stop", &json!({ "type": "message_stop" }));
+        write_event(out, "message_stop", json!({ "type": "message_stop" }));
         self.state = State::Done;
     }
 }
@@ -324,6 +324,6 @@ fn delta_event(out: &mut BytesMut, index: usize, delta: Value) {
     write_event(
         out,
         "content_block_delta",
-        &json!({ "type": "content_block_delta", "index": index, "delta": delta }),
+        json!({ "type": "content_block_delta", "index": index, "delta": delta }),
     );
 }
