@@ -178,6 +178,41 @@ fn invalid_requests_are_refused_naming_the_field() {
     }
 }
 
+#[test]
+fn thinking_budgets_map_to_reasoning_effort() {
+    let cases = [
+        (
+            json!({ "type": "enabled", "budget_tokens": 2048 }),
+            Some("low"),
+        ),
+        (
+            json!({ "type": "enabled", "budget_tokens": 2049 }),
+            Some("medium"),
+        ),
+        (
+            json!({ "type": "enabled", "budget_tokens": 8192 }),
+            Some("medium"),
+        ),
+        (
+            json!({ "type": "enabled", "budget_tokens": 8193 }),
+            Some("high"),
+        ),
+        (json!({ "type": "disabled" }), None),
+    ];
+    for (thinking, effort) in cases {
+        let body = json!({
+            "model": "m", "max_tokens": 9000, "thinking": thinking,
+            "messages": [{ "role": "user", "content": "hi" }],
+        });
+        let chat = json_of(&request_to_chat(body.to_string().as_bytes()).unwrap().body);
+        assert_eq!(
+            chat.get("reasoning_effort").and_then(Value::as_str),
+            effort,
+            "{thinking}"
+        );
+    }
+}
+
 // === answers ===
 
 #[test]
@@ -573,6 +608,39 @@ fn parallel_tool_calls_in_one_delta_get_a_block_each() {
     assert_eq!(last_delta["delta"]["stop_reason"], "tool_use");
 }
 
+#[test]
+fn interleaved_tool_arguments_go_to_their_own_block() {
+    let call = |index: u64, id: Option<&str>, arguments: &str| {
+        let mut call = json!({ "index": index, "function": { "arguments": arguments } });
+        if let Some(id) = id {
+            call["id"] = json!(id);
+            call["function"]["name"] = json!(format!("f{index}"));
+        }
+        openai_chunk(json!({ "tool_calls": [call] }), None)
+    };
+    let mut input = call(0, Some("call_a"), "{\"a\":");
+    input += &call(1, Some("call_b"), "{\"b\":2}");
+    input += &call(0, None, "1}");
+    input += &openai_chunk(json!({}), Some("tool_calls"));
+    input += "data: [DONE]\n\n";
+    let (out, failed) = run_stream([input.as_bytes()]);
+    assert!(!failed);
+    let events = parse_anthropic_sse(std::str::from_utf8(&out).unwrap());
+    let deltas: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "content_block_delta")
+        .map(|e| (e.1["index"].clone(), e.1["delta"]["partial_json"].clone()))
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            (json!(0), json!("{\"a\":")),
+            (json!(1), json!("{\"b\":2}")),
+            (json!(0), json!("1}")),
+        ]
+    );
+}
+
 // === errors ===
 
 #[test]
@@ -611,7 +679,10 @@ fn openai_errors_keep_their_message() {
 fn error_events_are_one_named_sse_event() {
     let event = error_event("Overloaded", "overloaded_error");
     let text = std::str::from_utf8(&event).unwrap();
-    assert!(text.starts_with("event: error\ndata: "), "{text}");
+    assert!(
+        text.starts_with("event: error\ndata: {\"type\":\"error\","),
+        "{text}"
+    );
     assert!(text.ends_with("\n\n"));
     let events = parse_anthropic_sse(text);
     assert_eq!(
