@@ -275,9 +275,19 @@ fn parse_anthropic_sse(text: &str) -> Vec<Event> {
 /// events look it up by index); deltas refer to a started, unstopped block of the
 /// matching kind; tool input deltas concatenate to JSON; `message_delta` carries
 /// `stop_reason` and `usage.output_tokens`, after every block stopped; `message_stop`
-/// (or `error`) ends the stream.
+/// (or `error`, which may also be the only event) ends the stream.
 fn check_sdk_rules(events: &[Event], context: &str) {
+    check_rules(events, context, true);
+}
+
+/// [`check_sdk_rules`], the tool input JSON checked only when `tool_json`.
+fn check_rules(events: &[Event], context: &str, tool_json: bool) {
     let events: Vec<&Event> = events.iter().filter(|(n, _)| n != "ping").collect();
+    // The SDK raises on an `error` event before it accumulates anything.
+    if events.first().map(|e| e.0.as_str()) == Some("error") {
+        assert_eq!(events.len(), 1, "{context}: events after error");
+        return;
+    }
     assert_eq!(
         events.first().map(|e| e.0.as_str()),
         Some("message_start"),
@@ -336,7 +346,7 @@ fn check_sdk_rules(events: &[Event], context: &str) {
                     .unwrap_or_else(|| panic!("{context}: stop of unstarted block"));
                 assert!(!block.1, "{context}: block {index} stopped twice");
                 block.1 = true;
-                if block.0 == "tool_use" && !block.2.is_empty() {
+                if tool_json && block.0 == "tool_use" && !block.2.is_empty() {
                     serde_json::from_str::<Value>(&block.2)
                         .unwrap_or_else(|e| panic!("{context}: tool input {:?}: {e}", block.2));
                 }
@@ -430,6 +440,34 @@ fn every_split_point_gives_the_unsplit_output() {
         let (bytewise, failed) = run_stream(input.chunks(1));
         assert_eq!(failed, whole_failed, "{name} byte by byte");
         assert_eq!(bytewise, whole, "{name} byte by byte");
+    }
+}
+
+/// Corrupted upstream bytes never panic and never break the event rules: a line end
+/// put anywhere (events merge or split, data lines are lost) still gives a stream the
+/// SDK accepts, and
+/// any byte overwritten still gives a stream that ends with `message_stop` or `error`.
+#[test]
+fn corrupted_streams_still_end_cleanly() {
+    for (name, input) in stream_fixtures() {
+        for at in 0..input.len() {
+            // One corruption per position, cycling through the kinds (keeps it quick).
+            let replacement = [b'\n', b'\r', b'x', b'"'][at % 4];
+            let mut corrupted = input.clone();
+            corrupted[at] = replacement;
+            let (out, _) = run_stream([corrupted.as_slice()]);
+            let events = parse_anthropic_sse(std::str::from_utf8(&out).unwrap());
+            let context = format!("{name}: byte {at} set to {replacement}");
+            if matches!(replacement, b'\n' | b'\r') {
+                // A lost `data:` line loses a piece of tool input: not checked.
+                check_rules(&events, &context, false);
+            }
+            let last = events.last().map(|e| e.0.as_str());
+            assert!(
+                matches!(last, Some("message_stop" | "error")),
+                "{context}: ends with {last:?}"
+            );
+        }
     }
 }
 

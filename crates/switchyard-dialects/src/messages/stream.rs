@@ -116,8 +116,11 @@ impl StreamEncoder {
             self.close(out);
             return Ok(());
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return Err(self.fail(out, "upstream stream sent an event that is not JSON"));
+        let Ok(chunk @ Value::Object(_)) = serde_json::from_str::<Value>(data) else {
+            return Err(self.fail(
+                out,
+                "upstream stream sent an event that is not a JSON object",
+            ));
         };
         if let Some(error) = chunk.get("error") {
             let message = error
