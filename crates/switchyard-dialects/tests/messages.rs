@@ -679,6 +679,24 @@ fn interleaved_tool_arguments_go_to_their_own_block() {
     );
 }
 
+#[test]
+fn input_tokens_known_at_the_first_chunk_are_in_message_start() {
+    let chunk = json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{ "index": 0, "delta": { "content": "Hi" }, "finish_reason": null }],
+        "usage": { "prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10 },
+    });
+    let input = format!("data: {chunk}\n\n");
+    let mut encoder = StreamEncoder::new(MODEL, MESSAGE_ID);
+    let mut out = BytesMut::new();
+    encoder.push(input.as_bytes(), &mut out).unwrap();
+    let events = parse_anthropic_sse(std::str::from_utf8(&out).unwrap());
+    assert_eq!(
+        events[0].1["message"]["usage"],
+        json!({ "input_tokens": 9, "output_tokens": 0 })
+    );
+}
+
 // === errors ===
 
 #[test]

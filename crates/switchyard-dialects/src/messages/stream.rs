@@ -131,10 +131,10 @@ impl StreamEncoder {
                 .to_owned();
             return Err(self.fail(out, &message));
         }
-        self.start(out);
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(usage.clone());
         }
+        self.start(out);
         let Some(choice) = chunk
             .get("choices")
             .and_then(Value::as_array)
@@ -281,6 +281,10 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
+        // Input tokens are known this early only from upstreams that send usage in
+        // every chunk; output tokens come with `message_delta`.
+        let mut usage = usage_of(self.usage.as_ref());
+        usage.insert("output_tokens".into(), 0.into());
         write_event(
             out,
             "message_start",
@@ -294,7 +298,7 @@ impl StreamEncoder {
                     "content": [],
                     "stop_reason": null,
                     "stop_sequence": null,
-                    "usage": { "input_tokens": 0, "output_tokens": 0 },
+                    "usage": usage,
                 },
             }),
         );
