@@ -52,7 +52,7 @@ pub fn error_from_openai(status: u16, openai_body: &[u8]) -> Bytes {
 /// `event: error\ndata: {"type":"error","error":{"type":kind,"message":…}}\n\n`.
 pub fn error_event(message: &str, kind: &str) -> Bytes {
     let mut out = BytesMut::new();
-    write_event(&mut out, "error", &error_value(kind, message));
+    write_event(&mut out, "error", error_value(kind, message));
     out.freeze()
 }
 
@@ -78,12 +78,24 @@ fn openai_error_message(body: &[u8]) -> Option<String> {
     (!text.is_empty() && text.len() <= MAX_TEXT_MESSAGE).then(|| text.to_owned())
 }
 
-/// Writes `event: <name>\ndata: <json>\n\n`.
-fn write_event(out: &mut BytesMut, name: &str, data: &Value) {
+/// Writes `event: <name>\ndata: <json>\n\n`, the data's `type` (the event name) first
+/// as Anthropic writes it.
+fn write_event(out: &mut BytesMut, name: &str, mut data: Value) {
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("type");
+    }
+    let rest = data.to_string();
     out.put_slice(b"event: ");
     out.put_slice(name.as_bytes());
-    out.put_slice(b"\ndata: ");
-    out.put_slice(data.to_string().as_bytes());
+    out.put_slice(b"\ndata: {\"type\":");
+    out.put_slice(Value::from(name).to_string().as_bytes());
+    match rest.strip_prefix('{') {
+        Some("}") | None => out.put_u8(b'}'),
+        Some(members) => {
+            out.put_u8(b',');
+            out.put_slice(members.as_bytes());
+        }
+    }
     out.put_slice(b"\n\n");
 }
 

@@ -116,8 +116,11 @@ impl StreamEncoder {
             self.close(out);
             return Ok(());
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return Err(self.fail(out, "upstream stream sent an event that is not JSON"));
+        let Ok(chunk @ Value::Object(_)) = serde_json::from_str::<Value>(data) else {
+            return Err(self.fail(
+                out,
+                "upstream stream sent an event that is not a JSON object",
+            ));
         };
         if let Some(error) = chunk.get("error") {
             let message = error
@@ -128,10 +131,10 @@ impl StreamEncoder {
                 .to_owned();
             return Err(self.fail(out, &message));
         }
-        self.start(out);
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(usage.clone());
         }
+        self.start(out);
         let Some(choice) = chunk
             .get("choices")
             .and_then(Value::as_array)
@@ -207,7 +210,7 @@ impl StreamEncoder {
                 write_event(
                     out,
                     "content_block_start",
-                    &json!({
+                    json!({
                         "type": "content_block_start",
                         "index": block,
                         "content_block": { "type": "tool_use", "id": id, "name": name, "input": {} },
@@ -255,7 +258,7 @@ impl StreamEncoder {
         write_event(
             out,
             "content_block_start",
-            &json!({ "type": "content_block_start", "index": index, "content_block": block }),
+            json!({ "type": "content_block_start", "index": index, "content_block": block }),
         );
         self.open = Some(open);
         index
@@ -268,7 +271,7 @@ impl StreamEncoder {
             write_event(
                 out,
                 "content_block_stop",
-                &json!({ "type": "content_block_stop", "index": index }),
+                json!({ "type": "content_block_stop", "index": index }),
             );
         }
     }
@@ -278,10 +281,14 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
+        // Input tokens are known this early only from upstreams that send usage in
+        // every chunk; output tokens come with `message_delta`.
+        let mut usage = usage_of(self.usage.as_ref());
+        usage.insert("output_tokens".into(), 0.into());
         write_event(
             out,
             "message_start",
-            &json!({
+            json!({
                 "type": "message_start",
                 "message": {
                     "id": self.message_id,
@@ -291,7 +298,7 @@ impl StreamEncoder {
                     "content": [],
                     "stop_reason": null,
                     "stop_sequence": null,
-                    "usage": { "input_tokens": 0, "output_tokens": 0 },
+                    "usage": usage,
                 },
             }),
         );
@@ -309,13 +316,13 @@ impl StreamEncoder {
         write_event(
             out,
             "message_delta",
-            &json!({
+            json!({
                 "type": "message_delta",
                 "delta": { "stop_reason": stop_reason, "stop_sequence": null },
                 "usage": usage_of(self.usage.as_ref()),
             }),
         );
-        write_event(out, "message_stop", &json!({ "type": "message_stop" }));
+        write_event(out, "message_stop", json!({ "type": "message_stop" }));
         self.state = State::Done;
     }
 }
@@ -324,6 +331,6 @@ fn delta_event(out: &mut BytesMut, index: usize, delta: Value) {
     write_event(
         out,
         "content_block_delta",
-        &json!({ "type": "content_block_delta", "index": index, "delta": delta }),
+        json!({ "type": "content_block_delta", "index": index, "delta": delta }),
     );
 }
