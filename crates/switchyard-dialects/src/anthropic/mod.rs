@@ -79,8 +79,12 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     } else {
         message
     };
-    // The upstream's own type is kept as `code` when OpenAI's `type` does not say it.
-    let code = anthropic_type.as_deref().filter(|t| *t != kind);
+    // The upstream's own type is kept as `code` when OpenAI's `type` does not say it
+    // (529 is Anthropic's overloaded status even when the body is not theirs).
+    let code = match anthropic_type.as_deref() {
+        Some(t) => Some(t).filter(|t| *t != kind),
+        None => (status == 529).then_some("overloaded_error"),
+    };
     MappedError {
         status: mapped,
         body: error_body(&message, kind, None, code),
