@@ -9,6 +9,7 @@
 
 mod decode;
 mod encode;
+mod messages;
 mod stream;
 
 pub use decode::decode;
