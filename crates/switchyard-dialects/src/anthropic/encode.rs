@@ -1,6 +1,7 @@
-//! OpenAI chat request → Anthropic Messages request. Owns the field mapping (system
-//! prompt, turn merging, tools, images, thinking) and the list of fields Anthropic cannot
-//! carry; knows nothing of headers or answers.
+//! OpenAI chat request → Anthropic Messages request: request-level fields (max_tokens,
+//! stop, sampling, tools, tool_choice, thinking) and the list of fields Anthropic cannot
+//! carry. The conversation itself is mapped in `messages.rs`; knows nothing of headers
+//! or answers.
 
 use super::messages::encode_messages;
 use super::{DEFAULT_MAX_TOKENS, MESSAGES_PATH, NAME};

@@ -1,7 +1,7 @@
 //! OpenAI chat `messages` → Anthropic `system` + alternating `messages`: system and
 //! developer messages hoisted, consecutive same-role turns merged, tool results as user
 //! turns, images and PDFs as blocks, tool calls as `tool_use`. Request-level fields are
-//! [`super::encode`]'s.
+//! `encode.rs`'s.
 
 use super::encode::invalid;
 use crate::translate::{parse_data_url, text_of, EncodeError};

@@ -1,7 +1,7 @@
 //! The `anthropic` dialect: OpenAI chat ⇄ Anthropic Messages API (`/v1/messages`).
 //!
-//! Owns: turning an OpenAI chat request into a Messages request ([`encode`]), a Messages
-//! answer into a `chat.completion` ([`decode`]), a Messages SSE stream into
+//! Owns: turning an OpenAI chat request into a Messages request ([`encode()`]), a Messages
+//! answer into a `chat.completion` ([`decode()`]), a Messages SSE stream into
 //! `chat.completion.chunk` events ([`StreamDecoder`]), Anthropic error bodies into
 //! OpenAI's shape ([`map_error`]) and the model list ([`parse_models`]). Does not own:
 //! headers (`x-api-key`, `anthropic-version` = [`DEFAULT_VERSION`]), sockets, retries —
