@@ -227,4 +227,103 @@ mod golden {
         let ids = anthropic::parse_models(&fs::read(&input).unwrap()).unwrap();
         check(&out_path(&input), &json!(ids));
     }
+
+    /// A small deterministic generator for the mutation tests.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(self.0 >> 33).unwrap() % n.max(1)
+        }
+    }
+
+    /// `bytes` with a few bytes overwritten, deleted or duplicated.
+    fn mutate(bytes: &[u8], rng: &mut Lcg) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            if out.is_empty() {
+                break;
+            }
+            let at = rng.below(out.len());
+            match rng.below(3) {
+                0 => out[at] = b"{}[]\":,\n\r\xff\xc3a0 "[rng.below(14)],
+                1 => {
+                    out.remove(at);
+                }
+                _ => {
+                    let end = (at + rng.below(40)).min(out.len());
+                    let copy = out[at..end].to_vec();
+                    out.splice(at..at, copy);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn mangled_upstream_and_client_bytes_never_panic() {
+        let mut rng = Lcg(0x5eed);
+        let settings = Settings::default();
+        let target = Target {
+            model: "claude-sonnet-4-20250514",
+            settings: &settings,
+        };
+        let mut sources: Vec<(&str, Vec<u8>)> = Vec::new();
+        for input in inputs("streams", ".sse") {
+            sources.push(("stream", fs::read(input).unwrap()));
+        }
+        for input in inputs("responses", ".json") {
+            sources.push(("response", fs::read(input).unwrap()));
+        }
+        for input in inputs("requests", ".in.json") {
+            let body = serde_json::to_vec(&read_json(&input)["body"]).unwrap();
+            sources.push(("request", body));
+        }
+        for (kind, bytes) in &sources {
+            for _ in 0..200 {
+                let mangled = mutate(bytes, &mut rng);
+                match *kind {
+                    "stream" => {
+                        let cut = rng.below(mangled.len());
+                        let (a, b) = mangled.split_at(cut);
+                        let (chunks, error) = run_stream(&[a, b]);
+                        // Whatever was written is whole chunks; success ends in [DONE].
+                        for chunk in &chunks {
+                            assert!(
+                                chunk == &json!("[DONE]")
+                                    || chunk["object"] == "chat.completion.chunk"
+                            );
+                        }
+                        if error.is_none() {
+                            assert_eq!(chunks.last(), Some(&json!("[DONE]")));
+                        }
+                    }
+                    "response" => {
+                        if let Ok(body) = anthropic::decode(&mangled, &reply(false)) {
+                            let v: Value = serde_json::from_slice(&body).unwrap();
+                            assert_eq!(v["object"], "chat.completion");
+                        }
+                        let mapped = anthropic::map_error(529, &mangled);
+                        assert_eq!(mapped.status, 503);
+                        let v: Value = serde_json::from_slice(&mapped.body).unwrap();
+                        assert!(v["error"]["message"].is_string());
+                        if let Ok(ids) = anthropic::parse_models(&mangled) {
+                            assert!(ids.len() < mangled.len());
+                        }
+                    }
+                    _ => {
+                        if let Ok(e) = anthropic::encode(&mangled, target) {
+                            let v: Value = serde_json::from_slice(&e.body).unwrap();
+                            assert!(v["max_tokens"].as_u64().is_some());
+                            assert!(v["messages"].is_array());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
