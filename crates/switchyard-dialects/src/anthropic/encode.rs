@@ -82,6 +82,34 @@ fn thinking_budget(effort: &Value) -> Result<Option<u64>, EncodeError> {
     }
 }
 
+/// Whether Anthropic would refuse thinking on this request: a `tool_choice` that forces
+/// a tool, or a last assistant turn with tool calls (Anthropic then wants that turn's
+/// signed thinking block back, which an OpenAI client never has).
+fn thinking_refused_by(out: &Map<String, Value>) -> bool {
+    let forced = out
+        .get("tool_choice")
+        .and_then(|c| c.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "any" || t == "tool");
+    let last_assistant_called_tools = out
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|turns| {
+            turns
+                .iter()
+                .rev()
+                .find(|t| t.get("role") == Some(&json!("assistant")))
+        })
+        .and_then(|turn| turn.get("content"))
+        .and_then(Value::as_array)
+        .is_some_and(|blocks| {
+            blocks
+                .iter()
+                .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+        });
+    forced || last_assistant_called_tools
+}
+
 /// Fields left out of the upstream request.
 struct Drops {
     strict: bool,
@@ -189,7 +217,13 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
 
     if let Some(effort) = field(&request, "reasoning_effort") {
         if let Some(budget) = thinking_budget(effort)? {
-            if supports_thinking(target.model) {
+            if !supports_thinking(target.model) {
+                drops.unsupported("reasoning_effort")?;
+            } else if thinking_refused_by(&out) {
+                // Valid for this model, but Anthropic would answer 400: left out and
+                // noted, never refused, even when strict.
+                drops.dropped.push("reasoning_effort".to_owned());
+            } else {
                 out.insert(
                     "thinking".into(),
                     json!({ "type": "enabled", "budget_tokens": budget }),
@@ -205,8 +239,6 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
                         drops.unsupported(key)?;
                     }
                 }
-            } else {
-                drops.unsupported("reasoning_effort")?;
             }
         }
     }

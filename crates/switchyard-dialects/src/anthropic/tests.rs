@@ -460,3 +460,37 @@ fn an_error_body_without_a_message_gets_one_from_the_status() {
         "anthropic upstream answered HTTP 429 Too Many Requests"
     );
 }
+
+#[test]
+fn thinking_is_left_out_when_a_tool_is_forced() {
+    let mut request = with_tools(json!({"tool_choice": "required", "reasoning_effort": "low"}));
+    request["temperature"] = json!(0.3);
+    let e = encode_with(request, "claude-sonnet-4-20250514", &Settings::default()).unwrap();
+    let body: Value = serde_json::from_slice(&e.body).unwrap();
+    assert!(body.get("thinking").is_none());
+    assert_eq!(body["temperature"], 0.3);
+    assert_eq!(e.dropped, vec!["reasoning_effort"]);
+}
+
+#[test]
+fn thinking_is_left_out_when_the_last_assistant_turn_called_tools() {
+    let request = json!({
+        "messages": [
+            {"role": "user", "content": "time?"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "12:00"},
+        ],
+        "reasoning_effort": "high",
+    });
+    let strict = Settings {
+        strict: true,
+        ..Settings::default()
+    };
+    let e = encode_with(request, "claude-opus-4-1", &strict).unwrap();
+    let body: Value = serde_json::from_slice(&e.body).unwrap();
+    assert!(body.get("thinking").is_none());
+    assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
+    assert_eq!(e.dropped, vec!["reasoning_effort"]);
+}
