@@ -3,7 +3,7 @@
 
 use crate::translate::{completion_body, usage_value, DecodeError, Reply};
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// OpenAI's `finish_reason` for an Anthropic `stop_reason`.
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
@@ -105,16 +105,20 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
             _ => {}
         }
     }
-    let mut message = json!({
-        "role": "assistant",
-        "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { text.into() },
-        "refusal": null,
-    });
+    let mut message = Map::new();
+    message.insert("role".into(), "assistant".into());
+    let content = if text.is_empty() && !tool_calls.is_empty() {
+        Value::Null
+    } else {
+        text.into()
+    };
+    message.insert("content".into(), content);
+    message.insert("refusal".into(), Value::Null);
     if !reasoning.is_empty() {
-        message["reasoning_content"] = reasoning.into();
+        message.insert("reasoning_content".into(), reasoning.into());
     }
     if !tool_calls.is_empty() {
-        message["tool_calls"] = Value::Array(tool_calls);
+        message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
     let finish = finish_reason(value.get("stop_reason").and_then(Value::as_str));
     let usage = value.get("usage").map(|u| {
@@ -122,5 +126,10 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
         tokens.update(u);
         tokens.value()
     });
-    Ok(completion_body(reply, message, finish, usage))
+    Ok(completion_body(
+        reply,
+        Value::Object(message),
+        finish,
+        usage,
+    ))
 }

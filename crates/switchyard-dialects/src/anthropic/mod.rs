@@ -1,7 +1,7 @@
 //! The `anthropic` dialect: OpenAI chat ⇄ Anthropic Messages API (`/v1/messages`).
 //!
-//! Owns: turning an OpenAI chat request into a Messages request ([`encode`]), a Messages
-//! answer into a `chat.completion` ([`decode`]), a Messages SSE stream into
+//! Owns: turning an OpenAI chat request into a Messages request ([`encode()`]), a Messages
+//! answer into a `chat.completion` ([`decode()`]), a Messages SSE stream into
 //! `chat.completion.chunk` events ([`StreamDecoder`]), Anthropic error bodies into
 //! OpenAI's shape ([`map_error`]) and the model list ([`parse_models`]). Does not own:
 //! headers (`x-api-key`, `anthropic-version` = [`DEFAULT_VERSION`]), sockets, retries —
@@ -9,6 +9,7 @@
 
 mod decode;
 mod encode;
+mod messages;
 mod stream;
 
 pub use decode::decode;
@@ -79,8 +80,12 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
     } else {
         message
     };
-    // The upstream's own type is kept as `code` when OpenAI's `type` does not say it.
-    let code = anthropic_type.as_deref().filter(|t| *t != kind);
+    // The upstream's own type is kept as `code` when OpenAI's `type` does not say it
+    // (529 is Anthropic's overloaded status even when the body is not theirs).
+    let code = match anthropic_type.as_deref() {
+        Some(t) => Some(t).filter(|t| *t != kind),
+        None => (status == 529).then_some("overloaded_error"),
+    };
     MappedError {
         status: mapped,
         body: error_body(&message, kind, None, code),

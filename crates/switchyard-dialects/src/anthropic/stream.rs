@@ -10,6 +10,9 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// Why a stream that ended without `message_stop` failed.
+const TRUNCATED: &str = "anthropic stream ended before message_stop";
+
 /// Translates one Anthropic Messages stream into OpenAI chunk events, fed in chunks
 /// split anywhere.
 #[derive(Debug)]
@@ -209,7 +212,16 @@ impl StreamDecoder {
         let mut whole = rest.to_vec();
         whole.extend_from_slice(b"\n\n");
         let mut scratch = BytesMut::new();
-        self.events(&whole, &mut scratch)?;
+        for payload in data_payloads(&whole) {
+            // A payload cut short is not JSON: the stream was truncated. (A whole last
+            // `error` event keeps its own message.)
+            if serde_json::from_str::<serde::de::IgnoredAny>(&payload).is_err() {
+                return Err(DecodeError::new(TRUNCATED));
+            }
+            if !self.done {
+                self.event(&payload, &mut scratch)?;
+            }
+        }
         if self.done {
             out.extend_from_slice(&scratch);
         }
@@ -250,9 +262,7 @@ impl StreamDecode for StreamDecoder {
             if s.done {
                 Ok(())
             } else {
-                Err(DecodeError::new(
-                    "anthropic stream ended before message_stop",
-                ))
+                Err(DecodeError::new(TRUNCATED))
             }
         })
     }
