@@ -33,7 +33,11 @@ struct Assembled {
 
 fn assemble(body: &str) -> Assembled {
     let payloads = payloads(body);
-    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "{body}");
+    assert_eq!(
+        payloads.last().map(String::as_str),
+        Some("[DONE]"),
+        "{body}"
+    );
     let mut a = Assembled::default();
     for p in &payloads[..payloads.len() - 1] {
         let v: Value = serde_json::from_str(p).unwrap_or_else(|e| panic!("{e}: {p}"));
@@ -53,12 +57,15 @@ fn assemble(body: &str) -> Assembled {
             a.reasoning.push_str(t);
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let i = call["index"].as_u64().expect("every tool-call delta has an index") as usize;
+            let i = call["index"]
+                .as_u64()
+                .expect("every tool-call delta has an index") as usize;
             if i == a.calls.len() {
                 // The first delta of a call carries its id and name.
                 let id = call["id"].as_str().expect("first delta has the id");
                 let name = call["function"]["name"].as_str().expect("and the name");
-                a.calls.push((id.to_owned(), name.to_owned(), String::new()));
+                a.calls
+                    .push((id.to_owned(), name.to_owned(), String::new()));
             }
             assert!(i < a.calls.len(), "tool-call index {i} skipped one: {p}");
             if let Some(args) = call["function"]["arguments"].as_str() {
@@ -121,7 +128,10 @@ async fn anthropic_chat_is_translated_both_ways() {
     let sent = seen.json();
     assert_eq!(sent["model"], "claude-sonnet-4");
     assert_eq!(
-        sent["system"].as_str().map(str::to_owned).unwrap_or_else(|| sent["system"][0]["text"].as_str().unwrap().to_owned()),
+        sent["system"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| sent["system"][0]["text"].as_str().unwrap().to_owned()),
         "Be brief."
     );
     assert!(sent["max_tokens"].as_u64().unwrap() > 0, "{sent}");
@@ -137,9 +147,12 @@ async fn anthropic_chat_is_translated_both_ways() {
     assert_eq!(message["content"], "Checking the weather — ☀️ ok.");
     assert_eq!(message["tool_calls"][0]["id"], "toolu_01");
     assert_eq!(message["tool_calls"][0]["function"]["name"], "get_weather");
-    let args: Value =
-        serde_json::from_str(message["tool_calls"][0]["function"]["arguments"].as_str().unwrap())
-            .unwrap();
+    let args: Value = serde_json::from_str(
+        message["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(args, json!({"city": "Paris"}));
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(v["usage"]["completion_tokens"], 9);
@@ -161,12 +174,19 @@ async fn a_real_anthropic_tool_stream_split_anywhere_arrives_as_openai_chunks() 
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["content-type"], "text/event-stream");
     let a = assemble(&answer.text());
-    assert!(a.text.starts_with("I'll check the current weather in Paris"), "{a:?}");
+    assert!(
+        a.text
+            .starts_with("I'll check the current weather in Paris"),
+        "{a:?}"
+    );
     assert_eq!(a.calls.len(), 1, "{a:?}");
     assert_eq!(a.calls[0].0, "toolu_01NRLabsLyVHZPKxbKvkfSMn");
     assert_eq!(a.calls[0].1, "get_weather");
     let args: Value = serde_json::from_str(&a.calls[0].2).unwrap();
-    assert!(args["location"].as_str().unwrap().starts_with("Paris"), "{args}");
+    assert!(
+        args["location"].as_str().unwrap().starts_with("Paris"),
+        "{args}"
+    );
     assert_eq!(a.finish.as_deref(), Some("tool_calls"));
     let usage = a.usage.expect("include_usage asked for a usage chunk");
     assert!(usage["prompt_tokens"].as_u64().unwrap() >= 377, "{usage}");
@@ -176,7 +196,9 @@ async fn a_real_anthropic_tool_stream_split_anywhere_arrives_as_openai_chunks() 
 #[tokio::test]
 async fn a_translated_stream_without_usage_asked_has_no_usage_chunk_but_is_counted() {
     let transcript = fixture("basic_response.txt");
-    let up = NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", &transcript)).await;
+    let up =
+        NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", &transcript))
+            .await;
     let gw = TestGateway::start(&format!(
         "{}metrics: {{enabled: true}}\n",
         anthropic_upstream_yaml(&up.url(), "")
@@ -204,7 +226,8 @@ async fn an_anthropic_error_event_mid_stream_ends_with_the_gateway_error_event()
 event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
 event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n\
 event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-    let up = NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", stream)).await;
+    let up =
+        NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", stream)).await;
     let gw = TestGateway::start(&anthropic_upstream_yaml(&up.url(), "")).await;
     let answer = gw
         .http()
@@ -215,7 +238,13 @@ event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"
     assert!(text.contains("Hel"), "{text}");
     let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "upstream_stream_error", "{text}");
-    assert!(last["error"]["message"].as_str().unwrap().contains("Overloaded"), "{text}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded"),
+        "{text}"
+    );
     assert!(!text.contains("[DONE]"), "{text}");
 }
 
@@ -224,7 +253,9 @@ async fn a_truncated_translated_stream_is_an_error_not_a_success() {
     let mut transcript = fixture("basic_response.txt");
     let cut = transcript.find("event: message_delta").unwrap();
     transcript.truncate(cut);
-    let up = NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", &transcript)).await;
+    let up =
+        NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", &transcript))
+            .await;
     let gw = TestGateway::start(&anthropic_upstream_yaml(&up.url(), "")).await;
     let text = gw
         .http()
@@ -240,12 +271,23 @@ async fn anthropic_errors_reach_the_client_in_openai_shape() {
     let up = NativeUpstream::start(|seen| {
         let model = seen.json()["model"].as_str().unwrap_or_default().to_owned();
         let (status, kind, message) = match model.as_str() {
-            "claude-bad" => (400, "invalid_request_error", "messages: roles must alternate"),
+            "claude-bad" => (
+                400,
+                "invalid_request_error",
+                "messages: roles must alternate",
+            ),
             "claude-auth" => (401, "authentication_error", "invalid x-api-key"),
-            _ => (429, "rate_limit_error", "Number of request tokens has exceeded your rate limit"),
+            _ => (
+                429,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your rate limit",
+            ),
         };
-        NativeReply::json(status, &json!({"type": "error", "error": {"type": kind, "message": message}}))
-            .header("retry-after", "7")
+        NativeReply::json(
+            status,
+            &json!({"type": "error", "error": {"type": kind, "message": message}}),
+        )
+        .header("retry-after", "7")
     })
     .await;
     let yaml = format!(
@@ -254,19 +296,31 @@ async fn anthropic_errors_reach_the_client_in_openai_shape() {
     );
     let gw = TestGateway::start(&yaml).await;
     let http = gw.http();
-    let bad = http.post("/v1/chat/completions", &chat("claude-bad", "x", false)).await;
+    let bad = http
+        .post("/v1/chat/completions", &chat("claude-bad", "x", false))
+        .await;
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert_eq!(bad.json()["error"]["type"], "invalid_request_error");
-    assert!(bad.json()["error"]["message"].as_str().unwrap().contains("alternate"));
-    let auth = http.post("/v1/chat/completions", &chat("claude-auth", "x", false)).await;
+    assert!(bad.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("alternate"));
+    let auth = http
+        .post("/v1/chat/completions", &chat("claude-auth", "x", false))
+        .await;
     assert_eq!(auth.status, 401, "{}", auth.text());
     assert_eq!(auth.json()["error"]["type"], "authentication_error");
-    let busy = http.post("/v1/chat/completions", &chat("claude-busy", "x", true)).await;
+    let busy = http
+        .post("/v1/chat/completions", &chat("claude-busy", "x", true))
+        .await;
     assert_eq!(busy.status, 429, "{}", busy.text());
     assert_eq!(busy.headers["retry-after"], "7");
     assert_eq!(busy.json()["error"]["type"], "rate_limit_error");
     let logs = gw.settled_logs().await;
-    assert!(!logs.contains("sk-ant") && !logs.contains("x-api-key: k"), "{logs}");
+    assert!(
+        !logs.contains("sk-ant") && !logs.contains("x-api-key: k"),
+        "{logs}"
+    );
 }
 
 #[tokio::test]
@@ -283,11 +337,21 @@ async fn an_overloaded_anthropic_upstream_fails_over_to_an_openai_one() {
     );
     let gw = TestGateway::start(&yaml).await;
     for stream in [false, true] {
-        let answer = gw.http().post("/v1/chat/completions", &chat("smart", "hello there", stream)).await;
+        let answer = gw
+            .http()
+            .post(
+                "/v1/chat/completions",
+                &chat("smart", "hello there", stream),
+            )
+            .await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert!(answer.text().contains("hello there"), "{}", answer.text());
     }
-    assert_eq!(claude.requests().len(), 2, "claude was tried first each time");
+    assert_eq!(
+        claude.requests().len(),
+        2,
+        "claude was tried first each time"
+    );
     assert_eq!(openai.completions().len(), 2);
 }
 
@@ -322,7 +386,10 @@ async fn chat_only_dialects_refuse_embeddings_clearly() {
     let gw = TestGateway::start(&anthropic_upstream_yaml(&up.url(), "")).await;
     let answer = gw
         .http()
-        .post("/v1/embeddings", &json!({"model": "claude-sonnet-4", "input": "x"}))
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "claude-sonnet-4", "input": "x"}),
+        )
         .await;
     let message = answer.assert_error(400, "unsupported_parameter");
     assert!(message.contains("embeddings"), "{message}");
@@ -355,8 +422,16 @@ async fn gemini_streams_parallel_function_calls_and_keeps_the_key_out_of_the_url
     );
     let gw = TestGateway::start(&yaml).await;
     let models = gw.http().get("/v1/models").await.json();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"gemini-2.0-flash") && ids.contains(&"gemini-2.5-pro"), "both pages: {ids:?}");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"gemini-2.0-flash") && ids.contains(&"gemini-2.5-pro"),
+        "both pages: {ids:?}"
+    );
     assert!(!ids.iter().any(|id| id.contains("embedding")), "{ids:?}");
 
     let mut body = chat("gemini-2.0-flash", "weather and time in Paris?", true);
@@ -372,20 +447,40 @@ async fn gemini_streams_parallel_function_calls_and_keeps_the_key_out_of_the_url
     assert_eq!(a.calls[0].1, "get_weather");
     assert_eq!(a.calls[1].1, "get_time");
     assert_ne!(a.calls[0].0, a.calls[1].0, "distinct ids");
-    assert_eq!(serde_json::from_str::<Value>(&a.calls[0].2).unwrap(), json!({"city": "Paris"}));
-    assert_eq!(serde_json::from_str::<Value>(&a.calls[1].2).unwrap(), json!({"tz": "Europe/Paris"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&a.calls[0].2).unwrap(),
+        json!({"city": "Paris"})
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&a.calls[1].2).unwrap(),
+        json!({"tz": "Europe/Paris"})
+    );
     assert_eq!(a.finish.as_deref(), Some("tool_calls"));
     assert_eq!(a.usage.unwrap()["completion_tokens"], 20);
 
-    let chat_request = up.requests().into_iter().find(|s| s.uri.contains("Generate")).unwrap();
-    assert_eq!(chat_request.uri, "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse");
+    let chat_request = up
+        .requests()
+        .into_iter()
+        .find(|s| s.uri.contains("Generate"))
+        .unwrap();
+    assert_eq!(
+        chat_request.uri,
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    );
     assert_eq!(chat_request.headers["x-goog-api-key"], "AIza-secret");
     for seen in up.requests() {
-        assert!(!seen.uri.contains("AIza"), "the key never goes in a URL: {}", seen.uri);
+        assert!(
+            !seen.uri.contains("AIza"),
+            "the key never goes in a URL: {}",
+            seen.uri
+        );
     }
     let sent = chat_request.json();
     assert_eq!(sent["contents"][0]["role"], "user");
-    assert_eq!(sent["tools"][0]["functionDeclarations"][1]["name"], "get_time");
+    assert_eq!(
+        sent["tools"][0]["functionDeclarations"][1]["name"],
+        "get_time"
+    );
 }
 
 #[tokio::test]
@@ -401,7 +496,10 @@ async fn gemini_blocked_and_filtered_answers_are_clear() {
     let gw = TestGateway::start(&yaml).await;
     let v = gw
         .http()
-        .post("/v1/chat/completions", &chat("gemini-2.0-flash", "x", false))
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini-2.0-flash", "x", false),
+        )
         .await
         .json();
     assert_eq!(v["choices"][0]["finish_reason"], "content_filter", "{v}");
@@ -429,8 +527,16 @@ async fn ollama_native_ndjson_streams_and_its_catalogue() {
     );
     let gw = TestGateway::start(&yaml).await;
     let models = gw.http().get("/v1/models").await.json();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"llama3.2:latest") && ids.contains(&"qwen2.5:7b"), "{ids:?}");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"llama3.2:latest") && ids.contains(&"qwen2.5:7b"),
+        "{ids:?}"
+    );
 
     let mut body = chat("llama3.2:latest", "salut", true);
     body["max_tokens"] = json!(50);
@@ -440,8 +546,18 @@ async fn ollama_native_ndjson_streams_and_its_catalogue() {
     assert_eq!(a.text, "Bonjour à tous");
     assert_eq!(a.finish.as_deref(), Some("stop"));
     let usage = a.usage.unwrap();
-    assert_eq!((usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()), (Some(26), Some(4)));
-    let sent = up.requests().into_iter().find(|s| s.uri == "/api/chat").unwrap();
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(26), Some(4))
+    );
+    let sent = up
+        .requests()
+        .into_iter()
+        .find(|s| s.uri == "/api/chat")
+        .unwrap();
     let sent = sent.json();
     assert_eq!(sent["stream"], true);
     assert_eq!(sent["options"]["num_predict"], 50);
@@ -450,7 +566,10 @@ async fn ollama_native_ndjson_streams_and_its_catalogue() {
 
     let v = gw
         .http()
-        .post("/v1/chat/completions", &chat("llama3.2:latest", "salut", false))
+        .post(
+            "/v1/chat/completions",
+            &chat("llama3.2:latest", "salut", false),
+        )
         .await
         .json();
     assert_eq!(v["choices"][0]["message"]["content"], "Salut");
@@ -476,20 +595,39 @@ async fn azure_deployments_get_their_path_api_version_and_key() {
     );
     let gw = TestGateway::start(&yaml).await;
     let models = gw.http().get("/v1/models").await.json();
-    assert_eq!(models["data"][0]["id"], "gpt-4o", "the deployment map is the catalogue: {models}");
-    let v = gw.http().post("/v1/chat/completions", &chat("gpt-4o", "x", false)).await.json();
+    assert_eq!(
+        models["data"][0]["id"], "gpt-4o",
+        "the deployment map is the catalogue: {models}"
+    );
+    let v = gw
+        .http()
+        .post("/v1/chat/completions", &chat("gpt-4o", "x", false))
+        .await
+        .json();
     assert_eq!(v["choices"][0]["message"]["content"], "hi from azure");
-    assert_eq!(v["choices"][0]["content_filter_results"]["hate"]["severity"], "safe", "passed through intact");
+    assert_eq!(
+        v["choices"][0]["content_filter_results"]["hate"]["severity"], "safe",
+        "passed through intact"
+    );
     let e = gw
         .http()
-        .post("/v1/embeddings", &json!({"model": "text-embedding-3-small", "input": "x"}))
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "text-embedding-3-small", "input": "x"}),
+        )
         .await;
     assert_eq!(e.status, 200, "{}", e.text());
     let seen = up.requests();
-    assert_eq!(seen[0].uri, "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21");
+    assert_eq!(
+        seen[0].uri,
+        "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+    );
     assert_eq!(seen[0].headers["api-key"], "az-secret");
     assert!(seen[0].headers.get("authorization").is_none());
-    assert_eq!(seen[1].uri, "/openai/deployments/te3/embeddings?api-version=2024-10-21");
+    assert_eq!(
+        seen[1].uri,
+        "/openai/deployments/te3/embeddings?api-version=2024-10-21"
+    );
 }
 
 #[tokio::test]
@@ -507,7 +645,12 @@ async fn anthropic_catalogue_comes_from_its_models_endpoint() {
     );
     let gw = TestGateway::start(&yaml).await;
     let models = gw.http().get("/v1/models").await.json();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&"claude-opus-4-1"));
     let seen = &up.requests()[0];

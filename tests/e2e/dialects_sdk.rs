@@ -26,16 +26,27 @@ fn sse(events: &[(&str, Value)]) -> String {
         .collect()
 }
 
-fn anthropic(seen: &Seen) -> NativeReply {
+pub fn anthropic(seen: &Seen) -> NativeReply {
     let body = seen.json();
     let model = body["model"].as_str().unwrap_or_default();
     let error = |status, kind: &str, message: &str| {
-        NativeReply::json(status, &json!({"type": "error", "error": {"type": kind, "message": message}}))
+        NativeReply::json(
+            status,
+            &json!({"type": "error", "error": {"type": kind, "message": message}}),
+        )
     };
     match model {
         "claude-auth" => return error(401, "authentication_error", "invalid x-api-key"),
-        "claude-bad" => return error(400, "invalid_request_error", "messages: text content blocks must be non-empty"),
-        "claude-busy" => return error(429, "rate_limit_error", "rate limited").header("retry-after", "1"),
+        "claude-bad" => {
+            return error(
+                400,
+                "invalid_request_error",
+                "messages: text content blocks must be non-empty",
+            )
+        }
+        "claude-busy" => {
+            return error(429, "rate_limit_error", "rate limited").header("retry-after", "1")
+        }
         "claude-down" => return error(529, "overloaded_error", "Overloaded"),
         _ => {}
     }
@@ -49,28 +60,40 @@ fn anthropic(seen: &Seen) -> NativeReply {
         } else {
             json!([{"type": "text", "text": "Hello from anthropic"}])
         };
-        return NativeReply::json(200, &json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": if tools { "tool_use" } else { "end_turn" }, "stop_sequence": null, "usage": {"input_tokens": 12, "output_tokens": 5}}));
+        return NativeReply::json(
+            200,
+            &json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": if tools { "tool_use" } else { "end_turn" }, "stop_sequence": null, "usage": {"input_tokens": 12, "output_tokens": 5}}),
+        );
     }
     let mut events = vec![("message_start", start), ("ping", json!({"type": "ping"}))];
     if tools {
-        for (i, (id, name, args)) in [("toolu_a", "get_weather", r#"{"city": "Paris"}"#), ("toolu_b", "get_time", r#"{"tz": "Europe/Paris"}"#)]
-            .into_iter()
-            .enumerate()
+        for (i, (id, name, args)) in [
+            ("toolu_a", "get_weather", r#"{"city": "Paris"}"#),
+            ("toolu_b", "get_time", r#"{"tz": "Europe/Paris"}"#),
+        ]
+        .into_iter()
+        .enumerate()
         {
             events.push(("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})));
             let (a, b) = args.split_at(5);
             for part in ["", a, b] {
                 events.push(("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": part}})));
             }
-            events.push(("content_block_stop", json!({"type": "content_block_stop", "index": i})));
+            events.push((
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": i}),
+            ));
         }
     } else {
         events.push(("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
         for part in ["Hello ", "from ", "anthropic"] {
             events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": part}})));
         }
-        events.push(("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+        events.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
     }
     let stop = if tools { "tool_use" } else { "end_turn" };
     events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 5}})));
@@ -88,7 +111,10 @@ fn gemini(seen: &Seen) -> NativeReply {
         json!([{"text": "Hello from gemini"}])
     };
     if !seen.uri.contains(":streamGenerateContent") {
-        return NativeReply::json(200, &json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage}));
+        return NativeReply::json(
+            200,
+            &json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage}),
+        );
     }
     let mut out = String::new();
     if !tools {
@@ -104,7 +130,10 @@ fn gemini(seen: &Seen) -> NativeReply {
 
 fn ollama(seen: &Seen) -> NativeReply {
     if seen.uri == "/api/tags" {
-        return NativeReply::json(200, &json!({"models": [{"name": "llama3.2", "model": "llama3.2"}]}));
+        return NativeReply::json(
+            200,
+            &json!({"models": [{"name": "llama3.2", "model": "llama3.2"}]}),
+        );
     }
     let body = seen.json();
     let tools = body.get("tools").is_some() && !answering_tools(&body, "\"tool\"");
@@ -127,7 +156,10 @@ fn ollama(seen: &Seen) -> NativeReply {
         let end = json!({"model": "llama3.2", "message": {"role": "assistant", "content": "ollama"}, "done": true, "done_reason": "stop", "prompt_eval_count": 7, "eval_count": 3});
         lines.push_str(&format!("{end}\n"));
     } else {
-        lines.push_str(&format!("{}\n", json!({"model": "llama3.2", "message": message, "done": false})));
+        lines.push_str(&format!(
+            "{}\n",
+            json!({"model": "llama3.2", "message": message, "done": false})
+        ));
         lines.push_str(&format!("{}\n", json!({"model": "llama3.2", "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop", "prompt_eval_count": 7, "eval_count": 3})));
     }
     NativeReply::lines(200, "application/x-ndjson", &lines)
@@ -206,7 +238,10 @@ routes:
     assert!(passed, "{report}\n--- gateway logs ---\n{}", gw.logs());
     eprintln!("{report}");
     // The tool results of the second turn reached each upstream in its own shape.
-    let turn2 = |reqs: Vec<Seen>, needle: &str| reqs.iter().any(|s| String::from_utf8_lossy(&s.body).contains(needle));
+    let turn2 = |reqs: Vec<Seen>, needle: &str| {
+        reqs.iter()
+            .any(|s| String::from_utf8_lossy(&s.body).contains(needle))
+    };
     assert!(turn2(claude.requests(), "\"tool_result\""));
     assert!(turn2(gem.requests(), "\"functionResponse\""));
     assert!(turn2(llama.requests(), "\"role\":\"tool\""));

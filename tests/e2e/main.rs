@@ -29,6 +29,7 @@ mod hardening;
 mod import;
 mod interop;
 mod keys;
+mod messages;
 mod metrics;
 mod plugin_api;
 mod plugins;

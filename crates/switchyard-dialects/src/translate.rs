@@ -260,7 +260,10 @@ pub fn usage_value(
     let mut usage = Map::new();
     usage.insert("prompt_tokens".into(), prompt.into());
     usage.insert("completion_tokens".into(), completion.into());
-    usage.insert("total_tokens".into(), prompt.saturating_add(completion).into());
+    usage.insert(
+        "total_tokens".into(),
+        prompt.saturating_add(completion).into(),
+    );
     if let Some(cached) = cached {
         usage.insert(
             "prompt_tokens_details".into(),

@@ -361,9 +361,8 @@ async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
                 fetch_list(up, &at).await?
             }
         };
-        let not_a_list = |e: switchyard_dialects::translate::DecodeError| {
-            FetchError::NotAList(e.message)
-        };
+        let not_a_list =
+            |e: switchyard_dialects::translate::DecodeError| FetchError::NotAList(e.message);
         let (mut got, next) = match up.config.dialect {
             Dialect::Anthropic => (anthropic::parse_models(&body).map_err(not_a_list)?, None),
             Dialect::Gemini => gemini::parse_models(&body).map_err(not_a_list)?,

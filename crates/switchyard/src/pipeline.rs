@@ -147,7 +147,8 @@ pub async fn handle(
     let exporter = snap.exporter.clone();
     // A Messages client gets the answer back in its own format (after the record
     // hooks: they count what the chat pipeline produced).
-    let messages_model = (record.endpoint == "messages").then(|| record.model.clone().unwrap_or_default());
+    let messages_model =
+        (record.endpoint == "messages").then(|| record.model.clone().unwrap_or_default());
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
         if let Some(gauge) = &in_flight {
             gauge.dec();
@@ -270,14 +271,20 @@ async fn dispatch(
             .into())
         }
     };
-    proxy(snap, req, endpoint, ingress, request_id, peer, record, account).await
+    proxy(
+        snap, req, endpoint, ingress, request_id, peer, record, account,
+    )
+    .await
 }
 
 /// The proxied endpoints: authenticate, read, peek, (the key's model access and
 /// budget), (plugins before), plan, send, (plugins after). The one send path; the
 /// plugin layer wraps it when configured. `account` is left holding the caller's key
 /// account, to be charged when the response ends.
-#[expect(clippy::too_many_arguments, reason = "one call site, each argument distinct")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument distinct"
+)]
 async fn proxy(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,

@@ -149,16 +149,14 @@ type NativeBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 fn respond(reply: NativeReply) -> Response<NativeBody> {
     let frames = reply.frames;
-    let stream = futures_util::stream::unfold(
-        (frames.into_iter(), true),
-        |(mut it, first)| async move {
+    let stream =
+        futures_util::stream::unfold((frames.into_iter(), true), |(mut it, first)| async move {
             let next = it.next()?;
             if !first {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Some((Ok::<_, Infallible>(Frame::data(next)), (it, false)))
-        },
-    );
+        });
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap())
         .header("content-type", reply.content_type);

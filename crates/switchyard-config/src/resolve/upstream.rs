@@ -87,7 +87,11 @@ fn upstream(
         .unwrap_or_else(|| AZURE_API_VERSION.to_owned());
     if dialect != Dialect::Azure && (s.api_version.is_some() || !s.deployments.is_empty()) {
         errors.push(ConfigError::new(
-            at(if s.api_version.is_some() { "api_version" } else { "deployments" }),
+            at(if s.api_version.is_some() {
+                "api_version"
+            } else {
+                "deployments"
+            }),
             "only `azure` upstreams take this setting",
         ));
     }
@@ -214,9 +218,9 @@ fn upstream(
         }
         (m, _) => m,
     };
-    let fetch_models = s.fetch_models.unwrap_or(
-        models.is_none() && !matches!(dialect, Dialect::Mock | Dialect::Azure),
-    );
+    let fetch_models = s
+        .fetch_models
+        .unwrap_or(models.is_none() && !matches!(dialect, Dialect::Mock | Dialect::Azure));
     if fetch_models && matches!(dialect, Dialect::Mock | Dialect::Azure) {
         errors.push(ConfigError::new(
             at("fetch_models"),

@@ -6,8 +6,8 @@
 //! The translations are `switchyard_dialects::messages`' (pure); this module holds the
 //! body that applies them.
 
-use crate::error::GatewayError;
 use super::{BoxError, ResponseBody};
+use crate::error::GatewayError;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::Response;
@@ -57,7 +57,11 @@ impl std::fmt::Debug for IngressBody {
 }
 
 /// Turns a chat pipeline response into a Messages one.
-pub fn wrap(resp: Response<ResponseBody>, model: String, request_id: &str) -> Response<ResponseBody> {
+pub fn wrap(
+    resp: Response<ResponseBody>,
+    model: String,
+    request_id: &str,
+) -> Response<ResponseBody> {
     let (mut parts, inner) = resp.into_parts();
     let sse = parts
         .headers
@@ -90,7 +94,10 @@ pub fn wrap(resp: Response<ResponseBody>, model: String, request_id: &str) -> Re
 
 impl IngressBody {
     /// Polls the next translated frame.
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    pub fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -102,7 +109,9 @@ impl IngressBody {
             match frame {
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
                     match &mut self.mode {
                         Mode::Stream(encoder) => {
                             let mut out = BytesMut::new();
@@ -117,7 +126,9 @@ impl IngressBody {
                         }
                         Mode::Json(held) | Mode::Error(held, _) => {
                             if held.len() + data.len() > MAX_HELD {
-                                return Poll::Ready(Some(Err("the answer is too large to translate".into())));
+                                return Poll::Ready(Some(Err(
+                                    "the answer is too large to translate".into(),
+                                )));
                             }
                             held.extend_from_slice(&data);
                         }
@@ -134,7 +145,10 @@ impl IngressBody {
                         }
                         Mode::Json(held) => match messages::chat_to_message(held, &self.model) {
                             Ok(message) => message,
-                            Err(e) => messages::error_body(502, &format!("the answer could not be translated: {e}")),
+                            Err(e) => messages::error_body(
+                                502,
+                                &format!("the answer could not be translated: {e}"),
+                            ),
                         },
                         Mode::Error(held, status) => messages::error_from_openai(*status, held),
                     };

@@ -483,9 +483,15 @@ async fn attempt(
             } else {
                 let mapped = dialect::map_error(up.config.dialect, resp.status.as_u16(), &whole);
                 let status = StatusCode::from_u16(mapped.status).unwrap_or(resp.status);
-                if mapped.retryable && !status.is_server_error() && status != StatusCode::TOO_MANY_REQUESTS {
+                if mapped.retryable
+                    && !status.is_server_error()
+                    && status != StatusCode::TOO_MANY_REQUESTS
+                {
                     // Retryable by the dialect's word (an overload said in a 4xx).
-                    return Err((AttemptError::ServerError(StatusCode::SERVICE_UNAVAILABLE, None), None));
+                    return Err((
+                        AttemptError::ServerError(StatusCode::SERVICE_UNAVAILABLE, None),
+                        None,
+                    ));
                 }
                 Answer::Ready(status, resp.headers, mapped.body)
             }
@@ -583,7 +589,13 @@ fn respond(answer: Answer, up: &Upstream, guard: Option<StreamGuard>) -> Respons
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream"),
             );
-            let mut body = Relay::translated(body, decoder, up.config.idle_timeout, up.name.clone(), guard);
+            let mut body = Relay::translated(
+                body,
+                decoder,
+                up.config.idle_timeout,
+                up.name.clone(),
+                guard,
+            );
             body.count_for(up.metrics.clone());
             let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
             *out.status_mut() = status;
