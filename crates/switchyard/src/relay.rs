@@ -195,7 +195,7 @@ impl Source {
     }
 
     /// Whether this is an upstream's stream (whose end is checked), translated or not.
-    fn from_upstream(&self) -> bool {
+    fn is_upstream(&self) -> bool {
         matches!(self, Self::Upstream(_) | Self::Translated(_))
     }
 }
@@ -472,7 +472,7 @@ impl Relay {
                         if let Some(aligned) = pushed {
                             // Only upstream streams are checked for their end (see `ended`).
                             if !self.end_seen
-                                && self.source.from_upstream()
+                                && self.source.is_upstream()
                                 && complete::marks_end(&aligned)
                             {
                                 self.end_seen = true;
@@ -520,7 +520,7 @@ impl Relay {
                     .as_mut()
                     .map(EventAligner::take_rest)
                     .unwrap_or_default();
-                if self.aligner.is_some() && self.source.from_upstream() {
+                if self.aligner.is_some() && self.source.is_upstream() {
                     // A server may close right after `data: [DONE]`, without the blank
                     // line; any other unfinished event is never sent. A stream without
                     // its end is an error, however cleanly the upstream closed it.
