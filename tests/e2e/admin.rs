@@ -1,7 +1,8 @@
 //! The admin API: its own listener, a bearer token (401 without it or with a wrong
 //! one), JSON endpoints for the config (every secret redacted), upstream health and the
 //! catalogue; 404 / 405 / 400 for bad calls; no secret in any answer or log line; no
-//! start on a non-loopback address without a token.
+//! start on a non-loopback address without a token; per upstream, attempts in flight and
+//! the last minute's attempts, error ratio and time to the response head.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -215,4 +216,87 @@ fn a_non_loopback_admin_listener_without_a_token_refuses_to_start() {
     );
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("admin.listen"), "{err}");
+}
+
+#[tokio::test]
+async fn upstreams_show_attempts_in_flight_and_the_last_minute() {
+    let pieces: Vec<String> = ["a", "b", "c"].map(String::from).into();
+    let held = MockUpstream::with_script(vec![Reply::StreamHold(pieces, 1)]).await;
+    let broken =
+        MockUpstream::with_script(vec![Reply::Json(500, serde_json::json!({}), vec![])]).await;
+    let yaml = format!(
+        "routing: {{failures_before_cooldown: 100}}\nupstreams:\n  - {{name: held, base_url: '{}', models: [slow]}}\n  - {{name: broken, base_url: '{}', models: [bad]}}\nadmin: {{token: '{TOKEN}'}}\n",
+        held.base_url(),
+        broken.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let admin = gw.admin_http();
+    let auth = bearer(TOKEN);
+    let h = [("authorization", auth.as_str())];
+    let row = |v: &serde_json::Value, name: &str| {
+        v["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    // A stream held open by its upstream is in flight until it ends.
+    let mut stream = gw
+        .http()
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            chat("slow", "x", true).to_string(),
+        )
+        .await
+        .into_body();
+    let first = next_data(&mut stream).await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    let v = admin
+        .call("GET", "/admin/upstreams", &h, Bytes::new())
+        .await
+        .json();
+    let held_row = row(&v, "held");
+    assert_eq!(held_row["in_flight"], 1, "{v}");
+    assert_eq!(held_row["last_minute"]["attempts"], 1, "{v}");
+    assert_eq!(held_row["last_minute"]["error_ratio"], 0.0, "{v}");
+    assert!(
+        held_row["last_minute"]["mean_time_to_head_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{v}"
+    );
+    held.release();
+    read_all(&mut stream).await.unwrap();
+    // Two failed attempts at the broken one.
+    for _ in 0..2 {
+        let answer = gw
+            .http()
+            .post("/v1/chat/completions", &chat("bad", "x", false))
+            .await;
+        assert_eq!(answer.status, 502);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let v = admin
+            .call("GET", "/admin/upstreams", &h, Bytes::new())
+            .await
+            .json();
+        let (held_row, broken_row) = (row(&v, "held"), row(&v, "broken"));
+        if held_row["in_flight"] == 0 {
+            assert_eq!(broken_row["in_flight"], 0, "{v}");
+            assert_eq!(broken_row["last_minute"]["attempts"], 2, "{v}");
+            assert_eq!(broken_row["last_minute"]["error_ratio"], 1.0, "{v}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still in flight after the stream ended: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -30,7 +30,7 @@ const PLUGIN_BUCKETS: &[f64] = &[
 ];
 
 /// The outcome of one upstream attempt, as the `outcome` label spells it.
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "ok",
     "connect_error",
     "timeout",
@@ -38,6 +38,7 @@ pub const OUTCOMES: [&str; 7] = [
     "status_429",
     "exchange_error",
     "stream_error",
+    "untranslatable",
 ];
 
 /// Why a stream ended early, as the `reason` label spells it.

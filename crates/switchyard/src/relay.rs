@@ -156,6 +156,25 @@ pub trait StreamHooks: Send + std::fmt::Debug {
     fn finish(&mut self, usage: Option<Usage>);
 }
 
+/// One upstream attempt in flight, until its answer's body ends (or the attempt
+/// failed); the count is the upstream's, shown by the admin API.
+#[derive(Debug)]
+pub struct InFlight(Arc<std::sync::atomic::AtomicU64>);
+
+impl InFlight {
+    /// Counts one more in flight on `count` until dropped.
+    pub fn new(count: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What the relay saw of one body, reported once when it is dropped (finished, failed,
 /// or abandoned by the client).
 #[derive(Debug, Clone, Copy, Default)]
@@ -213,6 +232,7 @@ pub struct Relay {
     done: bool,
     fail_next: Option<Bytes>,
     _guard: Option<StreamGuard>,
+    in_flight: Option<InFlight>,
     stats: BodyStats,
     observer: Option<BodyObserver>,
     upstream_metrics: Option<UpstreamMetrics>,
@@ -332,6 +352,7 @@ impl Relay {
             done: false,
             fail_next: None,
             _guard: guard,
+            in_flight: None,
             stats: BodyStats::default(),
             observer: None,
             upstream_metrics: None,
@@ -350,6 +371,11 @@ impl Relay {
             strip: strip_usage_chunk,
             ..UsageWatch::default()
         });
+    }
+
+    /// Keeps the upstream attempt counted in flight until this body ends.
+    pub fn hold(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
     }
 
     /// Counts this body's frames and its attempt outcome against an upstream.

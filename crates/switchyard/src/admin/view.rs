@@ -146,6 +146,7 @@ pub(super) fn upstreams(snap: &Snapshot) -> Value {
                 .collect();
             let total: u64 = OUTCOMES.iter().map(|o| u.metrics.attempts_of(o)).sum();
             let failed = total - u.metrics.attempts_of("ok");
+            let recent = u.health.recent.report(now);
             json!({
                 "name": &*u.name,
                 "available": u.health.connections.is_available(now),
@@ -155,6 +156,12 @@ pub(super) fn upstreams(snap: &Snapshot) -> Value {
                 })).collect::<Vec<_>>(),
                 "attempts_since_start": attempts,
                 "error_ratio_since_start": (total > 0).then(|| failed as f64 / total as f64),
+                "in_flight": recent.in_flight,
+                "last_minute": {
+                    "attempts": recent.attempts,
+                    "error_ratio": recent.error_ratio,
+                    "mean_time_to_head_ms": recent.mean_head_ms,
+                },
             })
         })
         .collect();

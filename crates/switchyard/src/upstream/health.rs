@@ -19,6 +19,8 @@ pub struct UpstreamHealth {
     /// Connection-level: every model of the upstream at once.
     pub connections: Health,
     targets: RwLock<HashMap<Box<str>, Arc<Health>>>,
+    /// Attempts in flight and the last minute's outcomes, for the admin API.
+    pub recent: super::recent::Recent,
 }
 
 impl UpstreamHealth {

@@ -9,6 +9,7 @@ pub mod balance;
 pub mod budget;
 mod dialect;
 pub mod health;
+pub mod recent;
 mod rest;
 mod send;
 

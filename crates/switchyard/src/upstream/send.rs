@@ -313,7 +313,14 @@ impl Upstreams {
                 model: candidate.model.clone(),
                 attempts: u32::try_from(failures.0.len() + 1).unwrap_or(u32::MAX),
             };
-            let error = match attempt(up, candidate, out, deadline).await {
+            let in_flight = up.health.recent.begin();
+            let sent_at = Instant::now();
+            let outcome = attempt(up, candidate, out, deadline).await;
+            let head = sent_at.elapsed();
+            up.health
+                .recent
+                .record(outcome.is_ok(), head, Instant::now());
+            let error = match outcome {
                 Ok(Answer::Mock) => {
                     up.metrics.attempt("ok");
                     let mut resp = mock_response(out, &candidate.model, &up.name);
@@ -328,6 +335,9 @@ impl Upstreams {
                         target.rest_for(wait, MAX_REST, Instant::now());
                     }
                     let mut resp = respond(answer, up, guard.take());
+                    if let ResponseBody::Relay(relay) = resp.body_mut() {
+                        relay.hold(in_flight);
+                    }
                     resp.extensions_mut().insert(served());
                     return Ok(resp);
                 }
