@@ -7,20 +7,20 @@
 use super::dialect::{self, Prepared};
 use super::rest;
 use super::{Upstream, Upstreams};
-use crate::client::h1::{H1Error, H1Response};
+use crate::client::h1::H1Error;
 use crate::endpoint::Endpoint;
 use crate::error::{FailureKind, GatewayError};
 use crate::log_writer::Throttle;
 use crate::metrics::metrics;
-use crate::relay::{Relay, ResponseBody, StreamGuard};
+use crate::relay::ResponseBody;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
+use respond::{mock_response, respond, Answer, RETRY_AFTER_MS, X_REQUEST_ID};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use switchyard_config::Auth;
-use switchyard_dialects::mock::{other_reply, MockReply};
-use switchyard_dialects::translate::{EncodeError, StreamDecode};
+use switchyard_dialects::translate::EncodeError;
 use switchyard_dialects::{Dialect, Peek};
 use tokio::time::Instant;
 
@@ -151,29 +151,6 @@ impl AttemptError {
             Self::RateLimited(..) => "status_429",
             Self::ServerError(..) => "status_5xx",
             Self::Untranslatable(_) => "untranslatable",
-        }
-    }
-}
-
-/// What one attempt produced to relay.
-enum Answer {
-    /// The in-process mock answers (the caller builds it).
-    Mock,
-    /// An OpenAI-format answer, relayed as it arrives.
-    Upstream(H1Response),
-    /// A translated stream: decoded chunk by chunk as it arrives.
-    Translated(H1Response, Box<dyn StreamDecode>),
-    /// A translated answer, read and decoded whole (or a mapped error body), with the
-    /// upstream's headers.
-    Ready(StatusCode, HeaderMap, Bytes),
-}
-
-impl Answer {
-    fn headers(&self) -> Option<&HeaderMap> {
-        match self {
-            Self::Mock => None,
-            Self::Upstream(r) | Self::Translated(r, _) => Some(&r.headers),
-            Self::Ready(_, headers, _) => Some(headers),
         }
     }
 }
@@ -569,142 +546,7 @@ fn request_headers<'a>(
         .chain(passthrough)
 }
 
-/// Hop-by-hop headers are not relayed (names built at compile time: a `&str` key
-/// would be parsed again on every lookup).
-static HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::TE,
-    header::TRAILER,
-];
-
-static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The client's response for an answer (not [`Answer::Mock`], built by the caller).
-fn respond(answer: Answer, up: &Upstream, guard: Option<StreamGuard>) -> Response<ResponseBody> {
-    match answer {
-        Answer::Upstream(resp) => relay(resp, up, guard),
-        Answer::Translated(resp, decoder) => {
-            let H1Response {
-                status,
-                mut headers,
-                body,
-            } = resp;
-            strip_for_translation(&mut headers);
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            let mut body = Relay::translated(
-                body,
-                decoder,
-                up.config.idle_timeout,
-                up.name.clone(),
-                guard,
-            );
-            body.count_for(up.metrics.clone());
-            let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            out
-        }
-        Answer::Ready(status, mut headers, json) => {
-            strip_for_translation(&mut headers);
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            let mut body = Relay::ready(json, up.name.clone());
-            body.count_for(up.metrics.clone());
-            let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            out
-        }
-        Answer::Mock => {
-            let mut out = Response::new(ResponseBody::full(Bytes::new()));
-            *out.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            out
-        }
-    }
-}
-
-/// Headers of a translated answer that described the upstream's body, not ours.
-fn strip_for_translation(headers: &mut HeaderMap) {
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::CONTENT_ENCODING);
-}
-
-fn relay(resp: H1Response, up: &Upstream, guard: Option<StreamGuard>) -> Response<ResponseBody> {
-    let H1Response {
-        status,
-        mut headers,
-        body,
-    } = resp;
-    let sse = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if sse || chunked {
-        // Chunked framing wins over a stray Content-Length; SSE events are re-cut and
-        // may be added to (error events), so the length can change.
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    let mut body = Relay::upstream(
-        body,
-        sse,
-        up.config.idle_timeout,
-        up.name.clone(),
-        guard.filter(|_| sse),
-    );
-    body.count_for(up.metrics.clone());
-    let mut out = Response::new(ResponseBody::Relay(Box::new(body)));
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
-}
-
-fn mock_response(out: &Outgoing<'_>, model: &str, name: &Arc<str>) -> Response<ResponseBody> {
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let id = format!("chatcmpl-{}", out.request_id.to_str().unwrap_or("mock"));
-    let (body, content_type) = match out.endpoint {
-        Endpoint::Chat => {
-            let reply = MockReply::for_chat(out.body, model, id, created);
-            if out.peek.stream {
-                (
-                    ResponseBody::Relay(Box::new(Relay::events(reply.to_events(), name.clone()))),
-                    "text/event-stream",
-                )
-            } else {
-                (ResponseBody::full(reply.to_json()), "application/json")
-            }
-        }
-        Endpoint::Completions => (
-            ResponseBody::full(other_reply("completions", out.body, model, created)),
-            "application/json",
-        ),
-        Endpoint::Embeddings => (
-            ResponseBody::full(other_reply("embeddings", out.body, model, created)),
-            "application/json",
-        ),
-    };
-    let mut resp = Response::new(body);
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
+mod respond;
 
 #[cfg(test)]
 mod tests;
