@@ -657,3 +657,85 @@ async fn anthropic_catalogue_comes_from_its_models_endpoint() {
     assert_eq!(seen.headers["x-api-key"], "k");
     assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
 }
+
+/// An Anthropic stream whose text arrives in these pieces.
+fn anthropic_text_stream(pieces: &[&str], input_tokens: u64, output_tokens: u64) -> String {
+    let mut s = format!(
+        "event: message_start\ndata: {}\n\n",
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input_tokens, "output_tokens": 1}}})
+    );
+    s += "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+    for piece in pieces {
+        s += &format!(
+            "event: content_block_delta\ndata: {}\n\n",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+        );
+    }
+    s += "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n";
+    s += &format!(
+        "event: message_delta\ndata: {}\n\n",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})
+    );
+    s + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+}
+
+#[tokio::test]
+async fn plugins_see_translated_streams_content_filter_and_token_limiter() {
+    let up = NativeUpstream::start(|seen| {
+        let text = String::from_utf8_lossy(&seen.body).into_owned();
+        let pieces: &[&str] = if text.contains("secret") {
+            &["the pass", "word is ", "42"]
+        } else {
+            &["fine ", "answer"]
+        };
+        NativeReply::lines(
+            200,
+            "text/event-stream",
+            &anthropic_text_stream(pieces, 8, 5),
+        )
+    })
+    .await;
+    let yaml = format!(
+        "{}plugins:\n  - {{name: content_filter, stage: [on_chunk], config: {{banned_patterns: [password]}}}}\n  - {{name: token_limiter, config: {{limit: 20, window: 1m}}}}\n",
+        anthropic_upstream_yaml(&up.url(), "")
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let http = gw.http();
+    let as_tok = [("authorization", "Bearer tok")];
+    // The banned word is split across two translated text deltas: caught anyway.
+    let filtered = http
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", "Bearer other")],
+            chat("claude-sonnet-4", "tell me the secret", true).to_string(),
+        )
+        .await
+        .text();
+    let last: Value = serde_json::from_str(payloads(&filtered).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "content_filter", "{filtered}");
+    assert!(!filtered.contains("42"), "{filtered}");
+    // 8 + 5 tokens per answer, read from the translated stream: the second one reaches
+    // the limit of 20, the third is refused.
+    for _ in 0..2 {
+        let ok = http
+            .call(
+                "POST",
+                "/v1/chat/completions",
+                &as_tok,
+                chat("claude-sonnet-4", "hi", true).to_string(),
+            )
+            .await;
+        assert_eq!(ok.status, 200);
+        assert_eq!(assemble(&ok.text()).text, "fine answer");
+    }
+    let refused = http
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            &as_tok,
+            chat("claude-sonnet-4", "hi", true).to_string(),
+        )
+        .await;
+    refused.assert_error(429, "rate_limit_exceeded");
+}
