@@ -169,3 +169,48 @@ async fn a_messages_request_reaches_an_openai_upstream_as_chat() {
     assert_eq!(invalid.status, 400, "{}", invalid.text());
     assert_eq!(invalid.json()["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn count_tokens_is_answered_by_an_anthropic_upstream_and_refused_clearly_otherwise() {
+    let gpt = NativeUpstream::start(openai).await;
+    let claude = NativeUpstream::start(|seen| {
+        if seen.uri == "/v1/messages/count_tokens" {
+            return NativeReply::json(200, &json!({"input_tokens": 14}));
+        }
+        anthropic(seen)
+    })
+    .await;
+    let gw = TestGateway::start(&yaml(&gpt.url(), &claude.url())).await;
+    let body = json!({"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "Hello, world"}]});
+    let counted = gw
+        .http()
+        .call(
+            "POST",
+            "/v1/messages/count_tokens",
+            &[("x-api-key", "sk-gw-team")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(counted.status, 200, "{}", counted.text());
+    assert_eq!(counted.json(), json!({"input_tokens": 14}));
+    let seen = claude
+        .requests()
+        .into_iter()
+        .find(|s| s.uri == "/v1/messages/count_tokens")
+        .unwrap();
+    assert_eq!(seen.headers["x-api-key"], "sk-ant-up");
+    assert_eq!(seen.json(), body, "sent as it came");
+    let refused = gw
+        .http()
+        .call(
+            "POST",
+            "/v1/messages/count_tokens",
+            &[("x-api-key", "sk-gw-team")],
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}).to_string(),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["type"], "error");
+    assert_eq!(refused.json()["error"]["type"], "invalid_request_error");
+    assert!(gpt.requests().is_empty());
+}

@@ -147,8 +147,13 @@ pub async fn handle(
     let exporter = snap.exporter.clone();
     // A Messages client gets the answer back in its own format (after the record
     // hooks: they count what the chat pipeline produced).
-    let messages_model =
-        (record.endpoint == "messages").then(|| record.model.clone().unwrap_or_default());
+    let messages_model = match record.endpoint {
+        "messages" => Some(record.model.clone().unwrap_or_default()),
+        // Its answer is Anthropic's already; only the gateway's own errors are put in
+        // Anthropic's shape.
+        "count_tokens" if !resp.status().is_success() => Some(String::new()),
+        _ => None,
+    };
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
         if let Some(gauge) = &in_flight {
             gauge.dec();
@@ -222,6 +227,7 @@ fn endpoint_label(path: &str) -> &'static str {
         "/completions" => "completions",
         "/embeddings" => "embeddings",
         "/messages" => "messages",
+        "/messages/count_tokens" => "count_tokens",
         p if p == "/models" || p.starts_with("/models/") => "models",
         _ => "other",
     }
@@ -241,6 +247,9 @@ async fn dispatch(
     let mut ingress = false;
     let endpoint = match (req.method(), path) {
         (&Method::POST, "/chat/completions") => Endpoint::Chat,
+        (&Method::POST, "/messages/count_tokens") => {
+            return count_tokens(snap, req, request_id, peer, record, account).await;
+        }
         // Anthropic's Messages API: served as a chat request (see `ingress`).
         (&Method::POST, "/messages") => {
             ingress = true;
@@ -297,15 +306,8 @@ async fn proxy(
 ) -> Result<Response<ResponseBody>, Failed> {
     let (mut parts, incoming) = req.into_parts();
     record.model_label = OTHER_MODEL;
-    if ingress && !parts.headers.contains_key(header::AUTHORIZATION) {
-        // Anthropic SDKs send their key as `x-api-key`.
-        if let Some(key) = parts.headers.get(&X_API_KEY) {
-            let bearer = [b"Bearer ".as_slice(), key.as_bytes()].concat();
-            if let Ok(mut value) = http::HeaderValue::from_bytes(&bearer) {
-                value.set_sensitive(true);
-                parts.headers.insert(header::AUTHORIZATION, value);
-            }
-        }
+    if ingress {
+        api_key_as_bearer(&mut parts.headers);
     }
     let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
     let caller = auth.caller;
@@ -400,6 +402,61 @@ async fn proxy(
     match layer {
         None => Ok(resp),
         Some(layer) => layer.after(snap, resp).await,
+    }
+}
+
+/// Anthropic SDKs send their key as `x-api-key`: taken as the gateway key when no
+/// `Authorization` came.
+fn api_key_as_bearer(headers: &mut http::HeaderMap) {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return;
+    }
+    if let Some(key) = headers.get(&X_API_KEY) {
+        let bearer = [b"Bearer ".as_slice(), key.as_bytes()].concat();
+        if let Ok(mut value) = http::HeaderValue::from_bytes(&bearer) {
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+    }
+}
+
+/// `POST /v1/messages/count_tokens`: authenticated and routed like a Messages request,
+/// answered by the first `anthropic` upstream among the model's candidates.
+async fn count_tokens(
+    snap: &Arc<Snapshot>,
+    req: Request<Incoming>,
+    request_id: &http::HeaderValue,
+    peer: SocketAddr,
+    record: &mut RequestRecord,
+    account: &mut Option<Arc<Account>>,
+) -> Result<Response<ResponseBody>, Failed> {
+    let (mut parts, incoming) = req.into_parts();
+    api_key_as_bearer(&mut parts.headers);
+    let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
+    record.key = auth.caller.key_name().map(str::to_owned);
+    let server = &snap.config.server;
+    let raw = read_body(incoming, server.max_body_bytes, server.body_timeout).await?;
+    let peeked = peek_body(&raw)?;
+    record.model = Some(peeked.model.clone());
+    if let Some(key) = auth.account {
+        key.check_model(&peeked.model)?;
+        *account = Some(key.clone());
+    }
+    let plan = plan(snap, &peeked.model).await?;
+    match snap
+        .upstreams
+        .count_tokens(&plan, &peeked, request_id)
+        .await
+    {
+        Some(answer) => Ok(answer?),
+        None => Err(GatewayError::Untranslatable {
+            message: format!(
+                "model `{}` is not served by an anthropic upstream, which alone counts tokens",
+                peeked.model
+            ),
+            param: Some("model".to_owned()),
+        }
+        .into()),
     }
 }
 

@@ -155,3 +155,60 @@ pub(super) async fn read_all(body: &mut H1Body, idle: Duration) -> Result<Bytes,
         }
     }
 }
+
+/// Path of Anthropic's token counting, under an `anthropic` upstream's base URL.
+const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
+
+impl super::Upstreams {
+    /// Anthropic's `count_tokens` for a Messages request: sent as it came (model
+    /// rewritten) to the first candidate whose upstream speaks `anthropic`, its answer
+    /// relayed whole. `None` when no candidate can answer it.
+    pub async fn count_tokens(
+        &self,
+        plan: &[super::Candidate],
+        peek: &switchyard_dialects::Peek<'_>,
+        request_id: &http::HeaderValue,
+    ) -> Option<Result<http::Response<crate::relay::ResponseBody>, crate::error::GatewayError>>
+    {
+        use crate::error::{FailureKind, GatewayError};
+        let (candidate, up) = plan.iter().find_map(|c| {
+            let up = self.list.get(c.upstream)?;
+            (up.config.dialect == Dialect::Anthropic).then_some((c, up))
+        })?;
+        let client = up.client.as_ref()?;
+        let body = if candidate.model == peek.model {
+            Bytes::copy_from_slice(peek.raw)
+        } else {
+            rewrite_model(peek, &candidate.model)
+        };
+        let json = http::HeaderValue::from_static("application/json");
+        let id = http::HeaderName::from_static("x-request-id");
+        let headers = up
+            .headers
+            .iter()
+            .chain([(&http::header::CONTENT_TYPE, &json), (&id, request_id)]);
+        let failed = || GatewayError::UpstreamsFailed {
+            kind: FailureKind::BadGateway,
+            tried: vec![up.name.clone()],
+            why: Vec::new(),
+        };
+        let destination = up.destination_at(COUNT_TOKENS_PATH);
+        let sent = client.request(
+            &destination,
+            headers,
+            Some(&body),
+            up.config.connect_timeout,
+        );
+        let answered = tokio::time::timeout(up.config.first_byte_timeout, sent).await;
+        let Ok(Ok(mut resp)) = answered else {
+            return Some(Err(failed()));
+        };
+        let Ok(whole) = read_all(&mut resp.body, up.config.idle_timeout).await else {
+            return Some(Err(failed()));
+        };
+        let mut out = http::Response::new(crate::relay::ResponseBody::full(whole));
+        *out.status_mut() = resp.status;
+        out.headers_mut().insert(http::header::CONTENT_TYPE, json);
+        Some(Ok(out))
+    }
+}
