@@ -172,81 +172,116 @@ impl ChunkWriter {
         Self { prefix }
     }
 
-    fn event(&self, out: &mut BytesMut, rest: &Value) {
+    /// `data: {shared members,` … `}\n\n` around what `members` writes.
+    fn event(&self, out: &mut BytesMut, members: impl FnOnce(&mut BytesMut)) {
         out.put_slice(b"data: ");
         out.put_slice(self.prefix.as_bytes());
         out.put_u8(b',');
-        let rest = rest.to_string();
-        // `rest` is an object: splice its members after the shared ones.
-        out.put_slice(&rest.as_bytes()[1..]);
-        out.put_slice(b"\n\n");
+        members(out);
+        out.put_slice(b"}\n\n");
+    }
+
+    /// `"choices":[{"index":0,"delta":{` + `delta` + `},"logprobs":null,"finish_reason":…}]`.
+    fn choice(
+        &self,
+        out: &mut BytesMut,
+        finish_reason: Option<&str>,
+        delta: impl FnOnce(&mut BytesMut),
+    ) {
+        self.event(out, |out| {
+            out.put_slice(b"\"choices\":[{\"index\":0,\"delta\":{");
+            delta(out);
+            out.put_slice(b"},\"logprobs\":null,\"finish_reason\":");
+            match finish_reason {
+                Some(reason) => put_str(out, reason),
+                None => out.put_slice(b"null"),
+            }
+            out.put_slice(b"}]");
+        });
     }
 
     /// A chunk whose choice 0 carries `delta` (and `finish_reason`, null when `None`).
     pub fn delta(&self, out: &mut BytesMut, delta: Value, finish_reason: Option<&str>) {
-        self.event(
-            out,
-            &json!({
-                "choices": [{
-                    "index": 0,
-                    "delta": delta,
-                    "logprobs": null,
-                    "finish_reason": finish_reason,
-                }]
-            }),
-        );
+        let delta = delta.to_string();
+        self.choice(out, finish_reason, |out| {
+            // `delta` is an object: its members without the braces.
+            let inner = delta
+                .get(1..delta.len().saturating_sub(1))
+                .unwrap_or_default();
+            out.put_slice(inner.as_bytes());
+        });
     }
 
     /// The first chunk: `{"role":"assistant","content":""}`.
     pub fn role(&self, out: &mut BytesMut) {
-        self.delta(out, json!({"role": "assistant", "content": ""}), None);
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"role\":\"assistant\",\"content\":\"\"");
+        });
     }
 
     /// A text piece.
     pub fn content(&self, out: &mut BytesMut, text: &str) {
-        self.delta(out, json!({ "content": text }), None);
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"content\":");
+            put_str(out, text);
+        });
     }
 
     /// A reasoning piece (`reasoning_content`, as DeepSeek and vLLM send it).
     pub fn reasoning(&self, out: &mut BytesMut, text: &str) {
-        self.delta(out, json!({ "reasoning_content": text }), None);
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"reasoning_content\":");
+            put_str(out, text);
+        });
     }
 
     /// The first delta of tool call `index`: its id, name and (maybe empty) arguments.
     pub fn tool_call_start(&self, out: &mut BytesMut, index: usize, id: &str, name: &str) {
-        self.delta(
-            out,
-            json!({ "tool_calls": [{
-                "index": index, "id": id, "type": "function",
-                "function": { "name": name, "arguments": "" },
-            }]}),
-            None,
-        );
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"tool_calls\":[{\"index\":");
+            out.put_slice(index.to_string().as_bytes());
+            out.put_slice(b",\"id\":");
+            put_str(out, id);
+            out.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            put_str(out, name);
+            out.put_slice(b",\"arguments\":\"\"}}]");
+        });
     }
 
     /// More arguments of tool call `index`.
     pub fn tool_call_arguments(&self, out: &mut BytesMut, index: usize, arguments: &str) {
-        self.delta(
-            out,
-            json!({ "tool_calls": [{ "index": index, "function": { "arguments": arguments } }] }),
-            None,
-        );
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"tool_calls\":[{\"index\":");
+            out.put_slice(index.to_string().as_bytes());
+            out.put_slice(b",\"function\":{\"arguments\":");
+            put_str(out, arguments);
+            out.put_slice(b"}}]");
+        });
     }
 
     /// The chunk with the finish reason and an empty delta.
     pub fn finish(&self, out: &mut BytesMut, finish_reason: &str) {
-        self.delta(out, json!({}), Some(finish_reason));
+        self.choice(out, Some(finish_reason), |_| {});
     }
 
     /// The usage chunk (`choices: []`), sent last when the client asked for it.
     pub fn usage(&self, out: &mut BytesMut, usage: &Value) {
-        self.event(out, &json!({ "choices": [], "usage": usage }));
+        self.event(out, |out| {
+            out.put_slice(b"\"choices\":[],\"usage\":");
+            out.put_slice(usage.to_string().as_bytes());
+        });
     }
 
     /// `data: [DONE]`.
     pub fn done(out: &mut BytesMut) {
         out.put_slice(b"data: [DONE]\n\n");
     }
+}
+
+/// Writes `text` as a JSON string (quoted, escaped).
+fn put_str(out: &mut BytesMut, text: &str) {
+    // Serialising a `str` into a `Vec` cannot fail.
+    let _infallible = serde_json::to_writer((&mut *out).writer(), text);
 }
 
 /// OpenAI's `usage` object; cached input tokens go in `prompt_tokens_details`,
