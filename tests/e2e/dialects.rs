@@ -739,3 +739,25 @@ async fn plugins_see_translated_streams_content_filter_and_token_limiter() {
         .await;
     refused.assert_error(429, "rate_limit_exceeded");
 }
+
+#[tokio::test]
+async fn azure_v1_paths_name_the_deployment_in_the_body() {
+    let up = NativeUpstream::start(|_| {
+        NativeReply::json(200, &json!({"id": "chatcmpl-az", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "v1"}, "finish_reason": "stop"}]}))
+    })
+    .await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: az, dialect: azure, base_url: '{}', auth: {{type: bearer, key: k}}, api_version: v1, deployments: {{gpt-4o: gpt4o-prod}}}}\n",
+        up.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let answer = gw
+        .http()
+        .post("/v1/chat/completions", &chat("gpt-4o", "x", false))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let seen = &up.requests()[0];
+    assert_eq!(seen.uri, "/openai/v1/chat/completions");
+    assert_eq!(seen.json()["model"], "gpt4o-prod");
+}

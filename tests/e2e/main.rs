@@ -40,5 +40,6 @@ mod python_sdk;
 mod reload;
 mod secrets;
 mod streaming;
+mod surface;
 mod tokens;
 mod zero_file;

@@ -139,6 +139,7 @@ pub(crate) struct RoutingSpec {
     pub request_timeout: Option<Value>,
     pub retry_on_timeout: Option<bool>,
     pub retry_budget: Option<RetryBudgetSpec>,
+    pub default_upstream: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -60,6 +60,14 @@ pub(crate) fn resolve(
         .and_then(|s| sections::routing(s, errors));
     let upstreams = upstream::upstreams(top.upstreams, proxy_env, errors);
     let routes = route::routes(top.routes, &upstreams, errors);
+    if let Some(name) = routing.as_ref().and_then(|r| r.default_upstream.as_deref()) {
+        if !upstreams.iter().any(|u| &*u.name == name) {
+            errors.push(ConfigError::new(
+                "routing.default_upstream",
+                format!("no upstream is named `{name}`"),
+            ));
+        }
+    }
     let groups_declared = !top.groups.is_empty();
     let groups = key::groups(top.groups, errors);
     let prices = key::prices(top.prices, errors);

@@ -382,6 +382,9 @@ pub struct Routing {
     pub retry_on_timeout: bool,
     /// How many failover attempts recent traffic allows.
     pub retry_budget: RetryBudget,
+    /// Where a `/v1/…` request that names no model goes (files, batches…) when it has
+    /// no `x-switchyard-upstream` header; `None`: such requests get a 404 that says how.
+    pub default_upstream: Option<Arc<str>>,
 }
 
 /// Failover attempts (beyond each request's first) are allowed while they stay under

@@ -10,6 +10,10 @@ pub enum Endpoint {
     Completions,
     /// `/embeddings`
     Embeddings,
+    /// Any other path under `/v1/` (moderations, rerank, images, audio, responses…):
+    /// routed by the body's `model` when it has one, forwarded untouched to the same
+    /// path under the upstream's base URL.
+    Other,
 }
 
 impl Endpoint {
@@ -19,6 +23,7 @@ impl Endpoint {
             Self::Chat => "chat/completions",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
+            Self::Other => "",
         }
     }
 }

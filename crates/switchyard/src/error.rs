@@ -119,6 +119,14 @@ pub enum GatewayError {
         /// URL or a key.
         why: Vec<(Arc<str>, &'static str)>,
     },
+    /// A forwarded request without a `model` and no upstream to send it to.
+    #[error("{path} names no model to route by: send `x-switchyard-upstream: <upstream name>`{}, or set `routing.default_upstream`", named.as_ref().map(|n| format!(" (no upstream is named `{n}`)")).unwrap_or_default())]
+    Unrouted {
+        /// The request path.
+        path: String,
+        /// The upstream the request named, when it named one that does not exist.
+        named: Option<String>,
+    },
     /// Too many open streams.
     #[error("the gateway is at its limit of {0} concurrent streams; retry shortly")]
     Overloaded(u32),
@@ -174,7 +182,9 @@ impl GatewayError {
         match self {
             Self::BadRequest { .. } | Self::Untranslatable { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } | Self::Unrouted { .. } => {
+                StatusCode::NOT_FOUND
+            }
             Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -208,6 +218,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => ("invalid_request_error", None, "request_too_large"),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model"), "model_not_found"),
             Self::NoSuchEndpoint { .. } => ("invalid_request_error", None, "unknown_url"),
+            Self::Unrouted { .. } => ("invalid_request_error", None, "no_upstream"),
             Self::ModelNotAllowed(_) => {
                 ("invalid_request_error", Some("model"), "model_not_allowed")
             }

@@ -272,6 +272,18 @@ async fn dispatch(
             return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
         (&Method::GET, "/readyz") => return Ok(readiness(snap, req.uri().query())),
+        // Anything else under `/v1/` (and `/rerank`, as vLLM, Jina and Cohere-style
+        // servers spell it): routed by `model` when the body names one, else to the
+        // upstream the request names.
+        (m, _)
+            if is_forwardable(req.uri().path())
+                && matches!(
+                    *m,
+                    Method::POST | Method::GET | Method::DELETE | Method::PUT | Method::PATCH
+                ) =>
+        {
+            Endpoint::Other
+        }
         _ => {
             return Err(GatewayError::NoSuchEndpoint {
                 method: req.method().to_string(),
@@ -323,9 +335,21 @@ async fn proxy(
     if ingress {
         raw = crate::relay::ingress::to_chat(&raw)?.0;
     }
+    if endpoint == Endpoint::Other && (parts.method != Method::POST || peek(&raw).is_err()) {
+        // Nothing to route by: the upstream the request names, or the default one.
+        return Ok(unrouted(snap, &parts, raw, request_id, client_auth.as_ref()).await?);
+    }
     let peeked = peek_body(&raw)?;
     record.model = Some(peeked.model.clone());
     record.stream = peeked.stream;
+    // Kept for `Other` requests (a multipart body keeps its boundary).
+    let client_types = match endpoint {
+        Endpoint::Other => (
+            parts.headers.get(header::CONTENT_TYPE).cloned(),
+            parts.headers.get(header::ACCEPT).cloned(),
+        ),
+        _ => (None, None),
+    };
     // The key's limits apply to the model the client asked for (403 whether or not it
     // exists, so a key cannot probe), before any plugin runs.
     if let Some(key) = auth.account {
@@ -369,6 +393,7 @@ async fn proxy(
     // A stream that did not ask for usage asks for it (when every candidate takes
     // `stream_options`); the relay then leaves the usage chunk out for the client.
     let asked = if peek.stream
+        && matches!(endpoint, Endpoint::Chat | Endpoint::Completions)
         && !peek.include_usage
         && plan.iter().all(|c| {
             snap.upstreams.list[c.upstream]
@@ -387,6 +412,9 @@ async fn proxy(
     };
     let out = Outgoing {
         endpoint,
+        method: &parts.method,
+        path: forwarded_path(&parts.uri),
+        client_types: (client_types.0.as_ref(), client_types.1.as_ref()),
         peek,
         body,
         client_auth: client_auth.as_ref(),
@@ -458,6 +486,75 @@ async fn count_tokens(
         }
         .into()),
     }
+}
+
+/// Whether a path not handled by name is forwarded ([`Endpoint::Other`]).
+fn is_forwardable(path: &str) -> bool {
+    path.starts_with("/v1/") || path == "/rerank"
+}
+
+/// Path and query under `/v1`, as forwarded to an upstream's base URL.
+fn forwarded_path(uri: &http::Uri) -> &str {
+    let full = uri.path_and_query().map_or("/", |p| p.as_str());
+    full.strip_prefix("/v1")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(full)
+}
+
+static X_SWITCHYARD_UPSTREAM: http::HeaderName =
+    http::HeaderName::from_static("x-switchyard-upstream");
+
+/// A forwardable request without a `model` to route by (a GET such as `/v1/files`, a
+/// body without one): sent once, untouched, to the upstream named by its
+/// `x-switchyard-upstream` header or `routing.default_upstream`.
+async fn unrouted(
+    snap: &Snapshot,
+    parts: &http::request::Parts,
+    raw: Bytes,
+    request_id: &http::HeaderValue,
+    client_auth: Option<&http::HeaderValue>,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let path = forwarded_path(&parts.uri);
+    let named = parts
+        .headers
+        .get(&X_SWITCHYARD_UPSTREAM)
+        .and_then(|v| v.to_str().ok());
+    let name = named.or(snap.config.routing.default_upstream.as_deref());
+    let index = name.and_then(|n| snap.upstreams.list.iter().position(|u| &*u.name == n));
+    let Some(index) = index else {
+        return Err(GatewayError::Unrouted {
+            path: parts.uri.path().to_owned(),
+            named: named.map(str::to_owned),
+        });
+    };
+    let peek = Peek {
+        model: String::new(),
+        model_span: 0..0,
+        stream: false,
+        stream_options_span: None,
+        include_usage: false,
+        raw: &raw,
+    };
+    let out = Outgoing {
+        endpoint: Endpoint::Other,
+        method: &parts.method,
+        path,
+        client_types: (
+            parts.headers.get(header::CONTENT_TYPE),
+            parts.headers.get(header::ACCEPT),
+        ),
+        peek: &peek,
+        body: &raw,
+        client_auth,
+        request_id,
+        extra_headers: &[],
+        retry_on_timeout: false,
+    };
+    let plan = [Candidate {
+        upstream: index,
+        model: String::new(),
+    }];
+    snap.upstreams.send(&plan, &out).await
 }
 
 fn peek_body(raw: &Bytes) -> Result<Peek<'_>, GatewayError> {

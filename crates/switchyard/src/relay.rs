@@ -242,6 +242,9 @@ pub struct Relay {
     /// SSE from an upstream: whether its end (`[DONE]` or a `finish_reason`) was seen;
     /// a stream that stops before it was cut short.
     end_seen: bool,
+    /// Whether the stream has an end marker to check (chat and completions streams;
+    /// not the typed events of other endpoints).
+    check_end: bool,
 }
 
 /// Reading token usage from one body (see [`Relay::read_usage`]).
@@ -359,6 +362,7 @@ impl Relay {
             usage: None,
             cut: None,
             end_seen: false,
+            check_end: true,
         }
     }
 
@@ -371,6 +375,12 @@ impl Relay {
             strip: strip_usage_chunk,
             ..UsageWatch::default()
         });
+    }
+
+    /// Relays a stream without an OpenAI end marker to check (`[DONE]`, a
+    /// `finish_reason`): the typed events of endpoints other than chat and completions.
+    pub fn without_end_check(&mut self) {
+        self.check_end = false;
     }
 
     /// Keeps the upstream attempt counted in flight until this body ends.
@@ -498,6 +508,7 @@ impl Relay {
                         if let Some(aligned) = pushed {
                             // Only upstream streams are checked for their end (see `ended`).
                             if !self.end_seen
+                                && self.check_end
                                 && self.source.is_upstream()
                                 && complete::marks_end(&aligned)
                             {
@@ -546,7 +557,7 @@ impl Relay {
                     .as_mut()
                     .map(EventAligner::take_rest)
                     .unwrap_or_default();
-                if self.aligner.is_some() && self.source.is_upstream() {
+                if self.aligner.is_some() && self.check_end && self.source.is_upstream() {
                     // A server may close right after `data: [DONE]`, without the blank
                     // line; any other unfinished event is never sent. A stream without
                     // its end is an error, however cleanly the upstream closed it.

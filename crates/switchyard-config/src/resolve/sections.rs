@@ -6,6 +6,7 @@ use crate::error::ConfigError;
 use crate::raw;
 use crate::resolved::*;
 use crate::secret::Secret;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Option<Server> {
@@ -156,6 +157,7 @@ pub(super) fn routing(s: raw::RoutingSpec, errors: &mut Vec<ConfigError>) -> Opt
         request_timeout: request_timeout?,
         retry_on_timeout: s.retry_on_timeout.unwrap_or(true),
         retry_budget: retry_budget?,
+        default_upstream: s.default_upstream.map(Arc::from),
     })
 }
 

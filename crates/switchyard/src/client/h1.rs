@@ -256,7 +256,22 @@ impl H1Client {
         body: Option<&Bytes>,
         connect_timeout: Duration,
     ) -> Result<H1Response, H1Error> {
-        let head = encode_head(target, headers, body);
+        let method = if body.is_some() { "POST" } else { "GET" };
+        self.send(target, method, headers, body, connect_timeout)
+            .await
+    }
+
+    /// Sends a request with this method (`body` for methods that carry one) and reads
+    /// the response head.
+    pub async fn send<'h>(
+        self: &Arc<Self>,
+        target: &Destination,
+        method: &str,
+        headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+        body: Option<&Bytes>,
+        connect_timeout: Duration,
+    ) -> Result<H1Response, H1Error> {
+        let head = encode_head(target, method, headers, body);
         if let Some(conn) = self.checkout(&target.key) {
             match self.exchange(conn, target, &head, body).await {
                 Ok(resp) => {

@@ -42,6 +42,11 @@ pub(super) fn prepare<'a>(
     };
     let dialect = up.config.dialect;
     match dialect {
+        Dialect::OpenAi | Dialect::Mock if out.endpoint == Endpoint::Other => Ok(Prepared {
+            destination: Cow::Owned(up.destination_at(out.path)),
+            body: passed_body(),
+            reply: None,
+        }),
         Dialect::OpenAi | Dialect::Mock => Ok(Prepared {
             destination: Cow::Borrowed(up.destination(out.endpoint)),
             body: passed_body(),
@@ -49,15 +54,30 @@ pub(super) fn prepare<'a>(
         }),
         Dialect::Azure => {
             let deployment = azure::deployment_for(&up.config.deployments, model);
-            let operation = out.endpoint.path();
-            let path = if up.config.api_version == "v1" {
-                azure::v1_path(operation, None)
+            let operation = match out.endpoint {
+                Endpoint::Other => out
+                    .path
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches('/'),
+                other => other.path(),
+            };
+            // The v1 form names the deployment in the body's `model`.
+            let (path, body) = if up.config.api_version == "v1" {
+                let body = if deployment == out.peek.model {
+                    out.body.clone()
+                } else {
+                    rewrite_model(out.peek, deployment)
+                };
+                (azure::v1_path(operation, None), body)
             } else {
-                azure::deployment_path(deployment, operation, &up.config.api_version)
+                let path = azure::deployment_path(deployment, operation, &up.config.api_version);
+                (path, passed_body())
             };
             Ok(Prepared {
                 destination: Cow::Owned(up.destination_at(&path)),
-                body: passed_body(),
+                body,
                 reply: None,
             })
         }
@@ -65,9 +85,9 @@ pub(super) fn prepare<'a>(
             if out.endpoint != Endpoint::Chat {
                 return Err(EncodeError::new(
                     format!(
-                        "model `{}` is served by a {dialect} API upstream, which has no /v1/{}",
+                        "model `{}` is served by a {dialect} API upstream, which has no /v1{}",
                         out.peek.model,
-                        out.endpoint.path()
+                        out.path.split('?').next().unwrap_or_default()
                     ),
                     None,
                 ));

@@ -223,7 +223,8 @@ impl Upstream {
     /// Where an endpoint's requests go.
     pub fn destination(&self, endpoint: Endpoint) -> &Destination {
         match endpoint {
-            Endpoint::Chat => &self.destinations.chat,
+            // `Other` paths are built per request (`destination_at`); not asked here.
+            Endpoint::Chat | Endpoint::Other => &self.destinations.chat,
             Endpoint::Completions => &self.destinations.completions,
             Endpoint::Embeddings => &self.destinations.embeddings,
         }

@@ -38,6 +38,13 @@ pub struct Candidate {
 pub struct Outgoing<'a> {
     /// Which endpoint.
     pub endpoint: Endpoint,
+    /// The request's method.
+    pub method: &'a http::Method,
+    /// Path and query under `/v1` (`/moderations`), for [`Endpoint::Other`].
+    pub path: &'a str,
+    /// The client's `Content-Type` and `Accept`, kept for [`Endpoint::Other`] (a
+    /// multipart body keeps its boundary); the others are JSON.
+    pub client_types: (Option<&'a HeaderValue>, Option<&'a HeaderValue>),
     /// The peeked body (model, stream, raw bytes).
     pub peek: &'a Peek<'a>,
     /// The body, forwarded as is when the model name does not change.
@@ -314,6 +321,9 @@ impl Upstreams {
                     let mut resp = respond(answer, up, guard.take());
                     if let ResponseBody::Relay(relay) = resp.body_mut() {
                         relay.hold(in_flight);
+                        if out.endpoint == Endpoint::Other {
+                            relay.without_end_check();
+                        }
                     }
                     resp.extensions_mut().insert(served());
                     return Ok(resp);
@@ -411,12 +421,23 @@ async fn attempt(
         (true, _) => "text/event-stream",
         (false, _) => "application/json",
     };
-    let fixed = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+    let (content_type, accept) = match (out.endpoint, out.client_types) {
+        (Endpoint::Other, (content_type, client_accept)) => (
+            content_type
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("application/json")),
+            client_accept
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("*/*")),
         ),
-        (header::ACCEPT, HeaderValue::from_static(accept)),
+        _ => (
+            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(accept),
+        ),
+    };
+    let fixed = [
+        (header::CONTENT_TYPE, content_type),
+        (header::ACCEPT, accept),
         (X_REQUEST_ID.clone(), out.request_id.clone()),
         // The relay reads and re-cuts bodies: ask for them uncompressed.
         (
@@ -426,10 +447,13 @@ async fn attempt(
         // Some WAFs refuse requests without one; an upstream's `headers:` may override.
         (header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
     ];
-    let sent = client.request(
+    // GET and DELETE (forwarded `Other` requests) carry no body.
+    let carries_body = !matches!(*out.method, http::Method::GET | http::Method::DELETE);
+    let sent = client.send(
         &destination,
+        out.method.as_str(),
         request_headers(up, out, &fixed),
-        Some(&body),
+        carries_body.then_some(&body),
         up.config.connect_timeout,
     );
     // The attempt's own bound, or what is left of the request's.

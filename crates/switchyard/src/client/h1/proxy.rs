@@ -123,7 +123,12 @@ mod tests {
 
     #[test]
     fn plain_http_through_a_proxy_is_absolute_form_with_its_credentials() {
-        let head = encode_head(&target("http://up:9/v1/x?k=1"), std::iter::empty(), None);
+        let head = encode_head(
+            &target("http://up:9/v1/x?k=1"),
+            "GET",
+            std::iter::empty(),
+            None,
+        );
         let head = String::from_utf8(head).unwrap();
         assert!(head.starts_with("GET http://up:9/v1/x?k=1 HTTP/1.1\r\nhost: up:9\r\n"));
         assert!(
@@ -134,7 +139,7 @@ mod tests {
 
     #[test]
     fn tunnelled_https_requests_are_origin_form_without_proxy_credentials() {
-        let head = encode_head(&target("https://up/v1/x"), std::iter::empty(), None);
+        let head = encode_head(&target("https://up/v1/x"), "GET", std::iter::empty(), None);
         let head = String::from_utf8(head).unwrap();
         assert!(head.starts_with("GET /v1/x HTTP/1.1\r\n"), "{head}");
         assert!(!head.contains("proxy-authorization"), "{head}");

@@ -97,7 +97,7 @@ fn request_heads_carry_host_length_and_headers() {
     let t = Destination::from_uri(&"http://up:9/v1/x".parse().unwrap()).unwrap();
     let mut h = HeaderMap::new();
     h.insert("authorization", HeaderValue::from_static("Bearer k"));
-    let head = encode_head(&t, h.iter(), Some(&Bytes::from_static(b"{}")));
+    let head = encode_head(&t, "POST", h.iter(), Some(&Bytes::from_static(b"{}")));
     assert_eq!(
         String::from_utf8(head).unwrap(),
         "POST /v1/x HTTP/1.1\r\nhost: up:9\r\ncontent-length: 2\r\nauthorization: Bearer k\r\n\r\n{}"

@@ -19,12 +19,14 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// The request head — and, for small bodies, the body too, so one write sends all.
 pub(super) fn encode_head<'h>(
     target: &Destination,
+    method: &str,
     headers: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
     body: Option<&Bytes>,
 ) -> Vec<u8> {
     let small_body = body.filter(|b| b.len() <= SMALL_BODY);
     let mut out = Vec::with_capacity(512 + small_body.map_or(0, Bytes::len));
-    out.extend_from_slice(if body.is_some() { b"POST " } else { b"GET " });
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
     // Through a proxy, a plain-HTTP request names its origin (absolute form) and
     // carries the proxy's credentials; a tunnelled one is origin-form as ever.
     let forward_proxy = target.proxy.as_ref().filter(|_| !target.key.tls);

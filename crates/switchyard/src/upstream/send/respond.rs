@@ -177,6 +177,24 @@ pub(super) fn mock_response(
             ResponseBody::full(other_reply("embeddings", out.body, model, created)),
             "application/json",
         ),
+        Endpoint::Other => {
+            let message = format!(
+                "the built-in mock model does not serve /v1{}",
+                out.path.split('?').next().unwrap_or_default()
+            );
+            let mut resp = Response::new(ResponseBody::full(switchyard_dialects::error_body(
+                &message,
+                "invalid_request_error",
+                None,
+                Some("unknown_url"),
+            )));
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return resp;
+        }
     };
     let mut resp = Response::new(body);
     resp.headers_mut()
