@@ -167,7 +167,7 @@ async fn request_id_is_echoed_or_generated_and_forwarded() {
         .await;
     assert_eq!(r.headers["x-request-id"], "abc-123");
     assert_eq!(up.completions()[0].headers["x-request-id"], "abc-123");
-    let r = gw.http().get("/v1/nothing-here").await;
+    let r = gw.http().get("/nothing-here").await;
     assert!(!r.headers["x-request-id"].is_empty());
     r.assert_error(404, "unknown_url");
 }
