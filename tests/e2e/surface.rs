@@ -83,7 +83,7 @@ fn surface(seen: &Seen) -> NativeReply {
 
 fn yaml(a: &str, b: &str, extra: &str) -> String {
     format!(
-        "upstreams:\n  - {{name: a, base_url: '{a}/v1', models: [omni-moderation-latest, rerank-v1, gpt-image-1, tts-1, gpt-4o, whisper-1]}}\n  - {{name: b, base_url: '{b}/v1', models: [other-model]}}\nroutes:\n  - {{model: moderation, targets: [{{upstream: a, model: omni-moderation-latest}}]}}\n{extra}"
+        "upstreams:\n  - {{name: a, base_url: '{a}/v1', models: [omni-moderation-latest, rerank-v1, gpt-image-1, tts-1, gpt-4o, whisper-1]}}\n  - {{name: b, base_url: '{b}/v1', models: [other-model]}}\nroutes:\n  - {{model: moderation, targets: [{{upstream: a, model: omni-moderation-latest}}]}}\n  - {{model: stt, targets: [{{upstream: a, model: whisper-1}}]}}\n{extra}"
     )
 }
 
@@ -269,4 +269,47 @@ async fn the_openai_python_sdk_uses_the_rest_of_the_surface() {
     .await;
     assert!(passed, "{report}\n--- gateway logs ---\n{}", gw.logs());
     eprintln!("{report}");
+}
+
+#[tokio::test]
+async fn a_multipart_form_is_routed_by_its_model_field_and_forwarded_byte_for_byte() {
+    let a = NativeUpstream::start(surface).await;
+    let b = NativeUpstream::start(surface).await;
+    let gw = TestGateway::start(&yaml(&a.url(), &b.url(), "")).await;
+    let form = |model: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF\x00\x01data\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{model}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nfr\r\n--XyZ--\r\n")
+    };
+    let ct = [("content-type", "multipart/form-data; boundary=XyZ")];
+    let answer = gw
+        .http()
+        .call(
+            "POST",
+            "/v1/audio/transcriptions",
+            &ct,
+            bytes::Bytes::from(form("stt")),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["text"], "hello");
+    let seen = a.requests().into_iter().last().unwrap();
+    assert_eq!(seen.uri, "/v1/audio/transcriptions");
+    assert_eq!(
+        &seen.body[..],
+        form("whisper-1").as_bytes(),
+        "only the model value changed"
+    );
+    assert_eq!(
+        seen.headers["content-type"],
+        "multipart/form-data; boundary=XyZ"
+    );
+    // An unknown model in the form is a 404 like anywhere else.
+    gw.http()
+        .call(
+            "POST",
+            "/v1/audio/transcriptions",
+            &ct,
+            bytes::Bytes::from(form("nope")),
+        )
+        .await
+        .assert_error(404, "model_not_found");
 }

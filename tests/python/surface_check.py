@@ -1,6 +1,6 @@
 """The OpenAI Python SDK's calls beyond chat against a running Switchyard gateway
-(tests/e2e/surface.rs starts it): moderations, images, audio speech to a file,
-responses (plain and streamed). Prints `ok: ...` per check; `FAIL: ...` and exit 1 on
+(tests/e2e/surface.rs starts it): moderations, images, audio speech to a file, a
+transcription of a WAV made here, responses (plain and streamed). Prints `ok: ...` per check; `FAIL: ...` and exit 1 on
 the first failure."""
 
 from __future__ import annotations
@@ -38,6 +38,20 @@ def main() -> int:
             data = open(path, "rb").read()
             check(data == b"ID3\x04\x00\xff\xfb\x90\x00more-audio", f"speech bytes {data!r}")
         print("ok: audio.speech streamed to a file", flush=True)
+
+        # A small WAV made here, sent as the SDK sends it (multipart, model as a field).
+        import io
+        import wave
+
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\x00\x00" * 800)
+        t = client.audio.transcriptions.create(model="stt", file=("hello.wav", buf.getvalue(), "audio/wav"))
+        check(t.text == "hello", f"transcription {t}")
+        print("ok: audio.transcriptions.create (multipart, routed by its model field)", flush=True)
 
         r = client.responses.create(model="gpt-4o", input="hi")
         check(r.output_text == "Hi there", f"responses {r}")

@@ -12,6 +12,7 @@ pub mod complete;
 pub mod gemini;
 pub mod messages;
 pub mod mock;
+pub mod multipart;
 pub mod ollama;
 pub mod sse;
 pub mod translate;

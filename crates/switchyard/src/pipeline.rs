@@ -335,11 +335,31 @@ async fn proxy(
     if ingress {
         raw = crate::relay::ingress::to_chat(&raw)?.0;
     }
-    if endpoint == Endpoint::Other && (parts.method != Method::POST || peek(&raw).is_err()) {
+    // A multipart form (audio transcriptions, image edits) is routed by its `model`
+    // field, which is replaced in place when an alias maps it to another name.
+    let form_model = match endpoint {
+        Endpoint::Other => multipart_model(&parts.headers, &raw),
+        _ => None,
+    };
+    if endpoint == Endpoint::Other
+        && form_model.is_none()
+        && (parts.method != Method::POST || peek(&raw).is_err())
+    {
         // Nothing to route by: the upstream the request names, or the default one.
         return Ok(unrouted(snap, &parts, raw, request_id, client_auth.as_ref()).await?);
     }
-    let peeked = peek_body(&raw)?;
+    let multipart = form_model.is_some();
+    let peeked = match form_model {
+        Some((model, span)) => Peek {
+            model,
+            model_span: span,
+            stream: false,
+            stream_options_span: None,
+            include_usage: false,
+            raw: &raw,
+        },
+        None => peek_body(&raw)?,
+    };
     record.model = Some(peeked.model.clone());
     record.stream = peeked.stream;
     // Kept for `Other` requests (a multipart body keeps its boundary).
@@ -415,6 +435,7 @@ async fn proxy(
         method: &parts.method,
         path: forwarded_path(&parts.uri),
         client_types: (client_types.0.as_ref(), client_types.1.as_ref()),
+        multipart,
         peek,
         body,
         client_auth: client_auth.as_ref(),
@@ -488,6 +509,18 @@ async fn count_tokens(
     }
 }
 
+/// The `model` field of a `multipart/form-data` body, and where its value sits.
+fn multipart_model(
+    headers: &http::HeaderMap,
+    raw: &[u8],
+) -> Option<(String, std::ops::Range<usize>)> {
+    use switchyard_dialects::multipart::{boundary, field};
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let span = field(raw, boundary(content_type)?, "model").ok()?;
+    let model = std::str::from_utf8(raw.get(span.clone())?).ok()?.trim();
+    (!model.is_empty() && model.len() == span.len()).then(|| (model.to_owned(), span))
+}
+
 /// Whether a path not handled by name is forwarded ([`Endpoint::Other`]).
 fn is_forwardable(path: &str) -> bool {
     path.starts_with("/v1/") || path == "/rerank"
@@ -543,6 +576,7 @@ async fn unrouted(
             parts.headers.get(header::CONTENT_TYPE),
             parts.headers.get(header::ACCEPT),
         ),
+        multipart: false,
         peek: &peek,
         body: &raw,
         client_auth,

@@ -339,34 +339,14 @@ fn from_upstream(obj: &Map<String, Value>) -> Result<Value, String> {
 
 /// The content of the `plugin` file field of a `multipart/form-data` body.
 fn multipart_file<'a>(content_type: &str, body: &'a [u8]) -> Result<&'a [u8], String> {
-    let boundary = content_type
-        .split(';')
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("boundary="))
-        .map(|b| b.trim_matches('"'))
-        .filter(|_| content_type.trim_start().starts_with("multipart/form-data"))
-        .ok_or("expected a multipart/form-data body with a boundary")?;
-    let delimiter = format!("--{boundary}");
-    let mut rest = body;
-    while let Some(at) = find(rest, delimiter.as_bytes()) {
-        rest = &rest[at + delimiter.len()..];
-        let Some(head_end) = find(rest, b"\r\n\r\n") else {
-            break;
-        };
-        let head = String::from_utf8_lossy(&rest[..head_end]).to_ascii_lowercase();
-        let content = &rest[head_end + 4..];
-        let end = find(content, format!("\r\n{delimiter}").as_bytes())
-            .ok_or("the multipart body is not terminated")?;
-        if head.contains("name=\"plugin\"") {
-            return Ok(&content[..end]);
-        }
-        rest = &content[end..];
+    use switchyard_dialects::multipart::{boundary, field, FieldError};
+    let boundary =
+        boundary(content_type).ok_or("expected a multipart/form-data body with a boundary")?;
+    match field(body, boundary, "plugin") {
+        Ok(range) => Ok(&body[range]),
+        Err(FieldError::Unterminated) => Err("the multipart body is not terminated".to_owned()),
+        Err(FieldError::Missing) => Err("the multipart body has no `plugin` file field".to_owned()),
     }
-    Err("the multipart body has no `plugin` file field".to_owned())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Writes `<dir>/<name>` through `<name>.tmp`, synced, then renamed over it.

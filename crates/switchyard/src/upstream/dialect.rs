@@ -36,6 +36,8 @@ pub(super) fn prepare<'a>(
     let passed_body = || {
         if model == out.peek.model {
             out.body.clone()
+        } else if out.multipart {
+            splice(out.peek.raw, out.peek.model_span.clone(), model.as_bytes())
         } else {
             rewrite_model(out.peek, model)
         }
@@ -125,6 +127,16 @@ pub(super) fn prepare<'a>(
             })
         }
     }
+}
+
+/// `raw` with `span` replaced by `with`.
+fn splice(raw: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
+    let (before, after) = (raw.get(..span.start), raw.get(span.end..));
+    let mut out = Vec::with_capacity(raw.len() + with.len());
+    out.extend_from_slice(before.unwrap_or_default());
+    out.extend_from_slice(with);
+    out.extend_from_slice(after.unwrap_or_default());
+    Bytes::from(out)
 }
 
 /// The stream translator of a dialect (only translating ones are asked).

@@ -45,6 +45,9 @@ pub struct Outgoing<'a> {
     /// The client's `Content-Type` and `Accept`, kept for [`Endpoint::Other`] (a
     /// multipart body keeps its boundary); the others are JSON.
     pub client_types: (Option<&'a HeaderValue>, Option<&'a HeaderValue>),
+    /// The body is a multipart form whose `model` field is `peek.model_span` (replaced
+    /// as raw bytes, not as a JSON string).
+    pub multipart: bool,
     /// The peeked body (model, stream, raw bytes).
     pub peek: &'a Peek<'a>,
     /// The body, forwarded as is when the model name does not change.
