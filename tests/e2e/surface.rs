@@ -65,6 +65,10 @@ fn surface(seen: &Seen) -> NativeReply {
             "output": [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": "Hi there", "annotations": []}]}],
             "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}}),
         ),
+        p if p.starts_with("/v1/responses/") => NativeReply::json(
+            200,
+            &json!({"id": "resp_1", "object": "response", "status": "completed", "output": []}),
+        ),
         "/v1/files" => NativeReply::json(
             200,
             &json!({"object": "list", "data": [{"id": "file-1", "object": "file"}]}),
@@ -312,4 +316,62 @@ async fn a_multipart_form_is_routed_by_its_model_field_and_forwarded_byte_for_by
         )
         .await
         .assert_error(404, "model_not_found");
+}
+
+#[tokio::test]
+async fn a_stored_response_is_fetched_from_the_upstream_that_created_it() {
+    let a = NativeUpstream::start(surface).await;
+    let b = NativeUpstream::start(surface).await;
+    let gw = TestGateway::start(&yaml(
+        &a.url(),
+        &b.url(),
+        "routing: {default_upstream: a}\n",
+    ))
+    .await;
+    let http = gw.http();
+    // Created on `b` (the only one serving the model), streamed: the id is read from
+    // the `response.created` event.
+    let created = http
+        .post(
+            "/v1/responses",
+            &json!({"model": "other-model", "input": "hi", "stream": true}),
+        )
+        .await;
+    assert_eq!(created.status, 200);
+    let before = b.requests().len();
+    for (method, path) in [
+        ("GET", "/v1/responses/resp_1"),
+        ("GET", "/v1/responses/resp_1/input_items?limit=5"),
+        ("POST", "/v1/responses/resp_1/cancel"),
+        ("DELETE", "/v1/responses/resp_1"),
+    ] {
+        let answer = http.call(method, path, &[], bytes::Bytes::new()).await;
+        assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text());
+    }
+    let seen: Vec<String> = b.requests()[before..]
+        .iter()
+        .map(|s| s.uri.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "/v1/responses/resp_1",
+            "/v1/responses/resp_1/input_items?limit=5",
+            "/v1/responses/resp_1/cancel",
+            "/v1/responses/resp_1"
+        ]
+    );
+    assert!(
+        a.requests().is_empty(),
+        "the default upstream was not asked"
+    );
+    // An id nobody created goes to the default upstream.
+    http.call(
+        "GET",
+        "/v1/responses/resp_unknown",
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(a.requests()[0].uri, "/v1/responses/resp_unknown");
 }

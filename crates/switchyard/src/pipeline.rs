@@ -552,7 +552,14 @@ async fn unrouted(
         .headers
         .get(&X_SWITCHYARD_UPSTREAM)
         .and_then(|v| v.to_str().ok());
-    let name = named.or(snap.config.routing.default_upstream.as_deref());
+    // A stored Responses API object lives on the upstream that created it.
+    let owner = path
+        .strip_prefix("/responses/")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(crate::upstream::owners::owner);
+    let name = named
+        .or(owner.as_deref())
+        .or(snap.config.routing.default_upstream.as_deref());
     let index = name.and_then(|n| snap.upstreams.list.iter().position(|u| &*u.name == n));
     let Some(index) = index else {
         return Err(GatewayError::Unrouted {

@@ -193,6 +193,9 @@ pub struct BodyStats {
     pub usage: Option<Usage>,
 }
 
+/// Called once with the first frame of a body.
+pub type FirstFrame = Box<dyn FnOnce(&Bytes) + Send>;
+
 /// Called once with the body's [`BodyStats`].
 pub type BodyObserver = Box<dyn FnOnce(BodyStats) + Send>;
 
@@ -233,6 +236,8 @@ pub struct Relay {
     fail_next: Option<Bytes>,
     _guard: Option<StreamGuard>,
     in_flight: Option<InFlight>,
+    /// Called with the first frame handed to the client.
+    on_first: Option<FirstFrame>,
     stats: BodyStats,
     observer: Option<BodyObserver>,
     upstream_metrics: Option<UpstreamMetrics>,
@@ -356,6 +361,7 @@ impl Relay {
             fail_next: None,
             _guard: guard,
             in_flight: None,
+            on_first: None,
             stats: BodyStats::default(),
             observer: None,
             upstream_metrics: None,
@@ -381,6 +387,12 @@ impl Relay {
     /// `finish_reason`): the typed events of endpoints other than chat and completions.
     pub fn without_end_check(&mut self) {
         self.check_end = false;
+    }
+
+    /// Calls `first` with the first frame handed to the client (a Responses API
+    /// answer's id is read there).
+    pub fn on_first_frame(&mut self, first: FirstFrame) {
+        self.on_first = Some(first);
     }
 
     /// Keeps the upstream attempt counted in flight until this body ends.
@@ -419,6 +431,9 @@ impl Relay {
                     self.stats.frames += 1;
                     if self.stats.first_byte.is_none() {
                         self.stats.first_byte = Some(Instant::now());
+                        if let Some(first) = self.on_first.take() {
+                            first(data);
+                        }
                     }
                 }
             }

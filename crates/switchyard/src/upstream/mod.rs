@@ -9,6 +9,7 @@ pub mod balance;
 pub mod budget;
 mod dialect;
 pub mod health;
+pub mod owners;
 pub mod recent;
 mod rest;
 mod send;

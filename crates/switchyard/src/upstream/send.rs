@@ -326,6 +326,15 @@ impl Upstreams {
                         relay.hold(in_flight);
                         if out.endpoint == Endpoint::Other {
                             relay.without_end_check();
+                            // A created Responses API object: remember who holds it.
+                            if *out.method == http::Method::POST
+                                && out.path.split('?').next() == Some("/responses")
+                            {
+                                let name = up.name.clone();
+                                relay.on_first_frame(Box::new(move |first| {
+                                    super::owners::remember(first, name);
+                                }));
+                            }
                         }
                     }
                     resp.extensions_mut().insert(served());
