@@ -375,3 +375,20 @@ async fn a_stored_response_is_fetched_from_the_upstream_that_created_it() {
     .await;
     assert_eq!(a.requests()[0].uri, "/v1/responses/resp_unknown");
 }
+
+#[tokio::test]
+async fn the_built_in_mock_answers_what_the_sdks_send_by_default() {
+    let gw = TestGateway::start("upstreams: [{name: m, dialect: mock}]\n").await;
+    let (passed, report) =
+        run_python("mock_check.py", &[("SWITCHYARD_BASE_URL", gw.base.clone())]).await;
+    assert!(passed, "{report}\n--- gateway logs ---\n{}", gw.logs());
+    eprintln!("{report}");
+    // Other paths are not the mock's: a clear 404.
+    gw.http()
+        .post(
+            "/v1/moderations",
+            &json!({"model": "mock-echo", "input": "x"}),
+        )
+        .await
+        .assert_error(404, "unknown_url");
+}

@@ -13,7 +13,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use switchyard_dialects::mock::{other_reply, MockReply};
+use switchyard_dialects::mock::{completion_events, other_reply, responses_reply, MockReply};
 use switchyard_dialects::translate::StreamDecode;
 
 /// What one attempt produced to relay.
@@ -169,10 +169,34 @@ pub(super) fn mock_response(
                 (ResponseBody::full(reply.to_json()), "application/json")
             }
         }
+        Endpoint::Completions if out.peek.stream => {
+            let rid = out.request_id.to_str().unwrap_or("mock");
+            let events = completion_events(out.body, model, &format!("cmpl-{rid}"), created);
+            (
+                ResponseBody::Relay(Box::new(Relay::events(events, name.clone()))),
+                "text/event-stream",
+            )
+        }
         Endpoint::Completions => (
             ResponseBody::full(other_reply("completions", out.body, model, created)),
             "application/json",
         ),
+        Endpoint::Other
+            if *out.method == http::Method::POST
+                && out.path.split('?').next() == Some("/responses") =>
+        {
+            let rid = out.request_id.to_str().unwrap_or("mock");
+            match responses_reply(out.body, model, rid, created) {
+                (true, events) => (
+                    ResponseBody::Relay(Box::new(Relay::events(events, name.clone()))),
+                    "text/event-stream",
+                ),
+                (false, mut json) => (
+                    ResponseBody::full(json.pop().unwrap_or_default()),
+                    "application/json",
+                ),
+            }
+        }
         Endpoint::Embeddings => (
             ResponseBody::full(other_reply("embeddings", out.body, model, created)),
             "application/json",
