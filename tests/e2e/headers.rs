@@ -39,8 +39,13 @@ fn one_upstream(url: &str, settings: &str) -> String {
 
 /// Sends one chat request with [`CLIENT`]'s headers; the headers the upstream saw.
 async fn seen_upstream(settings: &str) -> http::HeaderMap {
+    seen_upstream_with(settings, "").await
+}
+
+/// [`seen_upstream`], with more config after the upstream (`plugins:`…).
+async fn seen_upstream_with(settings: &str, extra: &str) -> http::HeaderMap {
     let up = MockUpstream::start().await;
-    let gw = TestGateway::start(&one_upstream(&up.base_url(), settings)).await;
+    let gw = TestGateway::start(&(one_upstream(&up.base_url(), settings) + extra)).await;
     let r = gw
         .http()
         .call(
@@ -218,11 +223,21 @@ async fn strip_response_headers_keeps_the_account_headers_or_removes_others() {
     assert_eq!(r.headers["openai-organization"], "org-operator");
     assert_eq!(r.headers["openai-project"], "proj-operator");
 
-    let gw = TestGateway::start(&one_upstream(
-        &up.base_url(),
-        ", strip_response_headers: [OpenAI-Processing-Ms, x-upstream-request-id]",
-    ))
+    let gw = TestGateway::start(
+        &(one_upstream(
+            &up.base_url(),
+            ", strip_response_headers: [OpenAI-Processing-Ms, x-upstream-request-id], \
+             forward_headers: [X-Trace-Id]",
+        ) + "admin: {}\n"),
+    )
     .await;
+    let config = gw.admin_http().get("/admin/config").await.json();
+    let view = &config["config"]["upstreams"][0];
+    assert_eq!(
+        view["strip_response_headers"],
+        json!(["openai-processing-ms", "x-upstream-request-id"])
+    );
+    assert_eq!(view["forward_headers"], json!(["x-trace-id"]));
     let r = gw
         .http()
         .post("/v1/chat/completions", &chat("m", "x", false))
@@ -303,4 +318,20 @@ async fn new_request_ids_are_128_random_bits_never_sequential() {
         })
         .count();
     assert!(steps <= 1, "{steps} consecutive ids a small step apart");
+}
+
+#[tokio::test]
+async fn with_plugins_configured_the_same_headers_are_forwarded() {
+    let h = seen_upstream_with(
+        ", auth: {type: passthrough}, forward_headers: [x-trace-id]",
+        "plugins:\n  - {name: user_headers}\n",
+    )
+    .await;
+    assert_eq!(values(&h, "openai-beta"), ["assistants=v2"]);
+    assert_eq!(values(&h, "x-trace-id"), ["trace-1", "trace-2"]);
+    assert_eq!(
+        values(&h, "user-agent"),
+        [format!("OpenAI/Python 1.54.0 {OURS}").as_str()]
+    );
+    assert_never_forwarded(&h);
 }

@@ -89,7 +89,10 @@ mod tests {
                     })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
         });
         let distinct: std::collections::HashSet<&str> = ids.iter().map(|s| &s[..12]).collect();
         // 2000 ids: their first 32 bits alone all differ but for a rare coincidence.

@@ -426,7 +426,10 @@ async fn attempt(
             HeaderValue::from_static("identity"),
         ),
         // Some WAFs refuse requests without one; an upstream's `headers:` may override.
-        (header::USER_AGENT, headers::user_agent(up, out.client_headers)),
+        (
+            header::USER_AGENT,
+            headers::user_agent(up, out.client_headers),
+        ),
     ];
     let sent = client.request(
         &destination,

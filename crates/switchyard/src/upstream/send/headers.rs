@@ -83,9 +83,10 @@ pub(super) fn user_agent(up: &Upstream, client: &HeaderMap) -> HeaderValue {
 /// Whether the client's `Connection` header names `name` (making it hop-by-hop).
 fn nominated(client: &HeaderMap, name: &HeaderName) -> bool {
     client.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_str().as_bytes()))
+        v.as_bytes().split(|b| *b == b',').any(|t| {
+            t.trim_ascii()
+                .eq_ignore_ascii_case(name.as_str().as_bytes())
+        })
     })
 }
 
