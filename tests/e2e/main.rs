@@ -26,6 +26,7 @@ mod export;
 mod failover;
 mod failover_policy;
 mod hardening;
+mod headers;
 mod import;
 mod interop;
 mod keys;

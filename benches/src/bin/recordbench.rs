@@ -15,7 +15,7 @@ use switchyard_config::LogFormat;
 fn record(i: u64) -> RequestRecord {
     RequestRecord {
         timestamp: "2026-12-01T02:15:45.140Z".to_owned(),
-        request_id: format!("req_062361be{i:012x}"),
+        request_id: format!("req_062361be9f0c4d2a{i:016x}"), // as long as a real one
         method: "POST".to_owned(),
         path: "/v1/chat/completions".to_owned(),
         endpoint: "chat",

@@ -188,6 +188,12 @@ pub(crate) struct UpstreamSpec {
     /// `azure`: model → deployment.
     #[serde(default)]
     pub deployments: BTreeMap<String, String>,
+    /// Client request headers forwarded to it.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Its response headers removed before the client sees them (default: the
+    /// operator's OpenAI account headers).
+    pub strip_response_headers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

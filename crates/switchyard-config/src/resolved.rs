@@ -449,6 +449,10 @@ pub struct Upstream {
     pub api_version: String,
     /// `azure`: model → deployment name (a model not listed is its own deployment).
     pub deployments: Vec<(String, String)>,
+    /// Client request headers forwarded to it (lower-case, validated).
+    pub forward_headers: Vec<String>,
+    /// Its response headers the client never sees (lower-case, validated).
+    pub strip_response_headers: Vec<String>,
 }
 
 /// Root certificates an upstream's TLS is verified against.

@@ -386,10 +386,14 @@ async fn proxy(
             model: peeked.model.clone(),
             stream: peeked.stream,
             caller,
-            headers: parts.headers,
+            headers: std::mem::take(&mut parts.headers),
         };
         Some(PluginLayer::before(snap, meta, raw.clone()).await?)
     };
+    // Some are forwarded upstream (`OpenAI-Beta`, `forward_headers`…).
+    let client_headers = layer
+        .as_ref()
+        .map_or(&parts.headers, PluginLayer::client_headers);
     let with_meta = |error: GatewayError| Failed {
         error,
         meta: layer.as_ref().map(PluginLayer::meta),
@@ -441,6 +445,7 @@ async fn proxy(
         client_auth: client_auth.as_ref(),
         request_id,
         extra_headers: layer.as_ref().map_or(&[], PluginLayer::upstream_headers),
+        client_headers,
         retry_on_timeout: snap.retry_on_timeout(&peek.model),
     };
     let mut resp = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;

@@ -96,6 +96,9 @@ fn upstream(
         ));
     }
     let deployments: Vec<(String, String)> = s.deployments.clone().into_iter().collect();
+    let forward_headers = forward_headers(std::mem::take(&mut s.forward_headers), path, errors);
+    let strip_response_headers =
+        strip_response_headers(s.strip_response_headers.take(), path, errors);
     let base_url = match (s.base_url.take(), dialect) {
         (Some(url), _) => {
             let trimmed = url.trim_end_matches('/').to_owned();
@@ -266,7 +269,77 @@ fn upstream(
         translate,
         api_version,
         deployments,
+        forward_headers,
+        strip_response_headers,
     })
+}
+
+/// Response headers removed unless `strip_response_headers` says otherwise: they name
+/// the operator's OpenAI organization and project to every client.
+const ACCOUNT_HEADERS: [&str; 2] = ["openai-organization", "openai-project"];
+
+/// Headers `forward_headers` may not name: hop-by-hop ones (never forwarded), the
+/// client's credentials (`Authorization` goes only to `passthrough` upstreams, by
+/// `auth`), and those the gateway sets itself.
+fn never_forwarded(name: &str) -> Option<&'static str> {
+    match name {
+        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" => {
+            Some("is hop-by-hop and never forwarded")
+        }
+        n if n.starts_with("proxy-") => Some("is hop-by-hop and never forwarded"),
+        "authorization" | "x-api-key" => Some(
+            "carries the client's credentials, never forwarded (`auth: {type: passthrough}` forwards `Authorization`)",
+        ),
+        "host" | "content-length" | "content-type" | "accept" | "accept-encoding"
+        | "x-request-id" => Some("is set by the gateway"),
+        _ => None,
+    }
+}
+
+/// `forward_headers`: valid names, lower-cased, none that may never be forwarded.
+fn forward_headers(names: Vec<String>, path: &str, errors: &mut Vec<ConfigError>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let at = join(path, &format!("forward_headers[{i}]"));
+        let before = errors.len();
+        check_header_name(&name, &at, errors);
+        let name = name.to_ascii_lowercase();
+        if let Some(why) = never_forwarded(&name) {
+            errors.push(ConfigError::new(&at, format!("`{name}` {why}")));
+        }
+        if errors.len() == before && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// `strip_response_headers`: valid names, lower-cased; unset: the account headers.
+fn strip_response_headers(
+    names: Option<Vec<String>>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let Some(names) = names else {
+        return ACCOUNT_HEADERS.map(str::to_owned).to_vec();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let at = join(path, &format!("strip_response_headers[{i}]"));
+        let before = errors.len();
+        check_header_name(&name, &at, errors);
+        let name = name.to_ascii_lowercase();
+        if name == "x-request-id" || name == "content-type" {
+            errors.push(ConfigError::new(
+                &at,
+                format!("`{name}` is set by the gateway"),
+            ));
+        }
+        if errors.len() == before && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// The settings translating dialects read; each is refused on a dialect that ignores it.

@@ -81,6 +81,8 @@ pub(super) fn config(c: &Config) -> Value {
                 "credentials": p.authorization.as_ref().map(|_| HIDDEN),
             })),
             "trust": format!("{:?}", u.trust).to_lowercase(),
+            "forward_headers": u.forward_headers,
+            "strip_response_headers": u.strip_response_headers,
         })).collect::<Vec<_>>(),
         "routes": c.routes.iter().map(|r| json!({
             "model": r.model,

@@ -85,6 +85,11 @@ impl PluginLayer {
         self.changed.as_ref()
     }
 
+    /// The client's request headers.
+    pub(super) fn client_headers(&self) -> &http::HeaderMap {
+        &self.meta.headers
+    }
+
     /// Headers plugins add to the upstream request.
     pub(super) fn upstream_headers(&self) -> &[(HeaderName, HeaderValue)] {
         &self.pre.upstream_headers

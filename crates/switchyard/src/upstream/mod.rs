@@ -53,6 +53,10 @@ pub struct Upstream {
     pub client: Option<Arc<H1Client>>,
     /// Auth and extra headers, sent on every request.
     pub headers: HeaderMap,
+    /// Client request headers forwarded to it (`forward_headers`).
+    pub forward: Vec<HeaderName>,
+    /// Its response headers the client never sees (`strip_response_headers`).
+    pub strip: Vec<HeaderName>,
     /// Passive health, of its connections and of each target; shared with the next
     /// snapshot when a reload leaves this upstream's settings unchanged.
     pub health: Arc<UpstreamHealth>,
@@ -210,9 +214,19 @@ impl Upstream {
                 .unwrap_or_default(),
             query,
         };
+        let names = |field: &str, list: &[String]| {
+            list.iter()
+                .map(|n| {
+                    HeaderName::from_bytes(n.as_bytes())
+                        .map_err(|_discarded| error(field, format!("`{n}` is not a header name")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(Self {
             name: config.name.clone(),
             metrics: metrics().upstream(&config.name),
+            forward: names("forward_headers", &config.forward_headers)?,
+            strip: names("strip_response_headers", &config.strip_response_headers)?,
             config,
             client,
             headers,

@@ -58,6 +58,8 @@ pub struct Outgoing<'a> {
     pub request_id: &'a HeaderValue,
     /// Added by plugins (`user_headers`…).
     pub extra_headers: &'a [(HeaderName, HeaderValue)],
+    /// The client's request headers, some of which are forwarded (see `send/headers`).
+    pub client_headers: &'a HeaderMap,
     /// Whether a timed-out attempt may fail over to another target (the route's
     /// `retry_on_timeout`, else `routing.retry_on_timeout`).
     pub retry_on_timeout: bool,
@@ -457,7 +459,10 @@ async fn attempt(
             HeaderValue::from_static("identity"),
         ),
         // Some WAFs refuse requests without one; an upstream's `headers:` may override.
-        (header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
+        (
+            header::USER_AGENT,
+            headers::user_agent(up, out.client_headers),
+        ),
     ];
     // GET and DELETE (forwarded `Other` requests) carry no body.
     let carries_body = !matches!(*out.method, http::Method::GET | http::Method::DELETE);
@@ -542,9 +547,6 @@ async fn attempt(
 /// The longest an upstream's own `Retry-After` keeps it out of rotation.
 const MAX_REST: Duration = Duration::from_secs(300);
 
-/// The `User-Agent` sent upstream.
-const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
-
 /// The content coding of an event stream that is not `identity`, if any.
 fn compressed_stream(headers: &HeaderMap) -> Option<String> {
     let sse = headers
@@ -559,8 +561,9 @@ fn compressed_stream(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The headers of an upstream request: the upstream's own (auth, extras), the JSON
-/// content type, what the client accepts, the request id, plugin headers, and the
-/// client's `Authorization` for bring-your-own-key upstreams.
+/// content type, what the client accepts, the request id, the client headers it is
+/// forwarded, plugin headers, and the client's `Authorization` for bring-your-own-key
+/// upstreams.
 fn request_headers<'a>(
     up: &'a Upstream,
     out: &'a Outgoing<'_>,
@@ -578,10 +581,12 @@ fn request_headers<'a>(
                 .filter(|(n, _)| !up.headers.contains_key(n))
                 .map(|(n, v)| (n, v)),
         )
+        .chain(headers::forwarded(up, out.client_headers))
         .chain(out.extra_headers.iter().map(|(n, v)| (n, v)))
         .chain(passthrough)
 }
 
+mod headers;
 mod respond;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! What one attempt's answer becomes for the client: an OpenAI-format upstream body
-//! relayed as it arrives (hop-by-hop headers dropped), a translated stream decoded in
+//! relayed as it arrives (hop-by-hop headers dropped; the upstream's request id and
+//! account headers as `send/headers` says), a translated stream decoded in
 //! the relay, a translated JSON answer or mapped error ready whole, or the in-process
 //! mock's reply.
 
@@ -56,10 +57,17 @@ pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 
 /// The client's response for an answer (not [`Answer::Mock`], built by the caller).
 pub(super) fn respond(
-    answer: Answer,
+    mut answer: Answer,
     up: &Upstream,
     guard: Option<StreamGuard>,
 ) -> Response<ResponseBody> {
+    match &mut answer {
+        Answer::Upstream(r) | Answer::Translated(r, _) => {
+            super::headers::from_upstream(&mut r.headers, up)
+        }
+        Answer::Ready(_, headers, _) => super::headers::from_upstream(headers, up),
+        Answer::Mock => {}
+    }
     match answer {
         Answer::Upstream(resp) => relay(resp, up, guard),
         Answer::Translated(resp, decoder) => {
