@@ -589,6 +589,7 @@ async fn unrouted(
             parts.headers.get(header::ACCEPT),
         ),
         multipart: false,
+        client_headers: &parts.headers,
         peek: &peek,
         body: &raw,
         client_auth,
