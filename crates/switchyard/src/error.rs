@@ -85,6 +85,9 @@ pub enum GatewayError {
         /// Until the window ends.
         retry_after: Duration,
     },
+    /// A CORS preflight from an origin `server.cors` does not allow.
+    #[error("The origin `{0}` is not allowed to call this API (server.cors.allow_origins).")]
+    OriginNotAllowed(String),
     /// No such endpoint.
     #[error("Unknown request URL: {method} {path}")]
     NoSuchEndpoint {
@@ -175,7 +178,7 @@ impl GatewayError {
             Self::BadRequest { .. } | Self::Untranslatable { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
-            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::ModelNotAllowed(_) | Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamsFailed { kind, .. } => match kind {
@@ -208,6 +211,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => ("invalid_request_error", None, "request_too_large"),
             Self::UnknownModel(_) => ("invalid_request_error", Some("model"), "model_not_found"),
             Self::NoSuchEndpoint { .. } => ("invalid_request_error", None, "unknown_url"),
+            Self::OriginNotAllowed(_) => ("invalid_request_error", None, "origin_not_allowed"),
             Self::ModelNotAllowed(_) => {
                 ("invalid_request_error", Some("model"), "model_not_allowed")
             }
