@@ -88,10 +88,12 @@ pub async fn handle(
     let cors = snap.config.server.cors.as_ref();
     let origin = cors::origin(cors, &req);
     let preflight = cors::preflight(cors, &req);
+    let preflighted = preflight.is_some();
     let mut record = RequestRecord {
-        endpoint: match preflight {
-            Some(_) => "preflight",
-            None => endpoint_label(uri.path()),
+        endpoint: if preflighted {
+            "preflight"
+        } else {
+            endpoint_label(uri.path())
         },
         model_label: NO_MODEL,
         ..RequestRecord::default()
@@ -231,7 +233,7 @@ pub async fn handle(
     if head {
         head::strip(&mut resp);
     }
-    cors::apply(cors, origin, resp.headers_mut());
+    cors::apply(cors, origin, preflighted, resp.headers_mut());
     resp
 }
 

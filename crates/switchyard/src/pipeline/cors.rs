@@ -74,10 +74,18 @@ pub(super) fn origin<B>(cors: Option<&Cors>, req: &Request<B>) -> Option<HeaderV
     cors.and_then(|_| req.headers().get(ORIGIN).cloned())
 }
 
-/// Puts the gateway's CORS headers on a response (after removing any an upstream sent).
-pub(super) fn apply(cors: Option<&Cors>, origin: Option<HeaderValue>, headers: &mut HeaderMap) {
-    for name in &RESPONSE_HEADERS {
-        headers.remove(name);
+/// Puts the gateway's CORS headers on a response, after removing any an upstream sent
+/// (`preflight`: the answer is [`preflight`]'s, all the gateway's own).
+pub(super) fn apply(
+    cors: Option<&Cors>,
+    origin: Option<HeaderValue>,
+    preflight: bool,
+    headers: &mut HeaderMap,
+) {
+    if !preflight {
+        for name in &RESPONSE_HEADERS {
+            headers.remove(name);
+        }
     }
     let Some(cors) = cors else {
         return;
@@ -134,12 +142,20 @@ mod tests {
     fn any_origin_with_credentials_echoes_the_origin() {
         let c = cors(&[], true, true);
         let mut h = HeaderMap::new();
-        apply(Some(&c), Some(HeaderValue::from_static("https://a.test")), &mut h);
+        apply(
+            Some(&c),
+            Some(HeaderValue::from_static("https://a.test")),
+            &mut h,
+        );
         assert_eq!(h[ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.test");
         assert_eq!(h[ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
         let c = cors(&[], true, false);
         let mut h = HeaderMap::new();
-        apply(Some(&c), Some(HeaderValue::from_static("https://a.test")), &mut h);
+        apply(
+            Some(&c),
+            Some(HeaderValue::from_static("https://a.test")),
+            &mut h,
+        );
         assert_eq!(h[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert!(!h.contains_key(ACCESS_CONTROL_ALLOW_CREDENTIALS));
     }
@@ -149,11 +165,19 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("5"));
-        apply(None, Some(HeaderValue::from_static("https://a.test")), &mut h);
+        apply(
+            None,
+            Some(HeaderValue::from_static("https://a.test")),
+            &mut h,
+        );
         assert!(h.is_empty(), "{h:?}");
         let c = cors(&["https://b.test"], false, false);
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        apply(Some(&c), Some(HeaderValue::from_static("https://a.test")), &mut h);
+        apply(
+            Some(&c),
+            Some(HeaderValue::from_static("https://a.test")),
+            &mut h,
+        );
         assert!(!h.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN), "{h:?}");
         assert_eq!(h[VARY], "Origin");
     }
