@@ -145,6 +145,7 @@ mod tests {
         apply(
             Some(&c),
             Some(HeaderValue::from_static("https://a.test")),
+            false,
             &mut h,
         );
         assert_eq!(h[ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.test");
@@ -154,6 +155,7 @@ mod tests {
         apply(
             Some(&c),
             Some(HeaderValue::from_static("https://a.test")),
+            false,
             &mut h,
         );
         assert_eq!(h[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
@@ -168,6 +170,7 @@ mod tests {
         apply(
             None,
             Some(HeaderValue::from_static("https://a.test")),
+            false,
             &mut h,
         );
         assert!(h.is_empty(), "{h:?}");
@@ -176,6 +179,7 @@ mod tests {
         apply(
             Some(&c),
             Some(HeaderValue::from_static("https://a.test")),
+            false,
             &mut h,
         );
         assert!(!h.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN), "{h:?}");
