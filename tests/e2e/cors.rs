@@ -395,6 +395,40 @@ async fn head_answers_like_get_without_the_body() {
     assert!(r.body.is_empty());
 }
 
+#[tokio::test]
+async fn head_over_http2_has_no_body_either() {
+    // hyper leaves a HEAD answer's body out on HTTP/1.1 only; h2c (prior knowledge)
+    // shows the gateway drops it itself.
+    use http_body_util::{BodyExt, Full};
+    let up = MockUpstream::start().await;
+    let gw = TestGateway::start(&config(&up, "")).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let auth = bearer();
+    for method in ["GET", "HEAD"] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}/v1/models", gw.base))
+            .header("authorization", &auth)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        let length: usize = resp.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        match method {
+            "GET" => assert_eq!(body.len(), length),
+            _ => assert!(body.is_empty() && length > 0, "{body:?}"),
+        }
+    }
+}
+
 fn check(yaml: &str) -> (i32, String) {
     let path = temp_file("cors.yaml", yaml);
     let out = Command::new(binary())
