@@ -347,6 +347,29 @@ async fn any_origin_with_credentials_echoes_the_origin_and_star_headers_echo_the
 }
 
 #[tokio::test]
+async fn cors_applies_on_reload() {
+    let up = MockUpstream::start().await;
+    let gw = TestGateway::start(&config(&up, "")).await;
+    let preflight = || async {
+        gw.http()
+            .call(
+                "OPTIONS",
+                "/v1/models",
+                &chrome_preflight(APP),
+                Bytes::new(),
+            )
+            .await
+    };
+    preflight().await.assert_error(404, "unknown_url");
+    gw.rewrite_config(&config(&up, ALLOW_APP));
+    gw.hangup();
+    gw.logs_with("config reloaded").await;
+    let r = preflight().await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.headers["access-control-allow-origin"], APP);
+}
+
+#[tokio::test]
 async fn head_answers_like_get_without_the_body() {
     let up = MockUpstream::start().await;
     let gw = TestGateway::start(&config(&up, "")).await;
