@@ -19,6 +19,7 @@ mod admin;
 mod catalogue;
 mod chat;
 mod cli;
+mod cors;
 mod deploy;
 mod dialects;
 mod dialects_sdk;

@@ -13,6 +13,7 @@
 //! is kept in [`Config::warnings`].
 
 mod access;
+mod cors;
 mod duration;
 mod env;
 mod error;
@@ -26,6 +27,7 @@ mod secret;
 mod zero_file;
 
 pub use access::{Budget, Group, KeyValue, Price};
+pub use cors::Cors;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use env::expand;
 pub use error::{ConfigError, ConfigErrors};

@@ -113,6 +113,19 @@ pub(crate) struct ServerSpec {
     pub write_timeout: Option<Value>,
     pub drain_timeout: Option<Value>,
     pub watch: Option<bool>,
+    pub cors: Option<CorsSpec>,
+}
+
+/// `server.cors`; absent means off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CorsSpec {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Option<Vec<String>>,
+    pub allow_headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    pub max_age: Option<Value>,
+    pub allow_credentials: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

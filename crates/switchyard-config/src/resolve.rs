@@ -3,7 +3,7 @@
 //! cross-references. Pure: the environment arrives already expanded (the proxy variables
 //! as a [`ProxyEnv`]). This file holds the order of the sections and the helpers they
 //! share; each section lives in its own
-//! module (`sections`, `upstream`, `route`, `key`, `plugin`, `export`).
+//! module (`sections` and its `cors`, `upstream`, `route`, `key`, `plugin`, `export`).
 
 use crate::duration::parse_duration;
 use crate::error::{join, ConfigError};
@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use std::time::Duration;
 
+mod cors;
 mod export;
 mod key;
 mod plugin;

@@ -294,6 +294,8 @@ pub struct Server {
     pub drain_timeout: Duration,
     /// Reload when the config file changes (polled every second; default false).
     pub watch: bool,
+    /// Cross-origin requests from browsers (`server.cors`); `None` when off.
+    pub cors: Option<crate::Cors>,
 }
 
 /// The data plane's certificate and key (PEM files, read when the gateway starts).

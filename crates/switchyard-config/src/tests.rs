@@ -490,3 +490,35 @@ fn an_empty_include_directory_brings_nothing_but_an_empty_glob_is_an_error() {
     let glob = crate::read_included(&dir, "plugins/*.json").unwrap_err();
     assert!(glob.contains("names no files"), "{glob}");
 }
+
+#[test]
+fn cors_is_off_unless_configured_and_fills_its_defaults() {
+    let up = "upstreams: [{name: a, dialect: mock, models: [m]}]\n";
+    assert_eq!(parse(up, &no_env).unwrap().server.cors, None);
+    let c = parse(
+        &format!(
+            "{up}server: {{cors: {{allow_origins: ['HTTPS://App.Example.com:8443', '*']}}}}\n"
+        ),
+        &no_env,
+    )
+    .unwrap()
+    .server
+    .cors
+    .unwrap();
+    assert_eq!(c.allow_origins, ["https://app.example.com:8443"]);
+    assert!(c.any_origin && !c.allow_credentials);
+    assert_eq!(c.allow_methods, ["GET", "POST", "OPTIONS"]);
+    let headers = c.allow_headers.as_deref().unwrap();
+    assert!(headers.iter().any(|h| h == "x-stainless-retry-count"));
+    assert!(c
+        .expose_headers
+        .iter()
+        .any(|h| h == "x-ratelimit-reset-tokens"));
+    assert_eq!(c.max_age, Duration::from_secs(600));
+    assert!(c.allows(b"https://app.example.com:8443") && c.allows(b"https://other.test"));
+    let e = errors(&format!(
+        "{up}server: {{cors: {{allow_origins: ['https://a.test/'], allow_methods: []}}}}\n"
+    ));
+    assert_eq!(e[0].path, "server.cors.allow_origins[0]");
+    assert_eq!(e[1].path, "server.cors.allow_methods");
+}

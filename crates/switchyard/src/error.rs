@@ -85,6 +85,9 @@ pub enum GatewayError {
         /// Until the window ends.
         retry_after: Duration,
     },
+    /// A CORS preflight from an origin `server.cors` does not allow.
+    #[error("The origin `{0}` is not allowed to call this API (server.cors.allow_origins).")]
+    OriginNotAllowed(String),
     /// No such endpoint.
     #[error("Unknown request URL: {method} {path}")]
     NoSuchEndpoint {
@@ -185,7 +188,7 @@ impl GatewayError {
             Self::UnknownModel(_) | Self::NoSuchEndpoint { .. } | Self::Unrouted { .. } => {
                 StatusCode::NOT_FOUND
             }
-            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::ModelNotAllowed(_) | Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamsFailed { kind, .. } => match kind {
@@ -219,6 +222,7 @@ impl GatewayError {
             Self::UnknownModel(_) => ("invalid_request_error", Some("model"), "model_not_found"),
             Self::NoSuchEndpoint { .. } => ("invalid_request_error", None, "unknown_url"),
             Self::Unrouted { .. } => ("invalid_request_error", None, "no_upstream"),
+            Self::OriginNotAllowed(_) => ("invalid_request_error", None, "origin_not_allowed"),
             Self::ModelNotAllowed(_) => {
                 ("invalid_request_error", Some("model"), "model_not_allowed")
             }

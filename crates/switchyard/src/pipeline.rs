@@ -5,7 +5,9 @@
 //! failover → (plugins: stream hooks or `post_response`) → relay. Every error becomes
 //! an OpenAI-shaped response at one edge (`respond`, after the `error` plugins), and
 //! every response carries `x-request-id`. With no plugins configured the plugin layer
-//! is skipped: no body parse beyond the peek, no copies.
+//! is skipped: no body parse beyond the peek, no copies. A CORS preflight is answered
+//! before dispatch and CORS headers are set last (`cors`); `HEAD` runs as `GET` and
+//! loses its body at the end (`head`).
 //!
 //! Tokens are counted for every request: a stream that did not ask for usage is made
 //! to (`stream_options.include_usage`, set in place) and the relay leaves the extra
@@ -14,7 +16,9 @@
 //! held here is read the same way. The caller's key account is charged with it when the
 //! body ends.
 
+mod cors;
 mod framing;
+mod head;
 mod models;
 mod plugin_layer;
 mod request_id;
@@ -68,7 +72,7 @@ impl From<GatewayError> for Failed {
 /// counted and logged when its response body ends.
 pub async fn handle(
     live: &Live,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
@@ -80,8 +84,17 @@ pub async fn handle(
     let detailed = snap.config.log.access || snap.exporter.is_some();
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let head = head::as_get(&mut req);
+    let cors = snap.config.server.cors.as_ref();
+    let origin = cors::origin(cors, &req);
+    let preflight = cors::preflight(cors, &req);
+    let preflighted = preflight.is_some();
     let mut record = RequestRecord {
-        endpoint: endpoint_label(uri.path()),
+        endpoint: if preflighted {
+            "preflight"
+        } else {
+            endpoint_label(uri.path())
+        },
         model_label: NO_MODEL,
         ..RequestRecord::default()
     };
@@ -103,7 +116,11 @@ pub async fn handle(
     });
     // The caller's key account, charged when the response ends.
     let mut account: Option<Arc<Account>> = None;
-    let mut resp = match dispatch(&snap, req, &request_id, peer, &mut record, &mut account).await {
+    let outcome = match preflight {
+        Some(answer) => answer.map_err(Failed::from),
+        None => dispatch(&snap, req, &request_id, peer, &mut record, &mut account).await,
+    };
+    let mut resp = match outcome {
         Ok(resp) => resp,
         Err(failed) => {
             tracing::info!(request_id = ?request_id, %method, path = uri.path(), status = failed.error.status().as_u16(), code = failed.error.code(), error = %failed.error, "request failed");
@@ -201,7 +218,7 @@ pub async fn handle(
         // Built below, never before this point.
         ResponseBody::Ingress(_) => finish(record, BodyStats::default()),
     }
-    match messages_model {
+    let mut resp = match messages_model {
         Some(model) => {
             let id = resp
                 .headers()
@@ -212,7 +229,12 @@ pub async fn handle(
             crate::relay::ingress::wrap(resp, model, &id)
         }
         None => resp,
+    };
+    if head {
+        head::strip(&mut resp);
     }
+    cors::apply(cors, origin, preflighted, resp.headers_mut());
+    resp
 }
 
 /// Milliseconds, to the microsecond.

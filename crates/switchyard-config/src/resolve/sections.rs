@@ -85,6 +85,7 @@ pub(super) fn server(s: raw::ServerSpec, errors: &mut Vec<ConfigError>) -> Optio
         write_timeout: write_timeout?,
         drain_timeout: drain_timeout?,
         watch: s.watch.unwrap_or(false),
+        cors: s.cors.and_then(|c| super::cors::cors(c, errors)),
     })
 }
 

@@ -35,6 +35,15 @@ pub(super) fn config(c: &Config) -> Value {
             "write_timeout": secs(s.write_timeout),
             "drain_timeout": secs(s.drain_timeout),
             "watch": s.watch,
+            "cors": s.cors.as_ref().map(|c| json!({
+                "allow_origins": c.allow_origins.iter().map(String::as_str)
+                    .chain(c.any_origin.then_some("*")).collect::<Vec<_>>(),
+                "allow_methods": c.allow_methods,
+                "allow_headers": c.allow_headers.clone().unwrap_or_else(|| vec!["*".to_owned()]),
+                "expose_headers": c.expose_headers,
+                "max_age": secs(c.max_age),
+                "allow_credentials": c.allow_credentials,
+            })),
         },
         "admin": {
             "enabled": c.admin.enabled,
