@@ -77,6 +77,17 @@ async fn hidden_kinds_stay_routable() {
         )
         .await;
     assert_eq!(r.status, 200);
+    // Retrieved by id, a hidden model and a one-upstream `upstream/model` id are owned
+    // by their upstream, as the listing would say.
+    for id in [
+        "text-embedding-3-small",
+        "a/text-embedding-3-small",
+        "a/gpt-4o",
+    ] {
+        let one = gw.http().get(&format!("/v1/models/{id}")).await;
+        assert_eq!(one.status, 200, "{id}: {}", one.text());
+        assert_eq!(one.json()["owned_by"], "a", "{id}");
+    }
 }
 
 #[tokio::test]

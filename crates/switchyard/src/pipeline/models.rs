@@ -38,14 +38,36 @@ pub(super) async fn get(
     }
     snap.catalog.refresh(&snap.upstreams.list, false).await;
     let index = snap.catalog.index();
-    match index.listing.iter().find(|m| m.id == id) {
-        Some(m) => Ok(json_response(StatusCode::OK, &model_json(m))),
-        None if snap.plan(&id).is_some() => Ok(json_response(
-            StatusCode::OK,
-            &json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"}),
-        )),
-        None => Err(GatewayError::UnknownModel(id.into_owned())),
+    if let Some(m) = index.listing.iter().find(|m| m.id == id) {
+        return Ok(json_response(StatusCode::OK, &model_json(m)));
     }
+    if snap.plan(&id).is_none() {
+        return Err(GatewayError::UnknownModel(id.into_owned()));
+    }
+    // Routable but not listed (a hidden kind, an `upstream/model` id of a model only
+    // one upstream serves): owned by the upstreams that serve it, as in the listing.
+    let names = |ups: &[usize]| -> Vec<&str> {
+        ups.iter()
+            .filter_map(|&u| snap.upstreams.list.get(u).map(|up| &*up.name))
+            .collect()
+    };
+    let owners = match index.models.get(&*id) {
+        Some(targets) => names(&targets.upstreams),
+        None => id
+            .split_once('/')
+            .and_then(|(up, _)| snap.upstreams.list.iter().find(|u| &*u.name == up))
+            .map(|u| vec![&*u.name])
+            .unwrap_or_default(),
+    };
+    let owned_by = if owners.is_empty() {
+        "switchyard".to_owned()
+    } else {
+        owners.join(",")
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"id": id, "object": "model", "created": 0, "owned_by": owned_by}),
+    ))
 }
 
 fn model_json(m: &Listed) -> serde_json::Value {
