@@ -33,6 +33,7 @@ mod interop;
 mod keys;
 mod messages;
 mod metrics;
+mod node_sdk;
 mod plugin_api;
 mod plugins;
 mod pool;
