@@ -201,6 +201,8 @@ pub(crate) struct UpstreamSpec {
     /// `azure`: model → deployment.
     #[serde(default)]
     pub deployments: BTreeMap<String, String>,
+    /// Whether it serves OpenAI's Responses API (`/v1/responses`) itself.
+    pub responses: Option<bool>,
     /// Client request headers forwarded to it.
     #[serde(default)]
     pub forward_headers: Vec<String>,

@@ -451,6 +451,9 @@ pub struct Upstream {
     pub api_version: String,
     /// `azure`: model → deployment name (a model not listed is its own deployment).
     pub deployments: Vec<(String, String)>,
+    /// Whether it serves the Responses API itself (default: `openai`, `azure` and
+    /// `mock` do); when not, `/v1/responses` is translated to chat completions for it.
+    pub responses: bool,
     /// Client request headers forwarded to it (lower-case, validated).
     pub forward_headers: Vec<String>,
     /// Its response headers the client never sees (lower-case, validated).

@@ -269,6 +269,9 @@ fn upstream(
         translate,
         api_version,
         deployments,
+        responses: s
+            .responses
+            .unwrap_or(matches!(dialect, Dialect::OpenAi | Dialect::Azure | Dialect::Mock)),
         forward_headers,
         strip_response_headers,
     })
