@@ -762,3 +762,27 @@ async fn azure_v1_paths_name_the_deployment_in_the_body() {
     assert_eq!(seen.uri, "/openai/v1/chat/completions");
     assert_eq!(seen.json()["model"], "gpt4o-prod");
 }
+
+#[tokio::test]
+async fn a_gemini_retry_delay_in_the_body_becomes_retry_after() {
+    let up = NativeUpstream::start(|_| {
+        NativeReply::json(429, &json!({"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "36.2s"}]}}))
+    })
+    .await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: g, dialect: gemini, base_url: '{}/v1beta', models: [gemini-2.0-flash]}}\n",
+        up.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let answer = gw
+        .http()
+        .post(
+            "/v1/chat/completions",
+            &chat("gemini-2.0-flash", "x", false),
+        )
+        .await;
+    assert_eq!(answer.status, 429, "{}", answer.text());
+    assert_eq!(answer.headers["retry-after"], "37");
+    assert_eq!(answer.json()["error"]["type"], "rate_limit_error");
+}

@@ -17,7 +17,9 @@ async fn openai_node_uses_its_defaults_against_the_gateway() {
         .status()
         .is_ok_and(|s| s.success());
     if !node_present {
-        eprintln!("skipped: `node` is not installed (bash .ci/run installs openai-node when it is)");
+        eprintln!(
+            "skipped: `node` is not installed (bash .ci/run installs openai-node when it is)"
+        );
         return;
     }
     let root = repo_root().canonicalize().unwrap();
@@ -45,7 +47,11 @@ async fn openai_node_uses_its_defaults_against_the_gateway() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{report}\n--- gateway logs ---\n{}", gw.logs());
+    assert!(
+        out.status.success(),
+        "{report}\n--- gateway logs ---\n{}",
+        gw.logs()
+    );
     assert_eq!(report.matches("ok: ").count(), 3, "{report}");
     eprintln!("{report}");
 }

@@ -269,9 +269,10 @@ fn upstream(
         translate,
         api_version,
         deployments,
-        responses: s
-            .responses
-            .unwrap_or(matches!(dialect, Dialect::OpenAi | Dialect::Azure | Dialect::Mock)),
+        responses: s.responses.unwrap_or(matches!(
+            dialect,
+            Dialect::OpenAi | Dialect::Azure | Dialect::Mock
+        )),
         forward_headers,
         strip_response_headers,
     })

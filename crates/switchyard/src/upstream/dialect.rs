@@ -166,6 +166,33 @@ pub(super) fn map_error(dialect: Dialect, status: u16, body: &[u8]) -> MappedErr
     }
 }
 
+/// Gemini says how long to wait in its error body (`RetryInfo.retryDelay`, "37s"), not
+/// in a header: it becomes the answer's `Retry-After` (rounded up), so the rest and
+/// the client's retry see it like any other.
+pub(super) fn retry_after_from_body(dialect: Dialect, body: &[u8], headers: &mut http::HeaderMap) {
+    if dialect != Dialect::Gemini || headers.contains_key(http::header::RETRY_AFTER) {
+        return;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    // Gemini sometimes wraps the error object in an array.
+    let error = value
+        .get("error")
+        .or_else(|| value.get(0).and_then(|v| v.get("error")));
+    let delay = error
+        .and_then(|e| e.get("details"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("retryDelay").and_then(serde_json::Value::as_str))
+        .find_map(|d| d.strip_suffix('s')?.parse::<f64>().ok());
+    if let Some(secs) = delay.filter(|s| s.is_finite() && *s >= 0.0) {
+        let whole = secs.ceil().min(86_400.0) as u64;
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(whole));
+    }
+}
+
 /// Reads a body to its end: at most [`MAX_ANSWER_BYTES`], each piece within `idle`.
 pub(super) async fn read_all(body: &mut H1Body, idle: Duration) -> Result<Bytes, H1Error> {
     let mut all = Vec::new();

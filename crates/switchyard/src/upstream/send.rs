@@ -510,6 +510,7 @@ async fn attempt(
                 Answer::Ready(resp.status, resp.headers, json)
             } else {
                 let mapped = dialect::map_error(up.config.dialect, resp.status.as_u16(), &whole);
+                dialect::retry_after_from_body(up.config.dialect, &whole, &mut resp.headers);
                 let status = StatusCode::from_u16(mapped.status).unwrap_or(resp.status);
                 if mapped.retryable
                     && !status.is_server_error()
