@@ -221,3 +221,43 @@ async fn new_upstream_models_appear_after_the_ttl() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[tokio::test]
+async fn each_upstreams_created_is_kept_in_the_list_and_by_id() {
+    let up = NativeUpstream::start(|_| {
+        NativeReply::json(
+            200,
+            &serde_json::json!({"object": "list", "data": [
+            {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"},
+            {"id": "o3", "object": "model", "created": 1744225308, "owned_by": "system"}]}),
+        )
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        "upstreams:\n  - {{name: a, base_url: '{}/v1'}}\n",
+        up.url()
+    ))
+    .await;
+    let list = gw.http().get("/v1/models").await.json();
+    let created: Vec<(String, u64)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["created"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        created,
+        [
+            ("gpt-4o".to_owned(), 1715367049),
+            ("o3".to_owned(), 1744225308)
+        ]
+    );
+    let one = gw.http().get("/v1/models/o3").await.json();
+    assert_eq!(one["created"], 1744225308);
+    assert_eq!(one["owned_by"], "a");
+}

@@ -30,6 +30,8 @@ pub struct Listed {
     pub id: String,
     /// Upstream name(s) serving it.
     pub owned_by: String,
+    /// Unix seconds, as the (first) upstream serving it listed it; 0 when unknown.
+    pub created: u64,
 }
 
 /// Upstreams serving one bare model id, with their own rotation.
@@ -66,6 +68,8 @@ pub struct Catalog {
     statics: Vec<Vec<String>>,
     fresh: moka::future::Cache<usize, Arc<Vec<String>>>,
     fetched: Vec<ArcSwapOption<Vec<String>>>,
+    /// Per upstream: each fetched id's `created`, when its list gave one.
+    created: Vec<ArcSwapOption<HashMap<String, u64>>>,
     retry_at: Vec<Mutex<Option<Instant>>>,
     /// When each upstream's list was last fetched.
     fetched_at: Vec<Mutex<Option<Instant>>>,
@@ -103,6 +107,7 @@ impl Catalog {
                 .time_to_live(config.catalogue.ttl)
                 .build(),
             fetched: ups.iter().map(|_| ArcSwapOption::empty()).collect(),
+            created: ups.iter().map(|_| ArcSwapOption::empty()).collect(),
             retry_at: ups.iter().map(|_| Mutex::new(None)).collect(),
             fetched_at: ups.iter().map(|_| Mutex::new(None)).collect(),
             generation: AtomicU64::new(1),
@@ -138,6 +143,9 @@ impl Catalog {
                 continue;
             };
             slot.store(list.load_full());
+            if let (Some(slot), Some(created)) = (self.created.get(new), old.created.get(was)) {
+                slot.store(created.load_full());
+            }
             let at = old.fetched_at[was].lock().ok().and_then(|at| *at);
             if let Ok(mut slot) = self.fetched_at[new].lock() {
                 *slot = at;
@@ -197,10 +205,12 @@ impl Catalog {
         let fetched = self
             .fresh
             .try_get_with(i, async move {
-                let list = match tokio::time::timeout(timeout, fetch_models(up)).await {
-                    Ok(result) => Arc::new(result?),
+                let (list, created) = match tokio::time::timeout(timeout, fetch_models(up)).await {
+                    Ok(result) => result?,
                     Err(_elapsed) => return Err(FetchError::TimedOut(timeout)),
                 };
+                let list = Arc::new(list);
+                self.created[i].store(Some(Arc::new(created)));
                 // Published before the entry counts as fresh, so a reader that sees
                 // it fresh also sees the list.
                 self.fetched[i].store(Some(list.clone()));
@@ -264,6 +274,9 @@ impl Catalog {
             }
         }
         let visible = |id: &str| !self.hide.iter().any(|k| k.matches(id));
+        let created_maps: Vec<_> = self.created.iter().map(ArcSwapOption::load_full).collect();
+        let created_by =
+            |u: usize, id: &str| -> Option<u64> { created_maps.get(u)?.as_ref()?.get(id).copied() };
         let mut listing = Vec::new();
         for route in &self.routes {
             let mut owners: Vec<&str> = Vec::new();
@@ -276,6 +289,7 @@ impl Catalog {
             listing.push(Listed {
                 id: route.model.clone(),
                 owned_by: owners.join(","),
+                created: 0,
             });
         }
         for id in &order {
@@ -288,6 +302,7 @@ impl Catalog {
                 listing.push(Listed {
                     id: (*id).to_owned(),
                     owned_by: owners.join(","),
+                    created: ups.iter().find_map(|&u| created_by(u, id)).unwrap_or(0),
                 });
             }
             if ups.len() > 1 {
@@ -295,6 +310,7 @@ impl Catalog {
                     listing.push(Listed {
                         id: format!("{}/{id}", self.names[u]),
                         owned_by: self.names[u].to_string(),
+                        created: created_by(u, id).unwrap_or(0),
                     });
                 }
             }
@@ -349,9 +365,11 @@ pub enum FetchError {
 const MAX_PAGES: usize = 20;
 
 /// GET the upstream's model list (`{base_url}/models`, or its dialect's own) with the
-/// upstream's auth, every page; the ids it lists, filtered.
-async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
+/// upstream's auth, every page; the ids it lists, filtered, and their `created` where
+/// the list gives one (OpenAI-format lists).
+async fn fetch_models(up: &Upstream) -> Result<(Vec<String>, HashMap<String, u64>), FetchError> {
     let mut ids = Vec::new();
+    let mut created = HashMap::new();
     let mut page: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let body = match &page {
@@ -367,7 +385,10 @@ async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
             Dialect::Anthropic => (anthropic::parse_models(&body).map_err(not_a_list)?, None),
             Dialect::Gemini => gemini::parse_models(&body).map_err(not_a_list)?,
             Dialect::Ollama => (ollama::parse_models(&body).map_err(not_a_list)?, None),
-            Dialect::OpenAi | Dialect::Mock | Dialect::Azure => (parse_model_ids(&body)?, None),
+            Dialect::OpenAi | Dialect::Mock | Dialect::Azure => {
+                created.extend(parse_created(&body));
+                (parse_model_ids(&body)?, None)
+            }
         };
         ids.append(&mut got);
         match next {
@@ -375,7 +396,29 @@ async fn fetch_models(up: &Upstream) -> Result<Vec<String>, FetchError> {
             _ => break,
         }
     }
-    Ok(ids.into_iter().filter(|id| up.config.keeps(id)).collect())
+    let ids: Vec<String> = ids.into_iter().filter(|id| up.config.keeps(id)).collect();
+    created.retain(|id, _| ids.contains(id));
+    Ok((ids, created))
+}
+
+/// `created` of each entry of an OpenAI list that has one.
+fn parse_created(body: &[u8]) -> HashMap<String, u64> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return HashMap::new();
+    };
+    value
+        .get("data")
+        .or(Some(&value))
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            Some((
+                m.get("id")?.as_str()?.to_owned(),
+                m.get("created")?.as_u64()?,
+            ))
+        })
+        .collect()
 }
 
 /// One GET of a model list page; its body.

@@ -71,5 +71,5 @@ pub(super) async fn get(
 }
 
 fn model_json(m: &Listed) -> serde_json::Value {
-    json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by})
+    json!({"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by})
 }
