@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 /// An OpenAI-format upstream: "Hello from openai", or two parallel tool calls when
 /// tools are offered and no tool result came back yet; JSON or SSE as asked.
-fn openai(seen: &Seen) -> NativeReply {
+pub fn openai(seen: &Seen) -> NativeReply {
     let body = seen.json();
     let last = body["messages"]
         .as_array()

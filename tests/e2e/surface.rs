@@ -392,3 +392,41 @@ async fn the_built_in_mock_answers_what_the_sdks_send_by_default() {
         .await
         .assert_error(404, "unknown_url");
 }
+
+#[tokio::test]
+async fn the_responses_api_is_served_through_chat_for_upstreams_without_it() {
+    let gpt = NativeUpstream::start(crate::messages::openai).await;
+    let claude = NativeUpstream::start(crate::dialects_sdk::anthropic).await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: gpt, base_url: '{}/v1', models: [gpt-4o], responses: false}}\n  - {{name: claude, dialect: anthropic, base_url: '{}', models: [claude-sonnet-4]}}\n",
+        gpt.url(),
+        claude.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (passed, report) = run_python(
+        "responses_check.py",
+        &[
+            ("SWITCHYARD_BASE_URL", gw.base.clone()),
+            (
+                "SWITCHYARD_RESPONSES_MODELS",
+                json!(["gpt-4o", "claude-sonnet-4"]).to_string(),
+            ),
+        ],
+    )
+    .await;
+    assert!(passed, "{report}\n--- gateway logs ---\n{}", gw.logs());
+    eprintln!("{report}");
+    // The OpenAI upstream was asked for chat completions, never /responses.
+    assert!(
+        gpt.requests()
+            .iter()
+            .all(|s| s.uri == "/v1/chat/completions"),
+        "{:?}",
+        gpt.requests().iter().map(|s| &s.uri).collect::<Vec<_>>()
+    );
+    let first = gpt.requests()[0].json();
+    assert_eq!(
+        first["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+}

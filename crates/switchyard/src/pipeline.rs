@@ -35,6 +35,7 @@ use crate::lifecycle;
 use crate::metrics::metrics;
 use crate::plugins::RequestMeta;
 use crate::record::{rfc3339, Precision, Reporting, RequestRecord, NO_MODEL, OTHER_MODEL};
+use crate::relay::ingress::Kind;
 use crate::relay::BodyStats;
 use crate::relay::ResponseBody;
 use crate::snapshot::{Live, Snapshot};
@@ -164,12 +165,15 @@ pub async fn handle(
     let exporter = snap.exporter.clone();
     // A Messages client gets the answer back in its own format (after the record
     // hooks: they count what the chat pipeline produced).
-    let messages_model = match record.endpoint {
-        "messages" => Some(record.model.clone().unwrap_or_default()),
+    let ingress = match record.endpoint {
+        "messages" => Some((Kind::Messages, record.model.clone().unwrap_or_default())),
         // Its answer is Anthropic's already; only the gateway's own errors are put in
         // Anthropic's shape.
-        "count_tokens" if !resp.status().is_success() => Some(String::new()),
-        _ => None,
+        "count_tokens" if !resp.status().is_success() => Some((Kind::Messages, String::new())),
+        _ => resp
+            .extensions()
+            .get::<ResponsesIngress>()
+            .map(|r| (Kind::Responses, r.0.clone())),
     };
     let finish = move |mut record: RequestRecord, stats: BodyStats| {
         if let Some(gauge) = &in_flight {
@@ -218,15 +222,15 @@ pub async fn handle(
         // Built below, never before this point.
         ResponseBody::Ingress(_) => finish(record, BodyStats::default()),
     }
-    let mut resp = match messages_model {
-        Some(model) => {
+    let mut resp = match ingress {
+        Some((kind, model)) => {
             let id = resp
                 .headers()
                 .get(&REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            crate::relay::ingress::wrap(resp, model, &id)
+            crate::relay::ingress::wrap(resp, kind, model, &id)
         }
         None => resp,
     };
@@ -266,7 +270,7 @@ async fn dispatch(
     framing::check(&req)?;
     let path = req.uri().path();
     let path = path.strip_prefix("/v1").unwrap_or(path);
-    let mut ingress = false;
+    let mut ingress = None;
     let endpoint = match (req.method(), path) {
         (&Method::POST, "/chat/completions") => Endpoint::Chat,
         (&Method::POST, "/messages/count_tokens") => {
@@ -274,7 +278,7 @@ async fn dispatch(
         }
         // Anthropic's Messages API: served as a chat request (see `ingress`).
         (&Method::POST, "/messages") => {
-            ingress = true;
+            ingress = Some(Kind::Messages);
             Endpoint::Chat
         }
         (&Method::POST, "/completions") => Endpoint::Completions,
@@ -332,7 +336,7 @@ async fn proxy(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     endpoint: Endpoint,
-    ingress: bool,
+    mut ingress: Option<Kind>,
     request_id: &http::HeaderValue,
     peer: SocketAddr,
     record: &mut RequestRecord,
@@ -340,7 +344,7 @@ async fn proxy(
 ) -> Result<Response<ResponseBody>, Failed> {
     let (mut parts, incoming) = req.into_parts();
     record.model_label = OTHER_MODEL;
-    if ingress {
+    if ingress == Some(Kind::Messages) {
         api_key_as_bearer(&mut parts.headers);
     }
     let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
@@ -354,8 +358,18 @@ async fn proxy(
     };
     let server = &snap.config.server;
     let mut raw = read_body(incoming, server.max_body_bytes, server.body_timeout).await?;
-    if ingress {
-        raw = crate::relay::ingress::to_chat(&raw)?.0;
+    // The Responses API to an upstream without it: served as chat, translated back.
+    let mut endpoint = endpoint;
+    if endpoint == Endpoint::Other
+        && parts.method == Method::POST
+        && forwarded_path(&parts.uri) == "/responses"
+        && needs_responses_translation(snap, &raw)
+    {
+        ingress = Some(Kind::Responses);
+        endpoint = Endpoint::Chat;
+    }
+    if let Some(kind) = ingress {
+        raw = crate::relay::ingress::to_chat(kind, &raw)?;
     }
     // A multipart form (audio transcriptions, image edits) is routed by its `model`
     // field, which is replaced in place when an alias maps it to another name.
@@ -475,11 +489,21 @@ async fn proxy(
     if let (true, ResponseBody::Relay(relay)) = (success, resp.body_mut()) {
         relay.read_usage(asked.is_some());
     }
-    match layer {
-        None => Ok(resp),
-        Some(layer) => layer.after(snap, resp).await,
+    let mut resp = match layer {
+        None => resp,
+        Some(layer) => layer.after(snap, resp).await?,
+    };
+    if ingress == Some(Kind::Responses) {
+        resp.extensions_mut()
+            .insert(ResponsesIngress(peeked.model.clone()));
     }
+    Ok(resp)
 }
+
+/// Marks a chat response that answers a Responses API request (with the model asked),
+/// to be translated back once its body is observed.
+#[derive(Debug, Clone)]
+struct ResponsesIngress(String);
 
 /// Anthropic SDKs send their key as `x-api-key`: taken as the gateway key when no
 /// `Authorization` came.
@@ -546,6 +570,22 @@ fn multipart_model(
     let span = field(raw, boundary(content_type)?, "model").ok()?;
     let model = std::str::from_utf8(raw.get(span.clone())?).ok()?.trim();
     (!model.is_empty() && model.len() == span.len()).then(|| (model.to_owned(), span))
+}
+
+/// Whether a Responses API request's model is served by an upstream without that API
+/// (then the request is translated to chat for all of its candidates).
+fn needs_responses_translation(snap: &Snapshot, raw: &[u8]) -> bool {
+    let Ok(peeked) = peek(raw) else {
+        return false;
+    };
+    snap.plan(&peeked.model).is_some_and(|plan| {
+        plan.iter().any(|c| {
+            snap.upstreams
+                .list
+                .get(c.upstream)
+                .is_some_and(|u| !u.config.responses)
+        })
+    })
 }
 
 /// Whether a path not handled by name is forwarded ([`Endpoint::Other`]).

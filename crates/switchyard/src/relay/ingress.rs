@@ -1,10 +1,11 @@
-//! Anthropic-format ingress (`POST /v1/messages`): the request is translated into an
-//! OpenAI chat request at the door ([`to_chat`]) and runs the chat pipeline like any
-//! other — keys, plugins, routing, failover, every upstream dialect — and the response
-//! is translated back on its way out ([`wrap`]): a JSON answer into a Messages answer,
-//! a stream event by event into Messages events, any error into Anthropic's error shape.
-//! The translations are `switchyard_dialects::messages`' (pure); this module holds the
-//! body that applies them.
+//! Requests in another API served as chat: Anthropic's Messages (`POST /v1/messages`)
+//! and, for upstreams without it, OpenAI's Responses API (`POST /v1/responses`). The
+//! request is translated into an OpenAI chat request at the door ([`to_chat`]) and runs
+//! the chat pipeline like any other — keys, plugins, routing, failover, every upstream
+//! dialect — and the response is translated back on its way out ([`wrap`]): a JSON
+//! answer, a stream event by event, and (Messages) any error into Anthropic's shape.
+//! The translations are `switchyard_dialects::{messages, responses}`' (pure); this
+//! module holds the body that applies them.
 
 use super::{BoxError, ResponseBody};
 use crate::error::GatewayError;
@@ -14,25 +15,61 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use switchyard_dialects::messages::{self, StreamEncoder};
+use switchyard_dialects::translate::DecodeError;
+use switchyard_dialects::{messages, responses};
+
+/// Which API the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Anthropic's Messages API.
+    Messages,
+    /// OpenAI's Responses API, for an upstream without it.
+    Responses,
+}
+
+/// A chat stream re-encoded for the client's API.
+trait Encoder: Send {
+    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError>;
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError>;
+}
+
+impl Encoder for messages::StreamEncoder {
+    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
+        messages::StreamEncoder::push(self, chunk, out)
+    }
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError> {
+        messages::StreamEncoder::finish(self, out)
+    }
+}
+
+impl Encoder for responses::StreamEncoder {
+    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
+        responses::StreamEncoder::push(self, chunk, out)
+    }
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError> {
+        responses::StreamEncoder::finish(self, out)
+    }
+}
 
 /// Largest answer held to be translated whole (JSON answers and errors).
 const MAX_HELD: usize = 32 * 1024 * 1024;
 
-/// The Messages request as an OpenAI chat request, with the model it names.
-pub fn to_chat(body: &[u8]) -> Result<(Bytes, String), GatewayError> {
-    messages::request_to_chat(body)
-        .map(|chat| (chat.body, chat.model))
-        .map_err(|e| GatewayError::Untranslatable {
-            message: e.message,
-            param: e.param,
-        })
+/// The request as an OpenAI chat request.
+pub fn to_chat(kind: Kind, body: &[u8]) -> Result<Bytes, GatewayError> {
+    let chat = match kind {
+        Kind::Messages => messages::request_to_chat(body).map(|c| c.body),
+        Kind::Responses => responses::request_to_chat(body).map(|c| c.body),
+    };
+    chat.map_err(|e| GatewayError::Untranslatable {
+        message: e.message,
+        param: e.param,
+    })
 }
 
 /// How a response body is translated back.
 enum Mode {
-    /// A stream: each piece re-encoded as Messages events.
-    Stream(Box<StreamEncoder>),
+    /// A stream: each piece re-encoded as the client's events.
+    Stream(Box<dyn Encoder>),
     /// A JSON answer, held whole, then translated.
     Json(BytesMut),
     /// An error body, held whole, then put in Anthropic's shape.
@@ -43,6 +80,9 @@ enum Mode {
 pub struct IngressBody {
     inner: ResponseBody,
     mode: Mode,
+    kind: Kind,
+    /// The answer's id (`msg_…` / `resp_…`).
+    id: String,
     model: String,
     done: bool,
 }
@@ -56,23 +96,34 @@ impl std::fmt::Debug for IngressBody {
     }
 }
 
-/// Turns a chat pipeline response into a Messages one.
+/// Turns a chat pipeline response into one of the client's API. A Responses client's
+/// errors are OpenAI's already: they pass as they are.
 pub fn wrap(
     resp: Response<ResponseBody>,
+    kind: Kind,
     model: String,
     request_id: &str,
 ) -> Response<ResponseBody> {
+    if kind == Kind::Responses && !resp.status().is_success() {
+        return resp;
+    }
     let (mut parts, inner) = resp.into_parts();
     let sse = parts
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let status = parts.status.as_u16();
+    let id = match kind {
+        Kind::Messages => format!("msg_{request_id}"),
+        Kind::Responses => format!("resp_{request_id}"),
+    };
     let mode = if !parts.status.is_success() {
         Mode::Error(BytesMut::new(), status)
     } else if sse {
-        let id = format!("msg_{request_id}");
-        Mode::Stream(Box::new(StreamEncoder::new(&model, &id)))
+        match kind {
+            Kind::Messages => Mode::Stream(Box::new(messages::StreamEncoder::new(&model, &id))),
+            Kind::Responses => Mode::Stream(Box::new(responses::StreamEncoder::new(&model, &id))),
+        }
     } else {
         Mode::Json(BytesMut::new())
     };
@@ -86,6 +137,8 @@ pub fn wrap(
     let body = IngressBody {
         inner,
         mode,
+        kind,
+        id,
         model,
         done: false,
     };
@@ -143,13 +196,29 @@ impl IngressBody {
                             let _ended_cleanly = encoder.finish(&mut out).is_ok();
                             out.freeze()
                         }
-                        Mode::Json(held) => match messages::chat_to_message(held, &self.model) {
-                            Ok(message) => message,
-                            Err(e) => messages::error_body(
-                                502,
-                                &format!("the answer could not be translated: {e}"),
-                            ),
-                        },
+                        Mode::Json(held) => {
+                            let translated = match self.kind {
+                                Kind::Messages => messages::chat_to_message(held, &self.model),
+                                Kind::Responses => {
+                                    responses::chat_to_response(held, &self.model, &self.id)
+                                }
+                            };
+                            match translated {
+                                Ok(answer) => answer,
+                                Err(e) => {
+                                    let why = format!("the answer could not be translated: {e}");
+                                    match self.kind {
+                                        Kind::Messages => messages::error_body(502, &why),
+                                        Kind::Responses => switchyard_dialects::error_body(
+                                            &why,
+                                            "server_error",
+                                            None,
+                                            Some("upstream_error"),
+                                        ),
+                                    }
+                                }
+                            }
+                        }
                         Mode::Error(held, status) => messages::error_from_openai(*status, held),
                     };
                     if !out.is_empty() {
