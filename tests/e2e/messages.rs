@@ -214,3 +214,39 @@ async fn count_tokens_is_answered_by_an_anthropic_upstream_and_refused_clearly_o
     assert_eq!(refused.json()["error"]["type"], "invalid_request_error");
     assert!(gpt.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_messages_request_to_anthropic_upstreams_passes_through_untouched_and_is_counted() {
+    let gpt = NativeUpstream::start(openai).await;
+    let claude = NativeUpstream::start(anthropic).await;
+    let gw = TestGateway::start(&yaml(&gpt.url(), &claude.url())).await;
+    // `top_k` and `cache_control` are dropped by the translation: kept here.
+    let body = json!({"model": "claude-sonnet-4", "max_tokens": 64, "top_k": 5, "stream": true,
+                      "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let answer = gw
+        .http()
+        .call(
+            "POST",
+            "/v1/messages",
+            &[("x-api-key", "sk-gw-team")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let text = answer.text();
+    assert!(
+        text.contains("event: message_start") && text.contains("event: message_stop"),
+        "{text}"
+    );
+    let seen = &claude.requests()[0];
+    assert_eq!(seen.uri, "/v1/messages");
+    assert_eq!(seen.json(), body, "sent byte for byte (same JSON)");
+    assert_eq!(seen.headers["x-api-key"], "sk-ant-up");
+    // Usage read from the Anthropic events: 12 in (message_start), 5 out (message_delta).
+    gw.scrape_until(&[
+        r#"switchyard_input_tokens_total{model="claude-sonnet-4",upstream="claude"} 12"#,
+        r#"switchyard_output_tokens_total{model="claude-sonnet-4",upstream="claude"} 5"#,
+    ])
+    .await;
+}

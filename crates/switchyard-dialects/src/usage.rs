@@ -148,18 +148,39 @@ fn usage_edit(options: &[u8]) -> Option<(Range<usize>, String)> {
 
 #[derive(Deserialize)]
 struct UsageFields {
-    #[serde(default)]
+    /// `input_tokens` in Anthropic's and the Responses API's answers.
+    #[serde(default, alias = "input_tokens")]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     completion_tokens: Option<u64>,
 }
 
 impl UsageFields {
+    /// The counts; an object with output tokens only (Anthropic's `message_delta`)
+    /// reports a prompt of 0, which [`Usage::update`] does not let replace a known one.
     fn usage(self) -> Option<Usage> {
-        Some(Usage {
-            prompt_tokens: self.prompt_tokens?,
-            completion_tokens: self.completion_tokens,
-        })
+        match (self.prompt_tokens, self.completion_tokens) {
+            (None, None) => None,
+            (prompt, completion) => Some(Usage {
+                prompt_tokens: prompt.unwrap_or(0),
+                completion_tokens: completion,
+            }),
+        }
+    }
+}
+
+impl Usage {
+    /// The later of two reports of one answer: its counts, keeping the earlier prompt
+    /// count when the later one gives none (Anthropic's `message_start` has the input
+    /// tokens, its `message_delta` the output tokens).
+    pub fn update(earlier: Option<Self>, later: Self) -> Self {
+        match earlier {
+            Some(e) if later.prompt_tokens == 0 => Self {
+                prompt_tokens: e.prompt_tokens,
+                completion_tokens: later.completion_tokens.or(e.completion_tokens),
+            },
+            _ => later,
+        }
     }
 }
 
@@ -167,6 +188,18 @@ impl UsageFields {
 struct ChunkFields {
     #[serde(default)]
     choices: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<UsageFields>,
+    /// Anthropic's `message_start` carries it in its `message`.
+    #[serde(default)]
+    message: Option<Nested>,
+    /// The Responses API's `response.completed` carries it in its `response`.
+    #[serde(default)]
+    response: Option<Nested>,
+}
+
+#[derive(Deserialize)]
+struct Nested {
     #[serde(default)]
     usage: Option<UsageFields>,
 }
@@ -215,8 +248,12 @@ pub fn read_event(event: &[u8]) -> Option<EventUsage> {
     }
     let data = sse::single_data(event)?;
     let chunk: ChunkFields = serde_json::from_str(&data).ok()?;
+    let fields = chunk
+        .usage
+        .or_else(|| chunk.message.and_then(|m| m.usage))
+        .or_else(|| chunk.response.and_then(|r| r.usage));
     Some(EventUsage {
-        usage: chunk.usage?.usage()?,
+        usage: fields?.usage()?,
         usage_only: chunk.choices.is_none_or(|c| c.is_empty()),
     })
 }
@@ -243,7 +280,7 @@ pub fn scan_events(aligned: &Bytes, drop_usage_only: bool) -> Scanned {
     for (i, event) in events.iter().enumerate() {
         let found = read_event(event);
         if let Some(found) = found {
-            scanned.usage = Some(found.usage);
+            scanned.usage = Some(Usage::update(scanned.usage, found.usage));
             if drop_usage_only && found.usage_only {
                 kept.get_or_insert_with(|| {
                     let mut k = BytesMut::with_capacity(aligned.len());
@@ -277,3 +314,28 @@ pub fn read_body_end(body: &[u8]) -> Option<Usage> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod anthropic_usage {
+    use super::*;
+
+    #[test]
+    fn input_tokens_from_the_start_and_output_tokens_from_the_delta() {
+        let events = Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":21,\"output_tokens\":1}}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":15}}\n\n");
+        let scanned = scan_events(&events, false);
+        assert_eq!(
+            scanned.usage,
+            Some(Usage {
+                prompt_tokens: 21,
+                completion_tokens: Some(15)
+            })
+        );
+        assert_eq!(
+            read_body_end(br#"{"type":"message","usage":{"input_tokens":5,"output_tokens":7}}"#),
+            Some(Usage {
+                prompt_tokens: 5,
+                completion_tokens: Some(7)
+            })
+        );
+    }
+}

@@ -165,8 +165,9 @@ pub async fn handle(
     let exporter = snap.exporter.clone();
     // A Messages client gets the answer back in its own format (after the record
     // hooks: they count what the chat pipeline produced).
+    let native = resp.extensions().get::<NativeMessages>().is_some();
     let ingress = match record.endpoint {
-        "messages" => Some((Kind::Messages, record.model.clone().unwrap_or_default())),
+        "messages" if !native => Some((Kind::Messages, record.model.clone().unwrap_or_default())),
         // Its answer is Anthropic's already; only the gateway's own errors are put in
         // Anthropic's shape.
         "count_tokens" if !resp.status().is_success() => Some((Kind::Messages, String::new())),
@@ -368,6 +369,14 @@ async fn proxy(
         ingress = Some(Kind::Responses);
         endpoint = Endpoint::Chat;
     }
+    // A Messages request whose every target is an Anthropic upstream (and no plugin
+    // needs to read it) goes as it came: no translation either way.
+    let native =
+        ingress == Some(Kind::Messages) && snap.chain.is_empty() && all_anthropic(snap, &raw);
+    if native {
+        ingress = None;
+        endpoint = Endpoint::Other;
+    }
     if let Some(kind) = ingress {
         raw = crate::relay::ingress::to_chat(kind, &raw)?;
     }
@@ -497,7 +506,30 @@ async fn proxy(
         resp.extensions_mut()
             .insert(ResponsesIngress(peeked.model.clone()));
     }
+    if native {
+        resp.extensions_mut().insert(NativeMessages);
+    }
     Ok(resp)
+}
+
+/// Marks a Messages answer an Anthropic upstream gave as it is (nothing to translate).
+#[derive(Debug, Clone, Copy)]
+struct NativeMessages;
+
+/// Whether every candidate for the request's model is an `anthropic` upstream.
+fn all_anthropic(snap: &Snapshot, raw: &[u8]) -> bool {
+    let Ok(peeked) = peek(raw) else {
+        return false;
+    };
+    snap.plan(&peeked.model).is_some_and(|plan| {
+        !plan.is_empty()
+            && plan.iter().all(|c| {
+                snap.upstreams
+                    .list
+                    .get(c.upstream)
+                    .is_some_and(|u| u.config.dialect == switchyard_dialects::Dialect::Anthropic)
+            })
+    })
 }
 
 /// Marks a chat response that answers a Responses API request (with the model asked),

@@ -534,7 +534,9 @@ impl Relay {
                                 Some(watch) => {
                                     let scanned = scan_events(&aligned, watch.strip);
                                     if scanned.usage.is_some() {
-                                        self.stats.usage = scanned.usage;
+                                        self.stats.usage = scanned
+                                            .usage
+                                            .map(|u| Usage::update(self.stats.usage, u));
                                     }
                                     scanned.kept.unwrap_or(aligned)
                                 }

@@ -83,6 +83,14 @@ pub(super) fn prepare<'a>(
                 reply: None,
             })
         }
+        // A Messages request passed through as it came (`/v1/messages` ingress).
+        Dialect::Anthropic if out.endpoint == Endpoint::Other && out.path == "/messages" => {
+            Ok(Prepared {
+                destination: Cow::Owned(up.destination_at(anthropic::MESSAGES_PATH)),
+                body: passed_body(),
+                reply: None,
+            })
+        }
         Dialect::Anthropic | Dialect::Gemini | Dialect::Ollama => {
             if out.endpoint != Endpoint::Chat {
                 return Err(EncodeError::new(
