@@ -58,7 +58,7 @@ pub struct StreamEncoder {
     seq: u64,
     created_at: u64,
     items: Vec<Item>,
-    /// The open reasoning or message item (calls stay open until the finish).
+    /// The item being written (at most one is open at a time).
     open: Option<usize>,
     messages: usize,
     reasonings: usize,
@@ -145,7 +145,10 @@ impl StreamEncoder {
             created_at: self.created_at,
             status,
             output: if finished {
-                self.items.iter().map(|i| self.item_value(i)).collect()
+                self.items
+                    .iter()
+                    .map(|i| self.item_value(i, status == "failed"))
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -219,7 +222,7 @@ impl StreamEncoder {
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish_reason = Some(reason.to_owned());
-            self.close_items(out);
+            self.close_open(out);
         }
         Ok(())
     }
@@ -265,7 +268,7 @@ impl StreamEncoder {
         let known = self
             .items
             .iter()
-            .position(|i| i.kind == Kind::Call && i.tool_index == tool_index && !i.done);
+            .rposition(|i| i.kind == Kind::Call && i.tool_index == tool_index);
         let at = match known {
             Some(at) => at,
             None => {
@@ -290,11 +293,14 @@ impl StreamEncoder {
                     name,
                     done: false,
                 };
-                self.add_item(out, item)
+                let at = self.add_item(out, item);
+                self.open = Some(at);
+                at
             }
         };
-        // Arguments of an earlier call may arrive after another call started (OpenAI
-        // may interleave parallel calls): they still go to that call's item.
+        // Arguments of an earlier call that arrive after another item started (an
+        // upstream may interleave parallel calls) still go to that call's item: its
+        // `done` events were written already, the final response has them all.
         if let Some(arguments) = function
             .and_then(|f| f.get("arguments"))
             .and_then(Value::as_str)
@@ -313,7 +319,7 @@ impl StreamEncoder {
         let id = item.id.clone();
         let kind = item.kind;
         self.items.push(item);
-        let added = self.item_value(&self.items[at]);
+        let added = self.item_value(&self.items[at], false);
         self.event(
             out,
             "response.output_item.added",
@@ -369,19 +375,20 @@ impl StreamEncoder {
         at
     }
 
-    /// An item as the `item` of its events (its `done` form once closed).
-    fn item_value(&self, item: &Item) -> Value {
-        let status = if item.done {
-            "completed"
-        } else {
-            "in_progress"
+    /// An item as the `item` of its events: its `done` form once closed, else empty
+    /// (`in_progress`), or with what arrived so far (`incomplete`) when `partial`.
+    fn item_value(&self, item: &Item, partial: bool) -> Value {
+        let status = match (item.done, partial) {
+            (true, _) => "completed",
+            (false, true) => "incomplete",
+            (false, false) => "in_progress",
         };
+        let text = (item.done || partial).then_some(item.text.as_str());
         match item.kind {
-            Kind::Message if item.done => message_item(&item.id, status, Some(&item.text)),
-            Kind::Message => message_item(&item.id, status, None),
-            Kind::Reasoning => reasoning_item(&item.id, item.done.then_some(item.text.as_str())),
+            Kind::Message => message_item(&item.id, status, text),
+            Kind::Reasoning => reasoning_item(&item.id, text),
             Kind::Call => {
-                let arguments = if item.done { item.text.as_str() } else { "" };
+                let arguments = text.unwrap_or("");
                 function_call_item(&item.id, &item.call_id, &item.name, arguments, status)
             }
         }
@@ -436,20 +443,12 @@ impl StreamEncoder {
                 );
             }
         }
-        let done = self.item_value(&self.items[at]);
+        let done = self.item_value(&self.items[at], false);
         self.event(
             out,
             "response.output_item.done",
             json!({ "output_index": at, "item": done }),
         );
-    }
-
-    /// Closes every item still open, in output order.
-    fn close_items(&mut self, out: &mut BytesMut) {
-        self.open = None;
-        for at in 0..self.items.len() {
-            self.close_item(out, at);
-        }
     }
 
     fn start(&mut self, out: &mut BytesMut) {
@@ -466,7 +465,7 @@ impl StreamEncoder {
     /// Closes the open items and writes `response.completed` (or `.incomplete`).
     fn close(&mut self, out: &mut BytesMut) {
         self.start(out);
-        self.close_items(out);
+        self.close_open(out);
         let (status, incomplete_details) = outcome(self.finish_reason.as_deref());
         let response = self.response(status, Value::Null, incomplete_details);
         let kind = if status == "incomplete" {
