@@ -318,3 +318,96 @@ fn bytes_after_done_are_ignored() {
     assert!(!failed);
     assert_eq!(whole, with_tail);
 }
+
+/// Corrupted upstream bytes never panic, and the stream still ends with one final
+/// event (`response.completed`, `.incomplete` or `.failed`).
+#[test]
+fn corrupted_streams_still_end_cleanly() {
+    for (name, input) in stream_fixtures() {
+        for at in 0..input.len() {
+            // One corruption per position, cycling through the kinds (keeps it quick).
+            let replacement = [b'\n', b'\r', b'x', b'"'][at % 4];
+            let mut corrupted = input.clone();
+            corrupted[at] = replacement;
+            let (out, _) = run_stream([corrupted.as_slice()]);
+            let events = parse_sse(std::str::from_utf8(&out).unwrap());
+            let context = format!("{name}: byte {at} set to {replacement}");
+            let finals = events
+                .iter()
+                .filter(|(n, _)| {
+                    matches!(
+                        n.as_str(),
+                        "response.completed" | "response.incomplete" | "response.failed"
+                    )
+                })
+                .count();
+            assert_eq!(finals, 1, "{context}");
+            let last = events.last().map(|e| e.0.as_str());
+            assert!(
+                matches!(
+                    last,
+                    Some("response.completed" | "response.incomplete" | "response.failed")
+                ),
+                "{context}: ends with {last:?}"
+            );
+        }
+    }
+}
+
+/// Event names, runs of the same name collapsed.
+fn structure(events: &[Event]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (name, _) in events {
+        if out.last() != Some(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+/// The built-in mock's Responses stream (the shapes the SDKs are tested against in
+/// the e2e suite) and a translated chat stream of the same text have the same events,
+/// and their final responses the same fields.
+#[test]
+fn a_text_stream_has_the_structure_of_the_mock_responses_stream() {
+    let text = "Hello there, friend";
+    let body = json!({ "model": MODEL, "input": text, "stream": true });
+    let (streamed, pieces) =
+        switchyard_dialects::mock::responses_reply(body.to_string().as_bytes(), MODEL, "x", 1);
+    assert!(streamed);
+    let mock_text: String = pieces
+        .iter()
+        .map(|p| String::from_utf8(p.to_vec()).unwrap())
+        .collect();
+    let mock = parse_sse(&mock_text);
+
+    let mut chat = String::new();
+    for piece in ["", "Hello ", "there, ", "friend"] {
+        let chunk = json!({ "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{ "index": 0, "delta": { "content": piece }, "finish_reason": null }] });
+        chat += &format!("data: {chunk}\n\n");
+    }
+    let last = json!({ "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
+    chat += &format!("data: {last}\n\ndata: [DONE]\n\n");
+    let (out, failed) = run_stream([chat.as_bytes()]);
+    assert!(!failed);
+    let ours = parse_sse(std::str::from_utf8(&out).unwrap());
+    check_sdk_rules(&ours, "vs mock");
+    assert_eq!(structure(&ours), structure(&mock));
+    let keys = |e: &Event| {
+        let mut k: Vec<String> = e.1["response"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(ours.last().unwrap()), keys(mock.last().unwrap()));
+    assert_eq!(
+        ours.last().unwrap().1["response"]["output"][0]["content"][0]["text"],
+        json!(text)
+    );
+}
