@@ -9,6 +9,7 @@
 //! upstream's `created`.
 
 mod answer;
+mod items;
 mod request;
 mod stream;
 

@@ -90,7 +90,8 @@ fn check_sdk_rules(events: &[Event], context: &str) -> Value {
                 let i = item_at(data);
                 assert_eq!(items[i].0, "message", "{context}");
                 assert_eq!(data["content_index"], json!(items[i].3), "{context}");
-                assert_eq!(data["part"]["type"], "output_text", "{context}");
+                let part = data["part"]["type"].as_str().unwrap();
+                assert!(part == "output_text" || part == "refusal", "{context}");
                 items[i].3 += 1;
             }
             "response.output_text.delta" | "response.output_text.done" => {
@@ -105,9 +106,25 @@ fn check_sdk_rules(events: &[Event], context: &str) -> Value {
                     assert_eq!(data["text"], json!(items[i].2), "{context}");
                 }
             }
+            "response.refusal.delta" | "response.refusal.done" => {
+                let i = item_at(data);
+                assert_eq!(items[i].0, "message", "{context}");
+                assert_eq!(data["item_id"], json!(items[i].1), "{context}");
+                if name.ends_with("delta") {
+                    items[i].2.push_str(data["delta"].as_str().unwrap());
+                } else {
+                    assert_eq!(data["refusal"], json!(items[i].2), "{context}");
+                }
+            }
             "response.content_part.done" => {
                 let i = item_at(data);
-                assert_eq!(data["part"]["text"], json!(items[i].2), "{context}");
+                let part = &data["part"];
+                let text = if part["type"] == "refusal" {
+                    &part["refusal"]
+                } else {
+                    &part["text"]
+                };
+                assert_eq!(text, &json!(items[i].2), "{context}");
             }
             "response.function_call_arguments.delta" | "response.function_call_arguments.done" => {
                 let i = item_at(data);
@@ -139,7 +156,15 @@ fn check_sdk_rules(events: &[Event], context: &str) -> Value {
                 let item = &data["item"];
                 assert_eq!(item["id"], json!(items[i].1), "{context}");
                 match items[i].0.as_str() {
-                    "message" => assert_eq!(item["content"][0]["text"], json!(items[i].2)),
+                    "message" => {
+                        let part = &item["content"][0];
+                        let text = if part["type"] == "refusal" {
+                            &part["refusal"]
+                        } else {
+                            &part["text"]
+                        };
+                        assert_eq!(text, &json!(items[i].2), "{context}");
+                    }
                     "function_call" => {
                         assert_eq!(item["arguments"], json!(items[i].2), "{context}");
                         serde_json::from_str::<Value>(&items[i].2)
