@@ -103,6 +103,14 @@ fn invalid_or_unservable_requests_are_refused_naming_the_field() {
             "stream",
         ),
         (
+            json!({ "model": "m", "input": "hi", "background": true }),
+            "background",
+        ),
+        (
+            json!({ "model": "m", "input": "hi", "text": { "verbosity": 1 } }),
+            "text.verbosity",
+        ),
+        (
             json!({ "model": "m", "input": "hi", "instructions": 1 }),
             "instructions",
         ),
