@@ -1,5 +1,6 @@
 //! An OpenAI `chat.completion` turned into a Responses API response object.
 
+use super::items::refusal_part;
 use super::{
     function_call_item, message_item, outcome, reasoning_item, response_object, usage_of, Ids,
     ResponseState,
@@ -48,7 +49,7 @@ pub fn chat_to_response(
         .filter(|r| !r.is_empty());
     if let Some(refusal) = refusal {
         let mut item = message_item(&ids.message(0), "completed", None);
-        item["content"] = json!([{ "type": "refusal", "refusal": refusal }]);
+        item["content"] = json!([refusal_part(refusal)]);
         output.push(item);
     } else if !text.is_empty() {
         output.push(message_item(&ids.message(0), "completed", Some(&text)));

@@ -9,6 +9,7 @@
 //! upstream's `created`.
 
 mod answer;
+mod items;
 mod request;
 mod stream;
 
@@ -73,7 +74,8 @@ fn usage_of(openai: Option<&Value>) -> Value {
     let reasoning = num(usage.get("completion_tokens_details"), "reasoning_tokens").unwrap_or(0);
     json!({
         "input_tokens": input,
-        "input_tokens_details": { "cached_tokens": cached },
+        // `cache_write_tokens`: required by newer SDK models; chat usage has no such count.
+        "input_tokens_details": { "cached_tokens": cached, "cache_write_tokens": 0 },
         "output_tokens": output,
         "output_tokens_details": { "reasoning_tokens": reasoning },
         "total_tokens": total,

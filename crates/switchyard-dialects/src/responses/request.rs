@@ -46,6 +46,12 @@ pub fn request_to_chat(body: &[u8]) -> Result<ChatRequest, EncodeError> {
             ));
         }
     }
+    if req.get("background") == Some(&Value::Bool(true)) {
+        return Err(bad(
+            "background: not supported when the upstream has no Responses API",
+            "background",
+        ));
+    }
     let stream = match req.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -97,6 +103,9 @@ pub fn request_to_chat(body: &[u8]) -> Result<ChatRequest, EncodeError> {
         ("top_p", Value::is_number),
         ("user", Value::is_string),
         ("parallel_tool_calls", Value::is_boolean),
+        ("service_tier", Value::is_string),
+        ("prompt_cache_key", Value::is_string),
+        ("safety_identifier", Value::is_string),
     ] {
         match req.get(key) {
             None | Some(Value::Null) => {}
@@ -118,6 +127,13 @@ pub fn request_to_chat(body: &[u8]) -> Result<ChatRequest, EncodeError> {
     }
     if let Some(choice) = req.get("tool_choice").filter(|c| !c.is_null()) {
         out.insert("tool_choice".into(), convert_tool_choice(choice)?);
+    }
+    match req.get("text").and_then(|t| t.get("verbosity")) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(verbosity)) => {
+            out.insert("verbosity".into(), verbosity.clone().into());
+        }
+        Some(_) => return Err(bad("text.verbosity: must be a string", "text.verbosity")),
     }
     if let Some(format) = req.get("text").and_then(|t| t.get("format")) {
         if let Some(format) = convert_format(format)? {

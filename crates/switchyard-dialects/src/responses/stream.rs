@@ -1,16 +1,14 @@
 //! An OpenAI `chat.completion.chunk` SSE stream re-told as the Responses API's typed
 //! stream events: `response.created` and `response.in_progress` first; per output item
-//! (reasoning, message, function call; numbered by `output_index` in order of
+//! (reasoning, message or refusal, function call; numbered by `output_index` in order of
 //! appearance) its `added` event, deltas and `done` events; then `response.completed`
 //! (or `response.incomplete`), held until the end so that a usage chunk following the
 //! finish reason is reported. An upstream error or a truncated stream ends with
 //! `response.failed`. Every event carries `sequence_number` 0, 1, ….
 
 use super::answer::reasoning_of;
-use super::{
-    error_code_for, function_call_item, message_item, outcome, output_text, reasoning_item,
-    response_object, usage_of, write_event, Ids, ResponseState,
-};
+use super::items::{Event, Item, Kind};
+use super::{error_code_for, outcome, response_object, usage_of, write_event, Ids, ResponseState};
 use crate::sse::{single_data, split_events, EventAligner};
 use crate::translate::DecodeError;
 use bytes::{Bytes, BytesMut};
@@ -25,27 +23,6 @@ enum State {
     Failed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Reasoning,
-    Message,
-    Call,
-}
-
-/// One output item being built.
-#[derive(Debug)]
-struct Item {
-    kind: Kind,
-    id: String,
-    /// Text, reasoning text or arguments so far.
-    text: String,
-    /// OpenAI tool call index (calls only).
-    tool_index: u64,
-    call_id: String,
-    name: String,
-    done: bool,
-}
-
 /// Translates one OpenAI chat stream into Responses stream events.
 #[derive(Debug)]
 pub struct StreamEncoder {
@@ -58,7 +35,7 @@ pub struct StreamEncoder {
     seq: u64,
     created_at: u64,
     items: Vec<Item>,
-    /// The open reasoning or message item (calls stay open until the finish).
+    /// The item being written (at most one is open at a time).
     open: Option<usize>,
     messages: usize,
     reasonings: usize,
@@ -145,7 +122,10 @@ impl StreamEncoder {
             created_at: self.created_at,
             status,
             output: if finished {
-                self.items.iter().map(|i| self.item_value(i)).collect()
+                self.items
+                    .iter()
+                    .map(|i| i.value(status == "failed"))
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -219,7 +199,7 @@ impl StreamEncoder {
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish_reason = Some(reason.to_owned());
-            self.close_items(out);
+            self.close_open(out);
         }
         Ok(())
     }
@@ -227,32 +207,35 @@ impl StreamEncoder {
     fn on_delta(&mut self, delta: &Value, out: &mut BytesMut) {
         if let Some(reasoning) = reasoning_of(delta) {
             let at = self.ensure_open(out, Kind::Reasoning);
-            self.items[at].text.push_str(reasoning);
-            let data = json!({
-                "item_id": self.items[at].id, "output_index": at, "summary_index": 0,
-                "delta": reasoning,
-            });
-            self.event(out, "response.reasoning_summary_text.delta", data);
+            self.grow(out, at, reasoning);
         }
-        for key in ["content", "refusal"] {
+        for (key, kind) in [("content", Kind::Message), ("refusal", Kind::Refusal)] {
             if let Some(text) = delta
                 .get(key)
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
             {
-                let at = self.ensure_open(out, Kind::Message);
-                self.items[at].text.push_str(text);
-                let data = json!({
-                    "item_id": self.items[at].id, "output_index": at, "content_index": 0,
-                    "delta": text, "logprobs": [],
-                });
-                self.event(out, "response.output_text.delta", data);
+                let at = self.ensure_open(out, kind);
+                self.grow(out, at, text);
             }
         }
         if let Some(Value::Array(calls)) = delta.get("tool_calls") {
             for (position, call) in calls.iter().enumerate() {
                 self.on_tool_call(position, call, out);
             }
+        }
+    }
+
+    /// Appends `delta` to item `at` and writes its delta event.
+    fn grow(&mut self, out: &mut BytesMut, at: usize, delta: &str) {
+        self.items[at].text.push_str(delta);
+        let event = self.items[at].delta_event(at, delta);
+        self.events(out, vec![event]);
+    }
+
+    fn events(&mut self, out: &mut BytesMut, events: Vec<Event>) {
+        for (kind, data) in events {
+            self.event(out, kind, data);
         }
     }
 
@@ -265,190 +248,70 @@ impl StreamEncoder {
         let known = self
             .items
             .iter()
-            .position(|i| i.kind == Kind::Call && i.tool_index == tool_index && !i.done);
+            .rposition(|i| i.kind == Kind::Call && i.tool_index == tool_index);
         let at = match known {
             Some(at) => at,
             None => {
-                self.close_open(out);
                 let n = self.calls;
                 self.calls += 1;
-                let call_id = call
+                let mut item = Item::new(Kind::Call, self.ids.call(n));
+                item.tool_index = tool_index;
+                item.call_id = call
                     .get("id")
                     .and_then(Value::as_str)
                     .map_or_else(|| self.ids.call_id(n), str::to_owned);
-                let name = function
+                item.name = function
                     .and_then(|f| f.get("name"))
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned();
-                let item = Item {
-                    kind: Kind::Call,
-                    id: self.ids.call(n),
-                    text: String::new(),
-                    tool_index,
-                    call_id,
-                    name,
-                    done: false,
-                };
-                self.add_item(out, item)
+                self.open_item(out, item)
             }
         };
-        // Arguments of an earlier call may arrive after another call started (OpenAI
-        // may interleave parallel calls): they still go to that call's item.
+        // Arguments of an earlier call that arrive after another item started (an
+        // upstream may interleave parallel calls) still go to that call's item: its
+        // `done` events were written already, the final response has them all.
         if let Some(arguments) = function
             .and_then(|f| f.get("arguments"))
             .and_then(Value::as_str)
             .filter(|a| !a.is_empty())
         {
-            self.items[at].text.push_str(arguments);
-            let data =
-                json!({ "item_id": self.items[at].id, "output_index": at, "delta": arguments });
-            self.event(out, "response.function_call_arguments.delta", data);
+            self.grow(out, at, arguments);
         }
     }
 
-    /// Appends an item and writes its `added` events; its output index.
-    fn add_item(&mut self, out: &mut BytesMut, item: Item) -> usize {
+    /// Closes the open item, appends `item` and writes its opening events; its output
+    /// index.
+    fn open_item(&mut self, out: &mut BytesMut, item: Item) -> usize {
+        self.close_open(out);
         let at = self.items.len();
-        let id = item.id.clone();
-        let kind = item.kind;
+        let events = item.opening_events(at);
         self.items.push(item);
-        let added = self.item_value(&self.items[at]);
-        self.event(
-            out,
-            "response.output_item.added",
-            json!({ "output_index": at, "item": added }),
-        );
-        match kind {
-            Kind::Message => self.event(
-                out,
-                "response.content_part.added",
-                json!({ "item_id": id, "output_index": at, "content_index": 0, "part": output_text("") }),
-            ),
-            Kind::Reasoning => self.event(
-                out,
-                "response.reasoning_summary_part.added",
-                json!({ "item_id": id, "output_index": at, "summary_index": 0,
-                        "part": { "type": "summary_text", "text": "" } }),
-            ),
-            Kind::Call => {}
-        }
-        at
-    }
-
-    /// The index of the open item of this kind, starting one (and closing the other)
-    /// when needed.
-    fn ensure_open(&mut self, out: &mut BytesMut, kind: Kind) -> usize {
-        if let Some(at) = self.open {
-            if self.items[at].kind == kind {
-                return at;
-            }
-            self.close_open(out);
-        }
-        let id = match kind {
-            Kind::Reasoning => {
-                self.reasonings += 1;
-                self.ids.reasoning(self.reasonings - 1)
-            }
-            Kind::Message | Kind::Call => {
-                self.messages += 1;
-                self.ids.message(self.messages - 1)
-            }
-        };
-        let item = Item {
-            kind,
-            id,
-            text: String::new(),
-            tool_index: 0,
-            call_id: String::new(),
-            name: String::new(),
-            done: false,
-        };
-        let at = self.add_item(out, item);
+        self.events(out, events);
         self.open = Some(at);
         at
     }
 
-    /// An item as the `item` of its events (its `done` form once closed).
-    fn item_value(&self, item: &Item) -> Value {
-        let status = if item.done {
-            "completed"
-        } else {
-            "in_progress"
-        };
-        match item.kind {
-            Kind::Message if item.done => message_item(&item.id, status, Some(&item.text)),
-            Kind::Message => message_item(&item.id, status, None),
-            Kind::Reasoning => reasoning_item(&item.id, item.done.then_some(item.text.as_str())),
-            Kind::Call => {
-                let arguments = if item.done { item.text.as_str() } else { "" };
-                function_call_item(&item.id, &item.call_id, &item.name, arguments, status)
-            }
+    /// The index of the open item of this kind, opening one when needed.
+    fn ensure_open(&mut self, out: &mut BytesMut, kind: Kind) -> usize {
+        if let Some(at) = self.open.filter(|at| self.items[*at].kind == kind) {
+            return at;
         }
+        let id = if kind == Kind::Reasoning {
+            self.reasonings += 1;
+            self.ids.reasoning(self.reasonings - 1)
+        } else {
+            self.messages += 1;
+            self.ids.message(self.messages - 1)
+        };
+        self.open_item(out, Item::new(kind, id))
     }
 
+    /// Writes the `done` events of the open item.
     fn close_open(&mut self, out: &mut BytesMut) {
         if let Some(at) = self.open.take() {
-            self.close_item(out, at);
-        }
-    }
-
-    /// Writes the `done` events of item `at`.
-    fn close_item(&mut self, out: &mut BytesMut, at: usize) {
-        if self.items[at].done {
-            return;
-        }
-        self.items[at].done = true;
-        let item = &self.items[at];
-        let (id, text) = (item.id.clone(), item.text.clone());
-        match item.kind {
-            Kind::Message => {
-                self.event(
-                    out,
-                    "response.output_text.done",
-                    json!({ "item_id": id, "output_index": at, "content_index": 0, "text": text, "logprobs": [] }),
-                );
-                self.event(
-                    out,
-                    "response.content_part.done",
-                    json!({ "item_id": id, "output_index": at, "content_index": 0, "part": output_text(&text) }),
-                );
-            }
-            Kind::Reasoning => {
-                self.event(
-                    out,
-                    "response.reasoning_summary_text.done",
-                    json!({ "item_id": id, "output_index": at, "summary_index": 0, "text": text }),
-                );
-                self.event(
-                    out,
-                    "response.reasoning_summary_part.done",
-                    json!({ "item_id": id, "output_index": at, "summary_index": 0,
-                            "part": { "type": "summary_text", "text": text } }),
-                );
-            }
-            Kind::Call => {
-                let name = item.name.clone();
-                self.event(
-                    out,
-                    "response.function_call_arguments.done",
-                    json!({ "item_id": id, "output_index": at, "arguments": text, "name": name }),
-                );
-            }
-        }
-        let done = self.item_value(&self.items[at]);
-        self.event(
-            out,
-            "response.output_item.done",
-            json!({ "output_index": at, "item": done }),
-        );
-    }
-
-    /// Closes every item still open, in output order.
-    fn close_items(&mut self, out: &mut BytesMut) {
-        self.open = None;
-        for at in 0..self.items.len() {
-            self.close_item(out, at);
+            let events = self.items[at].closing_events(at);
+            self.events(out, events);
         }
     }
 
@@ -466,7 +329,7 @@ impl StreamEncoder {
     /// Closes the open items and writes `response.completed` (or `.incomplete`).
     fn close(&mut self, out: &mut BytesMut) {
         self.start(out);
-        self.close_items(out);
+        self.close_open(out);
         let (status, incomplete_details) = outcome(self.finish_reason.as_deref());
         let response = self.response(status, Value::Null, incomplete_details);
         let kind = if status == "incomplete" {
