@@ -36,6 +36,11 @@ fn surface(seen: &Seen) -> NativeReply {
                 bytes::Bytes::from_static(b"more-audio"),
             ],
         },
+        "/v1/responses" if seen.json()["input"] == "CUT" => NativeReply::lines(
+            200,
+            "text/event-stream",
+            "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_cut\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
+        ),
         "/v1/responses" if seen.json()["stream"] == true => {
             let events = [
                 (
@@ -429,4 +434,42 @@ async fn the_responses_api_is_served_through_chat_for_upstreams_without_it() {
         first["messages"][0],
         json!({"role": "system", "content": "Be brief."})
     );
+}
+
+#[tokio::test]
+async fn responses_requests_rotate_like_chat_and_a_cut_stream_is_an_error() {
+    let a = NativeUpstream::start(surface).await;
+    let b = NativeUpstream::start(surface).await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: a, base_url: '{}/v1', models: [gpt-4o]}}\n  - {{name: b, base_url: '{}/v1', models: [gpt-4o]}}\n",
+        a.url(),
+        b.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    for stream in [false, false, true, true] {
+        let r = gw
+            .http()
+            .post(
+                "/v1/responses",
+                &json!({"model": "gpt-4o", "input": "hi", "stream": stream}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(
+        (a.requests().len(), b.requests().len()),
+        (2, 2),
+        "round robin, one step per request"
+    );
+    // A stream that ends cleanly before its terminal event is not passed off as whole.
+    let cut = gw
+        .http()
+        .post(
+            "/v1/responses",
+            &json!({"model": "gpt-4o", "input": "CUT", "stream": true}),
+        )
+        .await;
+    let text = cut.text();
+    assert!(text.contains("response.created"), "{text}");
+    assert!(text.contains("upstream_stream_error"), "{text}");
 }

@@ -11,6 +11,19 @@ pub fn marks_end(events: &[u8]) -> bool {
     has_done_line(events) || has_finish_reason(events)
 }
 
+/// Whether these whole events of a Responses API stream hold its end: the terminal
+/// `response.completed`, `response.incomplete` or `response.failed` event, or `error`.
+pub fn marks_responses_end(events: &[u8]) -> bool {
+    [
+        b"\"response.completed\"".as_slice(),
+        b"\"response.incomplete\"",
+        b"\"response.failed\"",
+        b"event: error",
+    ]
+    .iter()
+    .any(|marker| memmem::find(events, marker).is_some())
+}
+
 /// Whether an unfinished last event (no blank line after it) is just `data: [DONE]`:
 /// some servers close right after it.
 pub fn is_bare_done(rest: &[u8]) -> bool {

@@ -458,7 +458,7 @@ async fn proxy(
     let plan = plan(snap, &peek.model).await.map_err(with_meta)?;
     // The metrics label is the asked model; when a plugin moved the request, only if
     // that model is known too (a client's free-form name must not become a label).
-    record.known_model = peek.model == peeked.model || snap.plan(&peeked.model).is_some();
+    record.known_model = peek.model == peeked.model || snap.serving(&peeked.model).is_some();
     // A stream that did not ask for usage asks for it (when every candidate takes
     // `stream_options`); the relay then leaves the usage chunk out for the client.
     let asked = if peek.stream
@@ -521,12 +521,12 @@ fn all_anthropic(snap: &Snapshot, raw: &[u8]) -> bool {
     let Ok(peeked) = peek(raw) else {
         return false;
     };
-    snap.plan(&peeked.model).is_some_and(|plan| {
+    snap.serving(&peeked.model).is_some_and(|plan| {
         !plan.is_empty()
-            && plan.iter().all(|c| {
+            && plan.iter().all(|&u| {
                 snap.upstreams
                     .list
-                    .get(c.upstream)
+                    .get(u)
                     .is_some_and(|u| u.config.dialect == switchyard_dialects::Dialect::Anthropic)
             })
     })
@@ -610,11 +610,11 @@ fn needs_responses_translation(snap: &Snapshot, raw: &[u8]) -> bool {
     let Ok(peeked) = peek(raw) else {
         return false;
     };
-    snap.plan(&peeked.model).is_some_and(|plan| {
-        plan.iter().any(|c| {
+    snap.serving(&peeked.model).is_some_and(|plan| {
+        plan.iter().any(|&u| {
             snap.upstreams
                 .list
-                .get(c.upstream)
+                .get(u)
                 .is_some_and(|u| !u.config.responses)
         })
     })

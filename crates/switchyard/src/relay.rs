@@ -249,7 +249,18 @@ pub struct Relay {
     end_seen: bool,
     /// Whether the stream has an end marker to check (chat and completions streams;
     /// not the typed events of other endpoints).
-    check_end: bool,
+    check_end: EndCheck,
+}
+
+/// Which end marker an upstream stream must reach to count as whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndCheck {
+    /// Chat and completions: `[DONE]` or a `finish_reason`.
+    Chat,
+    /// The Responses API: its terminal event.
+    Responses,
+    /// Streams whose end is not known (other endpoints).
+    None,
 }
 
 /// Reading token usage from one body (see [`Relay::read_usage`]).
@@ -368,7 +379,7 @@ impl Relay {
             usage: None,
             cut: None,
             end_seen: false,
-            check_end: true,
+            check_end: EndCheck::Chat,
         }
     }
 
@@ -386,7 +397,12 @@ impl Relay {
     /// Relays a stream without an OpenAI end marker to check (`[DONE]`, a
     /// `finish_reason`): the typed events of endpoints other than chat and completions.
     pub fn without_end_check(&mut self) {
-        self.check_end = false;
+        self.check_end = EndCheck::None;
+    }
+
+    /// Relays a Responses API stream: whole only once its terminal event came.
+    pub fn with_responses_end_check(&mut self) {
+        self.check_end = EndCheck::Responses;
     }
 
     /// Calls `first` with the first frame handed to the client (a Responses API
@@ -523,9 +539,12 @@ impl Relay {
                         if let Some(aligned) = pushed {
                             // Only upstream streams are checked for their end (see `ended`).
                             if !self.end_seen
-                                && self.check_end
                                 && self.source.is_upstream()
-                                && complete::marks_end(&aligned)
+                                && match self.check_end {
+                                    EndCheck::Chat => complete::marks_end(&aligned),
+                                    EndCheck::Responses => complete::marks_responses_end(&aligned),
+                                    EndCheck::None => false,
+                                }
                             {
                                 self.end_seen = true;
                             }
@@ -574,7 +593,10 @@ impl Relay {
                     .as_mut()
                     .map(EventAligner::take_rest)
                     .unwrap_or_default();
-                if self.aligner.is_some() && self.check_end && self.source.is_upstream() {
+                if self.aligner.is_some()
+                    && self.check_end != EndCheck::None
+                    && self.source.is_upstream()
+                {
                     // A server may close right after `data: [DONE]`, without the blank
                     // line; any other unfinished event is never sent. A stream without
                     // its end is an error, however cleanly the upstream closed it.

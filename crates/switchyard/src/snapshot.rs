@@ -159,14 +159,25 @@ impl Snapshot {
     /// Targets for a model, in the order to try them: the route's (or the catalogue's)
     /// pick first, the other targets next, then each fallback model's targets.
     pub fn plan(&self, model: &str) -> Option<Vec<Candidate>> {
+        self.plan_with(model, true)
+    }
+
+    /// The upstreams [`Snapshot::plan`] could send `model` to, fallbacks included,
+    /// without moving any rotation (deciding how to serve a request, not sending it).
+    pub fn serving(&self, model: &str) -> Option<Vec<usize>> {
+        self.plan_with(model, false)
+            .map(|plan| plan.into_iter().map(|c| c.upstream).collect())
+    }
+
+    fn plan_with(&self, model: &str, rotate: bool) -> Option<Vec<Candidate>> {
         let mut plan = Vec::new();
         let route = self.routes.get(model);
-        if !self.targets_for(model, &mut plan) {
+        if !self.targets_for(model, &mut plan, rotate) {
             return None;
         }
         if let Some(balanced) = route {
             for fallback in &balanced.route.fallbacks {
-                self.targets_for(fallback, &mut plan);
+                self.targets_for(fallback, &mut plan, rotate);
             }
         }
         Some(plan)
@@ -182,7 +193,7 @@ impl Snapshot {
     }
 
     /// Appends the targets serving `model` (no fallbacks); false if none does.
-    fn targets_for(&self, model: &str, plan: &mut Vec<Candidate>) -> bool {
+    fn targets_for(&self, model: &str, plan: &mut Vec<Candidate>, rotate: bool) -> bool {
         let mut push = |upstream: usize, model: &str| {
             if !plan
                 .iter()
@@ -195,7 +206,12 @@ impl Snapshot {
             }
         };
         if let Some(balanced) = self.routes.get(model) {
-            for i in balanced.balancer.order() {
+            let order: Vec<usize> = if rotate {
+                balanced.balancer.order().collect()
+            } else {
+                balanced.balancer.all().collect()
+            };
+            for i in order {
                 let t = &balanced.route.targets[i];
                 push(t.upstream, &t.model);
             }
@@ -203,7 +219,12 @@ impl Snapshot {
         }
         let index = self.catalog.index();
         if let Some(served) = index.models.get(model) {
-            for i in served.balancer.order() {
+            let order: Vec<usize> = if rotate {
+                served.balancer.order().collect()
+            } else {
+                served.balancer.all().collect()
+            };
+            for i in order {
                 push(served.upstreams[i], model);
             }
             return true;

@@ -41,7 +41,7 @@ pub(super) async fn get(
     if let Some(m) = index.listing.iter().find(|m| m.id == id) {
         return Ok(json_response(StatusCode::OK, &model_json(m)));
     }
-    if snap.plan(&id).is_none() {
+    if snap.serving(&id).is_none() {
         return Err(GatewayError::UnknownModel(id.into_owned()));
     }
     // Routable but not listed (a hidden kind, an `upstream/model` id of a model only

@@ -26,6 +26,12 @@ impl Balancer {
         }
     }
 
+    /// The targets in config order, without moving the rotation (for looking, not
+    /// for sending).
+    pub fn all(&self) -> impl Iterator<Item = usize> + '_ {
+        0..self.targets
+    }
+
     /// Target indices for one request: the scheduled pick first, then every other
     /// target once, in index order after it.
     pub fn order(&self) -> impl Iterator<Item = usize> + '_ {

@@ -332,6 +332,7 @@ impl Upstreams {
                             if *out.method == http::Method::POST
                                 && out.path.split('?').next() == Some("/responses")
                             {
+                                relay.with_responses_end_check();
                                 let name = up.name.clone();
                                 relay.on_first_frame(Box::new(move |first| {
                                     super::owners::remember(first, name);
