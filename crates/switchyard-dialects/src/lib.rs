@@ -13,6 +13,7 @@ pub mod gemini;
 pub mod messages;
 pub mod mock;
 pub mod ollama;
+mod raw;
 pub mod sse;
 pub mod translate;
 pub mod usage;

@@ -113,6 +113,11 @@ impl EventAligner {
         self.partial.len()
     }
 
+    /// Whether the limit was passed (every later push fails).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// Takes whatever unfinished event remains (at the end of the stream).
     pub fn take_rest(&mut self) -> Bytes {
         self.partial.split().freeze()

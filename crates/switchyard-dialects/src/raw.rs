@@ -1,0 +1,146 @@
+//! Borrowing helpers for the stream translators: reading upstream JSON into small
+//! structs whose fields are raw JSON slices of the input ([`RawValue`]), read lazily with
+//! the same leniency as `serde_json::Value` accessors (a field of the wrong type reads
+//! as absent), and feeding SSE bytes to a translator without copying a push that is
+//! already whole events.
+
+use crate::sse::{single_data, EventAligner, EventTooLarge};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// A field kept as its raw JSON text (absent or `null` → `None`).
+pub(crate) type Raw<'a> = Option<&'a RawValue>;
+
+/// The field as a string (borrowed unless it has escapes); `None` unless a string.
+pub(crate) fn as_str<'a>(raw: Raw<'a>) -> Option<Cow<'a, str>> {
+    let raw = raw?;
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
+}
+
+/// The field as a string, empty unless a string.
+pub(crate) fn text(raw: Raw<'_>) -> Cow<'_, str> {
+    as_str(raw).unwrap_or_default()
+}
+
+/// The field as an unsigned integer, like `Value::as_u64`.
+pub(crate) fn as_u64(raw: Raw<'_>) -> Option<u64> {
+    let text = raw?.get();
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    serde_json::from_str::<u64>(text).ok()
+}
+
+/// The field as a boolean.
+pub(crate) fn as_bool(raw: Raw<'_>) -> Option<bool> {
+    match raw?.get() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether the field is a JSON object.
+pub(crate) fn is_object(raw: Raw<'_>) -> bool {
+    raw.is_some_and(|r| r.get().starts_with('{'))
+}
+
+/// The field read as `T` when it is a JSON object (`T`'s fields all optional raw
+/// slices, so any object fits); `None` otherwise.
+pub(crate) fn object<'a, T: Deserialize<'a>>(raw: Raw<'a>) -> Option<T> {
+    let raw = raw?;
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// The elements of an array field (`None` unless an array).
+pub(crate) fn array<'a>(raw: Raw<'a>) -> Option<Vec<&'a RawValue>> {
+    let raw = raw?;
+    if !raw.get().starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// The field re-serialised as `Value::to_string` writes it (compact, keys sorted).
+pub(crate) fn canonical(raw: &RawValue) -> String {
+    serde_json::from_str::<serde_json::Value>(raw.get())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| raw.get().to_owned())
+}
+
+/// Parses a whole JSON text as the object `T`: `Ok(None)` when it is valid JSON but not
+/// an object.
+pub(crate) fn parse_object<'a, T: Deserialize<'a>>(
+    text: &'a str,
+) -> Result<Option<T>, serde_json::Error> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map(Some)
+    } else {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| None)
+    }
+}
+
+/// Feeds one pushed chunk through `aligner` and calls `each` with the data of every
+/// event it completes, in order. A push that is whole events (the usual case, nothing
+/// held back) is read in place, without copying it.
+pub(crate) fn for_each_data<E>(
+    aligner: &mut EventAligner,
+    chunk: &[u8],
+    too_large: impl FnOnce(EventTooLarge) -> E,
+    mut each: impl FnMut(&str) -> Result<(), E>,
+) -> Result<(), E> {
+    if aligner.pending() == 0 && !aligner.overflowed() && ends_events(chunk) {
+        return each_event(chunk, &mut each);
+    }
+    match aligner.push(Bytes::copy_from_slice(chunk)) {
+        Ok(Some(events)) => each_event(&events, &mut each),
+        Ok(None) => Ok(()),
+        Err(e) => Err(too_large(e)),
+    }
+}
+
+fn ends_events(buf: &[u8]) -> bool {
+    buf.ends_with(b"\n\n") || buf.ends_with(b"\r\r") || buf.ends_with(b"\n\r\n")
+}
+
+/// Calls `each` with the data of every event in `buf` (which ends at an event end).
+fn each_event<E>(buf: &[u8], each: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    let mut start = 0;
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if b == b'\r' || b == b'\n' {
+            let len = if b == b'\r' && buf.get(i + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            if at_line_start && i > start {
+                if let Some(data) = single_data(&buf[start..i + len]) {
+                    each(&data)?;
+                }
+                start = i + len;
+            }
+            at_line_start = true;
+            i += len;
+        } else {
+            at_line_start = false;
+            i += 1;
+        }
+    }
+    if start < buf.len() {
+        if let Some(data) = single_data(&buf[start..]) {
+            each(&data)?;
+        }
+    }
+    Ok(())
+}
