@@ -13,6 +13,14 @@ use std::borrow::Cow;
 /// A field kept as its raw JSON text (absent or `null` → `None`).
 pub(crate) type Raw<'a> = Option<&'a RawValue>;
 
+/// For `#[serde(default, deserialize_with = "raw::keep_null")]`: a member present with
+/// `null` reads as `Some("null")` rather than `None`, as `Value::get` sees it.
+pub(crate) fn keep_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Raw<'de>, D::Error> {
+    <&'de RawValue>::deserialize(deserializer).map(Some)
+}
+
 /// The field as a string (borrowed unless it has escapes); `None` unless a string.
 pub(crate) fn as_str<'a>(raw: Raw<'a>) -> Option<Cow<'a, str>> {
     let raw = raw?;
