@@ -97,21 +97,20 @@ pub(crate) fn parse_object<'a, T: Deserialize<'a>>(
 }
 
 /// Feeds one pushed chunk through `aligner` and calls `each` with the data of every
-/// event it completes, in order. A push that is whole events (the usual case, nothing
-/// held back) is read in place, without copying it.
+/// event it completes, in order, until `each` fails (the inner result). A push that is
+/// whole events (the usual case, nothing held back) is read in place, without copying
+/// it. The outer `Err`: the aligner's limit was passed.
 pub(crate) fn for_each_data<E>(
     aligner: &mut EventAligner,
     chunk: &[u8],
-    too_large: impl FnOnce(EventTooLarge) -> E,
     mut each: impl FnMut(&str) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<Result<(), E>, EventTooLarge> {
     if aligner.pending() == 0 && !aligner.overflowed() && ends_events(chunk) {
-        return each_event(chunk, &mut each);
+        return Ok(each_event(chunk, &mut each));
     }
-    match aligner.push(Bytes::copy_from_slice(chunk)) {
-        Ok(Some(events)) => each_event(&events, &mut each),
-        Ok(None) => Ok(()),
-        Err(e) => Err(too_large(e)),
+    match aligner.push(Bytes::copy_from_slice(chunk))? {
+        Some(events) => Ok(each_event(&events, &mut each)),
+        None => Ok(Ok(())),
     }
 }
 

@@ -110,19 +110,14 @@ impl StreamDecoder {
 
     fn push_aligned(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
         let mut aligner = std::mem::take(&mut self.aligner);
-        let result = raw::for_each_data(
-            &mut aligner,
-            chunk,
-            |e| DecodeError::new(format!("anthropic stream: {e}")),
-            |payload| {
-                if self.done {
-                    return Ok(());
-                }
-                self.event(payload, out)
-            },
-        );
+        let result = raw::for_each_data(&mut aligner, chunk, |payload| {
+            if self.done {
+                return Ok(());
+            }
+            self.event(payload, out)
+        });
         self.aligner = aligner;
-        result
+        result.map_err(|e| DecodeError::new(format!("anthropic stream: {e}")))?
     }
 
     /// Writes the role chunk once, before anything else.

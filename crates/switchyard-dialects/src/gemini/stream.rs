@@ -264,14 +264,9 @@ impl Usage<'_> {
 impl StreamDecode for StreamDecoder {
     fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
         let mut aligner = std::mem::take(&mut self.aligner);
-        let result = raw::for_each_data(
-            &mut aligner,
-            chunk,
-            |e| DecodeError::new(format!("gemini stream: {e}")),
-            |data| self.event(data, out),
-        );
+        let result = raw::for_each_data(&mut aligner, chunk, |data| self.event(data, out));
         self.aligner = aligner;
-        result
+        result.map_err(|e| DecodeError::new(format!("gemini stream: {e}")))?
     }
 
     fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError> {

@@ -3,10 +3,10 @@
 //! mapping of `thinking`, tool calls (ids synthesised, arguments re-encoded as a JSON
 //! string), `done_reason` and token counts.
 
+use crate::raw::{self, Raw};
 use crate::translate::{
     completion_body, usage_value, ChunkWriter, DecodeError, LineBuffer, Reply, StreamDecode,
 };
-use crate::raw::{self, Raw};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -96,7 +96,8 @@ fn parse_piece(bytes: &[u8]) -> Result<Piece<'_>, DecodeError> {
         ));
     };
     if let Some(error) = fields.error {
-        let message = raw::as_str(Some(error)).map_or_else(|| raw::canonical(error), Cow::into_owned);
+        let message =
+            raw::as_str(Some(error)).map_or_else(|| raw::canonical(error), Cow::into_owned);
         return Err(DecodeError::new(format!("Ollama error: {message}")));
     }
     let message = raw::object::<RawMessage<'_>>(fields.message);
@@ -131,10 +132,9 @@ fn count(field: Raw<'_>) -> u64 {
 
 /// `{"function": {"name", "arguments": {…}}}` → `(name, arguments JSON string)`.
 fn tool_call(call: &RawValue) -> Result<(Cow<'_, str>, Cow<'_, str>), DecodeError> {
-    let function = raw::object::<RawCall<'_>>(Some(call))
-        .and_then(|c| raw::object::<RawCall<'_>>(c.function));
-    let Some((name, arguments)) =
-        function.and_then(|f| Some((raw::as_str(f.name)?, f.arguments)))
+    let function =
+        raw::object::<RawCall<'_>>(Some(call)).and_then(|c| raw::object::<RawCall<'_>>(c.function));
+    let Some((name, arguments)) = function.and_then(|f| Some((raw::as_str(f.name)?, f.arguments)))
     else {
         return Err(DecodeError::new("Ollama tool call without a function name"));
     };
@@ -173,7 +173,10 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
     message.insert("content".into(), content);
     message.insert("refusal".into(), Value::Null);
     if !piece.thinking.is_empty() {
-        message.insert("reasoning_content".into(), piece.thinking.to_string().into());
+        message.insert(
+            "reasoning_content".into(),
+            piece.thinking.to_string().into(),
+        );
     }
     if made_calls {
         let calls: Vec<Value> = piece
