@@ -159,16 +159,15 @@ impl ChunkWriter {
     /// A writer for this answer.
     pub fn new(reply: &Reply) -> Self {
         // `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,` shared by
-        // every chunk: serialised once.
-        let head = json!({
-            "id": reply.id,
-            "object": "chat.completion.chunk",
-            "created": reply.created,
-            "model": reply.model,
-            "system_fingerprint": null,
-        })
-        .to_string();
-        let prefix = head[..head.len() - 1].to_owned();
+        // every chunk: written once.
+        let mut prefix = String::with_capacity(96 + reply.id.len() + reply.model.len());
+        prefix.push_str("{\"id\":");
+        push_json_str(&mut prefix, &reply.id);
+        prefix.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
+        prefix.push_str(&reply.created.to_string());
+        prefix.push_str(",\"model\":");
+        push_json_str(&mut prefix, &reply.model);
+        prefix.push_str(",\"system_fingerprint\":null");
         Self { prefix }
     }
 
@@ -275,6 +274,14 @@ impl ChunkWriter {
     /// `data: [DONE]`.
     pub fn done(out: &mut BytesMut) {
         out.put_slice(b"data: [DONE]\n\n");
+    }
+}
+
+/// Appends `text` as a JSON string (quoted, escaped).
+fn push_json_str(out: &mut String, text: &str) {
+    // Serialising a `str` cannot fail, and its JSON is UTF-8.
+    if let Ok(json) = serde_json::to_string(text) {
+        out.push_str(&json);
     }
 }
 
