@@ -80,7 +80,7 @@ pub(crate) fn array<'a>(raw: Raw<'a>) -> Option<Vec<&'a RawValue>> {
 /// The field re-serialised as `Value::to_string` writes it (compact, keys sorted).
 pub(crate) fn canonical(raw: &RawValue) -> String {
     serde_json::from_str::<serde_json::Value>(raw.get())
-        .map(|v| v.to_string())
+        .map(|v| json_string(&v))
         .unwrap_or_else(|_| raw.get().to_owned())
 }
 
@@ -120,10 +120,18 @@ fn ends_events(buf: &[u8]) -> bool {
 
 /// Calls `each` with the data of every event in `buf` (which ends at an event end).
 fn each_event<E>(buf: &[u8], each: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    // Same cuts as `sse::split_events`: an event ends with a line end that starts a line.
     let mut start = 0;
     let mut at_line_start = true;
     let mut i = 0;
     while i < buf.len() {
+        if !at_line_start {
+            // Jump to the next line end.
+            match memchr::memchr2(b'\n', b'\r', &buf[i..]) {
+                Some(off) => i += off,
+                None => break,
+            }
+        }
         let b = buf[i];
         if b == b'\r' || b == b'\n' {
             let len = if b == b'\r' && buf.get(i + 1) == Some(&b'\n') {
@@ -150,4 +158,16 @@ fn each_event<E>(buf: &[u8], each: &mut impl FnMut(&str) -> Result<(), E>) -> Re
         }
     }
     Ok(())
+}
+
+/// `value` as compact JSON bytes (what `Value::to_string` writes, without going through
+/// `fmt`).
+pub(crate) fn json_bytes(value: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// `value` as compact JSON text (what `Value::to_string` writes, without going through
+/// `fmt`).
+pub(crate) fn json_string(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

@@ -201,7 +201,7 @@ impl ChunkWriter {
 
     /// A chunk whose choice 0 carries `delta` (and `finish_reason`, null when `None`).
     pub fn delta(&self, out: &mut BytesMut, delta: Value, finish_reason: Option<&str>) {
-        let delta = delta.to_string();
+        let delta = crate::raw::json_string(&delta);
         self.choice(out, finish_reason, |out| {
             // `delta` is an object: its members without the braces.
             let inner = delta
@@ -267,7 +267,7 @@ impl ChunkWriter {
     pub fn usage(&self, out: &mut BytesMut, usage: &Value) {
         self.event(out, |out| {
             out.put_slice(b"\"choices\":[],\"usage\":");
-            out.put_slice(usage.to_string().as_bytes());
+            out.put_slice(&crate::raw::json_bytes(usage));
         });
     }
 
@@ -344,7 +344,7 @@ pub fn completion_body(
     if let Some(usage) = usage {
         v["usage"] = usage;
     }
-    Bytes::from(v.to_string())
+    crate::raw::json_bytes(&v)
 }
 
 /// The OpenAI error `type` for a status the gateway relays.

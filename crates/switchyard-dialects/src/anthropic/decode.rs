@@ -146,7 +146,7 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
                 tool_calls.push(json!({
                     "id": id,
                     "type": "function",
-                    "function": { "name": name, "arguments": arguments.to_string() },
+                    "function": { "name": name, "arguments": crate::raw::json_string(&arguments) },
                 }));
             }
             // redacted_thinking, server tool blocks, anything new: not OpenAI's.

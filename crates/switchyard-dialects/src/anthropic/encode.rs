@@ -6,7 +6,6 @@
 use super::messages::encode_messages;
 use super::{DEFAULT_MAX_TOKENS, MESSAGES_PATH, NAME};
 use crate::translate::{EncodeError, Encoded, Target};
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 /// Request fields this encoder reads (and maps) itself.
@@ -246,7 +245,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
 
     Ok(Encoded {
         path: MESSAGES_PATH.to_owned(),
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         stream,
         include_usage,
         dropped: drops.dropped,

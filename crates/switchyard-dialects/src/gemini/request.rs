@@ -5,7 +5,6 @@
 
 use super::path_segment;
 use crate::translate::{EncodeError, Encoded, Target};
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 /// The dialect's name in error messages.
@@ -93,7 +92,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     };
     Ok(Encoded {
         path,
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         stream,
         include_usage,
         dropped: enc.dropped,

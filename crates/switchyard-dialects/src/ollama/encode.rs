@@ -4,7 +4,6 @@
 
 use super::{CHAT_PATH, DIALECT};
 use crate::translate::{parse_data_url, text_of, EncodeError, Encoded, Target};
-use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -136,7 +135,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
 
     Ok(Encoded {
         path: CHAT_PATH.to_owned(),
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         stream,
         include_usage,
         dropped: enc.dropped,
