@@ -247,6 +247,29 @@ impl ChunkWriter {
         });
     }
 
+    /// [`ChunkWriter::tool_call_start`] with an `extra_content` member on the call:
+    /// `extra_content` is written as is (it must be a JSON value).
+    pub fn tool_call_start_extra(
+        &self,
+        out: &mut BytesMut,
+        index: usize,
+        id: &str,
+        name: &str,
+        extra_content: &str,
+    ) {
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"tool_calls\":[{\"index\":");
+            out.put_slice(index.to_string().as_bytes());
+            out.put_slice(b",\"id\":");
+            put_str(out, id);
+            out.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            put_str(out, name);
+            out.put_slice(b",\"arguments\":\"\"},\"extra_content\":");
+            out.put_slice(extra_content.as_bytes());
+            out.put_slice(b"}]");
+        });
+    }
+
     /// More arguments of tool call `index`.
     pub fn tool_call_arguments(&self, out: &mut BytesMut, index: usize, arguments: &str) {
         self.choice(out, None, |out| {

@@ -11,7 +11,7 @@ use crate::translate::{usage_value, ChunkWriter, DecodeError, Reply, StreamDecod
 use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Cap on one upstream event: each is a whole `GenerateContentResponse`, which carries
 /// a generated image inline (base64) on image-output models — more than the default
@@ -134,15 +134,13 @@ impl StreamDecoder {
         };
         match raw::as_str(part.thought_signature) {
             None => self.writer.tool_call_start(out, index, &id, &name),
-            Some(sig) => self.writer.delta(
-                out,
-                json!({ "tool_calls": [{
-                    "index": index, "id": id, "type": "function",
-                    "function": { "name": name, "arguments": "" },
-                    "extra_content": { "google": { "thought_signature": sig } },
-                }]}),
-                None,
-            ),
+            Some(sig) => {
+                let mut extra = String::from("{\"google\":{\"thought_signature\":");
+                extra.push_str(&raw::json_string(&sig));
+                extra.push_str("}}");
+                self.writer
+                    .tool_call_start_extra(out, index, &id, &name, &extra);
+            }
         }
         self.writer.tool_call_arguments(out, index, &args);
     }

@@ -248,15 +248,18 @@ impl StreamEncoder {
         let index = self.next_index;
         self.next_index += 1;
         let open = kind(index);
-        let block = match open {
-            Open::Thinking(_) => json!({ "type": "thinking", "thinking": "", "signature": "" }),
-            Open::Text(_) | Open::Tool(_) => json!({ "type": "text", "text": "" }),
-        };
-        write_event(
-            out,
-            "content_block_start",
-            json!({ "type": "content_block_start", "index": index, "content_block": block }),
+        out.put_slice(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
         );
+        out.put_slice(index.to_string().as_bytes());
+        out.put_slice(match open {
+            Open::Thinking(_) => {
+                &b",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n"[..]
+            }
+            Open::Text(_) | Open::Tool(_) => {
+                &b",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"[..]
+            }
+        });
         self.open = Some(open);
         index
     }
