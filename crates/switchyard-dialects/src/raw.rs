@@ -171,3 +171,103 @@ pub(crate) fn json_bytes(value: &impl serde::Serialize) -> Bytes {
 pub(crate) fn json_string(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
+
+/// A member read in the same pass as its parent when it is a JSON object (`Obj(Some)`),
+/// and skipped when it is anything else (`Obj(None)`), as `Value::get` on a non-object
+/// would see nothing: the nested levels of an event are then scanned once, not once
+/// per level.
+pub(crate) struct Obj<T>(pub(crate) Option<T>);
+
+/// [`Obj`] for an array: its elements read as `T` (use `Obj<…>` elements to skip
+/// non-objects); `None` when not an array.
+pub(crate) struct Arr<T>(pub(crate) Option<Vec<T>>);
+
+/// Accepts any JSON value; `visit_map`/`visit_seq` decide what is kept.
+struct Lenient<F>(F);
+
+macro_rules! skip_scalars {
+    ($out:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($out)
+        }
+    };
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de>
+    for Lenient<std::marker::PhantomData<Obj<T>>>
+{
+    type Value = Obj<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|t| Obj(Some(t)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Obj<T>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Obj(None))
+    }
+
+    skip_scalars!(Obj(None));
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Lenient(std::marker::PhantomData::<Obj<T>>))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de>
+    for Lenient<std::marker::PhantomData<Arr<T>>>
+{
+    type Value = Arr<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Arr<T>, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Arr(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Arr<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<T>()? {
+            items.push(item);
+        }
+        Ok(Arr(Some(items)))
+    }
+
+    skip_scalars!(Arr(None));
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arr<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Lenient(std::marker::PhantomData::<Arr<T>>))
+    }
+}

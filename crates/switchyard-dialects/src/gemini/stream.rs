@@ -5,7 +5,7 @@
 //! was seen before the body ended.
 
 use super::response::{call_id, finish_reason};
-use crate::raw::{self, Raw};
+use crate::raw::{self, Arr, Obj, Raw};
 use crate::sse::EventAligner;
 use crate::translate::{usage_value, ChunkWriter, DecodeError, Reply, StreamDecode};
 use bytes::BytesMut;
@@ -80,11 +80,12 @@ impl StreamDecoder {
         if let Some(usage) = raw::object::<Usage<'_>>(event.usage_metadata) {
             self.usage = Some(usage.openai());
         }
-        let candidates = raw::array(event.candidates).unwrap_or_default();
-        let first = candidates
-            .iter()
-            .filter_map(|c| raw::object::<Candidate<'_>>(Some(c)))
-            .find(|c| raw::as_u64(c.index).unwrap_or(0) == 0);
+        let candidates = event.candidates.and_then(|c| c.0).unwrap_or_default();
+        // The first candidate with index 0 (one that is not an object counts as one).
+        let first = candidates.iter().find(|c| {
+            c.0.as_ref()
+                .is_none_or(|c| raw::as_u64(c.index).unwrap_or(0) == 0)
+        });
         let Some(candidate) = first else {
             let feedback = event
                 .prompt_feedback
@@ -95,15 +96,22 @@ impl StreamDecoder {
             }
             return Ok(());
         };
-        let parts = raw::object::<Content<'_>>(candidate.content)
-            .and_then(|c| raw::array(c.parts))
+        let Some(candidate) = &candidate.0 else {
+            return Ok(());
+        };
+        let parts = candidate
+            .content
+            .as_ref()
+            .and_then(|c| c.0.as_ref())
+            .and_then(|c| c.parts.as_ref())
+            .and_then(|p| p.0.as_deref())
             .unwrap_or_default();
         for part in parts {
-            let Some(part) = raw::object::<Part<'_>>(Some(part)) else {
+            let Some(part) = &part.0 else {
                 continue;
             };
             if let Some(call) = part.function_call {
-                self.tool_call(&part, call, out);
+                self.tool_call(part, call, out);
             } else if let Some(text) = raw::as_str(part.text) {
                 if text.is_empty() {
                     continue;
@@ -170,7 +178,7 @@ struct Event<'a> {
     #[serde(borrow)]
     usage_metadata: Raw<'a>,
     #[serde(borrow)]
-    candidates: Raw<'a>,
+    candidates: Option<Arr<Obj<Candidate<'a>>>>,
     #[serde(borrow)]
     prompt_feedback: Raw<'a>,
 }
@@ -191,7 +199,7 @@ struct Candidate<'a> {
     #[serde(borrow)]
     index: Raw<'a>,
     #[serde(borrow)]
-    content: Raw<'a>,
+    content: Option<Obj<Content<'a>>>,
     #[serde(borrow)]
     finish_reason: Raw<'a>,
 }
@@ -200,7 +208,7 @@ struct Candidate<'a> {
 #[derive(Deserialize)]
 struct Content<'a> {
     #[serde(borrow)]
-    parts: Raw<'a>,
+    parts: Option<Arr<Obj<Part<'a>>>>,
 }
 
 /// One content part.
