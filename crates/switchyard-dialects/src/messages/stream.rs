@@ -5,7 +5,7 @@
 //! reason can be reported) and `message_stop`.
 
 use super::{error_event, stop_reason_for, usage_of, write_event};
-use crate::raw::{self, Raw};
+use crate::raw::{self, Arr, Obj, Raw};
 use crate::sse::EventAligner;
 use crate::translate::DecodeError;
 use bytes::{BufMut, BytesMut};
@@ -133,24 +133,17 @@ impl StreamEncoder {
             self.usage = serde_json::from_str(usage.get()).ok();
         }
         self.start(out);
-        let choices = raw::array(chunk.choices).unwrap_or_default();
+        let choices = chunk.choices.and_then(|c| c.0).unwrap_or_default();
         // The first choice with index 0 (a choice that is not an object counts as one).
-        let mut found = None;
-        for choice in choices {
-            let choice = raw::object::<Choice<'_>>(Some(choice));
-            if choice
-                .as_ref()
+        let found = choices.iter().find(|c| {
+            c.0.as_ref()
                 .is_none_or(|c| raw::as_u64(c.index).unwrap_or(0) == 0)
-            {
-                found = Some(choice);
-                break;
-            }
-        }
-        let Some(Some(choice)) = found else {
+        });
+        let Some(Obj(Some(choice))) = found else {
             return Ok(());
         };
-        if let Some(delta) = raw::object::<Delta<'_>>(choice.delta) {
-            self.on_delta(&delta, out);
+        if let Some(Obj(Some(delta))) = &choice.delta {
+            self.on_delta(delta, out);
         }
         if let Some(reason) = raw::as_str(choice.finish_reason) {
             self.finish_reason = Some(reason.into_owned());
@@ -351,7 +344,7 @@ struct Chunk<'a> {
     #[serde(borrow)]
     usage: Raw<'a>,
     #[serde(borrow)]
-    choices: Raw<'a>,
+    choices: Option<Arr<Obj<Choice<'a>>>>,
 }
 
 /// A chunk's `error`.
@@ -367,7 +360,7 @@ struct Choice<'a> {
     #[serde(borrow)]
     index: Raw<'a>,
     #[serde(borrow)]
-    delta: Raw<'a>,
+    delta: Option<Obj<Delta<'a>>>,
     #[serde(borrow)]
     finish_reason: Raw<'a>,
 }
