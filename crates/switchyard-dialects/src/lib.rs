@@ -14,6 +14,7 @@ pub mod messages;
 pub mod mock;
 pub mod multipart;
 pub mod ollama;
+mod raw;
 pub mod responses;
 pub mod sse;
 pub mod translate;

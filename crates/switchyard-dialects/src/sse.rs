@@ -113,6 +113,11 @@ impl EventAligner {
         self.partial.len()
     }
 
+    /// Whether the limit was passed (every later push fails).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// Takes whatever unfinished event remains (at the end of the stream).
     pub fn take_rest(&mut self) -> Bytes {
         self.partial.split().freeze()
@@ -264,7 +269,7 @@ fn split_lines(text: &str) -> impl Iterator<Item = &str> {
 /// The data of one event without copying when it is the usual single `data:` line
 /// (`data: {...}\n\n`); other shapes fall back to [`data_payloads`].
 pub fn single_data(event: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
-    let line_end = event.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    let line_end = memchr::memchr2(b'\n', b'\r', event)?;
     let rest = &event[line_end..];
     let one_line = matches!(rest, b"\n\n" | b"\r\n\r\n" | b"\r\r");
     if one_line {

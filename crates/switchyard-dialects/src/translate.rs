@@ -159,16 +159,15 @@ impl ChunkWriter {
     /// A writer for this answer.
     pub fn new(reply: &Reply) -> Self {
         // `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,` shared by
-        // every chunk: serialised once.
-        let head = json!({
-            "id": reply.id,
-            "object": "chat.completion.chunk",
-            "created": reply.created,
-            "model": reply.model,
-            "system_fingerprint": null,
-        })
-        .to_string();
-        let prefix = head[..head.len() - 1].to_owned();
+        // every chunk: written once.
+        let mut prefix = String::with_capacity(96 + reply.id.len() + reply.model.len());
+        prefix.push_str("{\"id\":");
+        push_json_str(&mut prefix, &reply.id);
+        prefix.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
+        prefix.push_str(&reply.created.to_string());
+        prefix.push_str(",\"model\":");
+        push_json_str(&mut prefix, &reply.model);
+        prefix.push_str(",\"system_fingerprint\":null");
         Self { prefix }
     }
 
@@ -202,7 +201,7 @@ impl ChunkWriter {
 
     /// A chunk whose choice 0 carries `delta` (and `finish_reason`, null when `None`).
     pub fn delta(&self, out: &mut BytesMut, delta: Value, finish_reason: Option<&str>) {
-        let delta = delta.to_string();
+        let delta = crate::raw::json_string(&delta);
         self.choice(out, finish_reason, |out| {
             // `delta` is an object: its members without the braces.
             let inner = delta
@@ -248,6 +247,29 @@ impl ChunkWriter {
         });
     }
 
+    /// [`ChunkWriter::tool_call_start`] with an `extra_content` member on the call:
+    /// `extra_content` is written as is (it must be a JSON value).
+    pub fn tool_call_start_extra(
+        &self,
+        out: &mut BytesMut,
+        index: usize,
+        id: &str,
+        name: &str,
+        extra_content: &str,
+    ) {
+        self.choice(out, None, |out| {
+            out.put_slice(b"\"tool_calls\":[{\"index\":");
+            out.put_slice(index.to_string().as_bytes());
+            out.put_slice(b",\"id\":");
+            put_str(out, id);
+            out.put_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            put_str(out, name);
+            out.put_slice(b",\"arguments\":\"\"},\"extra_content\":");
+            out.put_slice(extra_content.as_bytes());
+            out.put_slice(b"}]");
+        });
+    }
+
     /// More arguments of tool call `index`.
     pub fn tool_call_arguments(&self, out: &mut BytesMut, index: usize, arguments: &str) {
         self.choice(out, None, |out| {
@@ -268,13 +290,21 @@ impl ChunkWriter {
     pub fn usage(&self, out: &mut BytesMut, usage: &Value) {
         self.event(out, |out| {
             out.put_slice(b"\"choices\":[],\"usage\":");
-            out.put_slice(usage.to_string().as_bytes());
+            out.put_slice(&crate::raw::json_bytes(usage));
         });
     }
 
     /// `data: [DONE]`.
     pub fn done(out: &mut BytesMut) {
         out.put_slice(b"data: [DONE]\n\n");
+    }
+}
+
+/// Appends `text` as a JSON string (quoted, escaped).
+fn push_json_str(out: &mut String, text: &str) {
+    // Serialising a `str` cannot fail, and its JSON is UTF-8.
+    if let Ok(json) = serde_json::to_string(text) {
+        out.push_str(&json);
     }
 }
 
@@ -337,7 +367,7 @@ pub fn completion_body(
     if let Some(usage) = usage {
         v["usage"] = usage;
     }
-    Bytes::from(v.to_string())
+    crate::raw::json_bytes(&v)
 }
 
 /// The OpenAI error `type` for a status the gateway relays.

@@ -1,8 +1,11 @@
 //! Anthropic Messages answer → OpenAI `chat.completion`: content blocks, stop reason and
 //! usage. The stop-reason and usage mappings are shared with the stream translator.
 
+use crate::raw::{self, Raw};
 use crate::translate::{completion_body, usage_value, DecodeError, Reply};
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// OpenAI's `finish_reason` for an Anthropic `stop_reason`.
@@ -51,6 +54,29 @@ impl Tokens {
         }
     }
 
+    /// [`Tokens::update`] for a `usage` object kept as raw JSON (a stream event's).
+    pub(super) fn update_raw(&mut self, usage: &RawValue) {
+        let Some(usage) = raw::object::<RawUsage<'_>>(Some(usage)) else {
+            return;
+        };
+        if let Some(n) = raw::as_u64(usage.input_tokens) {
+            self.input = n;
+        }
+        if let Some(n) = raw::as_u64(usage.cache_read_input_tokens) {
+            self.cache_read = Some(n);
+        }
+        if let Some(n) = raw::as_u64(usage.cache_creation_input_tokens) {
+            self.cache_creation = n;
+        }
+        if let Some(n) = raw::as_u64(usage.output_tokens) {
+            self.output = n;
+        }
+        let details = raw::object::<RawDetails<'_>>(usage.output_tokens_details);
+        if let Some(n) = details.and_then(|d| raw::as_u64(d.thinking_tokens)) {
+            self.thinking = Some(n);
+        }
+    }
+
     /// OpenAI's `usage`: cache reads and writes are prompt tokens too.
     pub(super) fn value(&self) -> Value {
         let prompt = self
@@ -59,6 +85,28 @@ impl Tokens {
             .saturating_add(self.cache_creation);
         usage_value(prompt, self.output, self.cache_read, self.thinking)
     }
+}
+
+/// An Anthropic `usage` object, fields unread.
+#[derive(Deserialize)]
+struct RawUsage<'a> {
+    #[serde(borrow)]
+    input_tokens: Raw<'a>,
+    #[serde(borrow)]
+    cache_read_input_tokens: Raw<'a>,
+    #[serde(borrow)]
+    cache_creation_input_tokens: Raw<'a>,
+    #[serde(borrow)]
+    output_tokens: Raw<'a>,
+    #[serde(borrow)]
+    output_tokens_details: Raw<'a>,
+}
+
+/// `usage.output_tokens_details`, fields unread.
+#[derive(Deserialize)]
+struct RawDetails<'a> {
+    #[serde(borrow)]
+    thinking_tokens: Raw<'a>,
 }
 
 /// Translates a Messages answer (JSON) into a `chat.completion` body.
@@ -98,7 +146,7 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
                 tool_calls.push(json!({
                     "id": id,
                     "type": "function",
-                    "function": { "name": name, "arguments": arguments.to_string() },
+                    "function": { "name": name, "arguments": crate::raw::json_string(&arguments) },
                 }));
             }
             // redacted_thinking, server tool blocks, anything new: not OpenAI's.

@@ -6,7 +6,6 @@
 use super::messages::encode_messages;
 use super::{DEFAULT_MAX_TOKENS, MESSAGES_PATH, NAME};
 use crate::translate::{EncodeError, Encoded, Target};
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 /// Request fields this encoder reads (and maps) itself.
@@ -141,7 +140,7 @@ pub(super) fn invalid(message: impl Into<String>, param: impl Into<String>) -> E
 /// [`MESSAGES_PATH`]. Fields Anthropic cannot carry are listed in `dropped`, or refused
 /// with [`EncodeError::unsupported`] when the upstream is `strict`.
 pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
-    let request: Map<String, Value> = serde_json::from_slice(body)
+    let mut request: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| EncodeError::new(format!("request body is not a JSON object: {e}"), None))?;
     let mut drops = Drops {
         strict: target.settings.strict,
@@ -202,10 +201,11 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
             .and_then(|o| o.get("include_usage"))
             .is_some_and(|v| v == &Value::Bool(true));
 
-    if let Some(tools) = field(&request, "tools") {
-        let tools = tools
-            .as_array()
-            .ok_or_else(|| invalid("`tools` must be an array", "tools"))?;
+    // Taken out of the request so that their schemas move into the output uncopied.
+    if let Some(tools) = request.remove("tools").filter(|v| !v.is_null()) {
+        let Value::Array(tools) = tools else {
+            return Err(invalid("`tools` must be an array", "tools"));
+        };
         let tools = encode_tools(tools, &mut drops)?;
         if !tools.is_empty() {
             out.insert("tools".into(), Value::Array(tools));
@@ -246,7 +246,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
 
     Ok(Encoded {
         path: MESSAGES_PATH.to_owned(),
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         stream,
         include_usage,
         dropped: drops.dropped,
@@ -313,9 +313,9 @@ fn stop_sequences(stop: &Value) -> Result<Vec<Value>, EncodeError> {
 }
 
 /// OpenAI function tools as Anthropic tools (`name`, `description`, `input_schema`).
-fn encode_tools(tools: &[Value], drops: &mut Drops) -> Result<Vec<Value>, EncodeError> {
+fn encode_tools(tools: Vec<Value>, drops: &mut Drops) -> Result<Vec<Value>, EncodeError> {
     let mut out = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
+    for (i, mut tool) in tools.into_iter().enumerate() {
         let kind = tool
             .get("type")
             .and_then(Value::as_str)
@@ -325,8 +325,8 @@ fn encode_tools(tools: &[Value], drops: &mut Drops) -> Result<Vec<Value>, Encode
             continue;
         }
         let function = tool
-            .get("function")
-            .and_then(Value::as_object)
+            .get_mut("function")
+            .and_then(Value::as_object_mut)
             .ok_or_else(|| {
                 invalid(
                     "a tool needs a `function` object",
@@ -347,9 +347,9 @@ fn encode_tools(tools: &[Value], drops: &mut Drops) -> Result<Vec<Value>, Encode
         if let Some(description) = function.get("description").and_then(Value::as_str) {
             encoded.insert("description".into(), description.into());
         }
-        let schema = match function.get("parameters") {
+        let schema = match function.remove("parameters") {
             None | Some(Value::Null) => json!({ "type": "object", "properties": {} }),
-            Some(p @ Value::Object(_)) => p.clone(),
+            Some(p @ Value::Object(_)) => p,
             Some(_) => {
                 return Err(invalid(
                     "`parameters` must be a JSON Schema object",

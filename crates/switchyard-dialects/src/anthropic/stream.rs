@@ -4,14 +4,71 @@
 //! [`ChunkWriter`]'s.
 
 use super::decode::{finish_reason, Tokens};
+use crate::raw::{self, Raw};
 use crate::sse::{data_payloads, EventAligner};
 use crate::translate::{ChunkWriter, DecodeError, Reply, StreamDecode};
-use bytes::{Bytes, BytesMut};
-use serde_json::Value;
+use bytes::BytesMut;
+use serde::Deserialize;
 use std::collections::HashMap;
 
 /// Why a stream that ended without `message_stop` failed.
 const TRUNCATED: &str = "anthropic stream ended before message_stop";
+
+/// One stream event, its members unread.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    message: Raw<'a>,
+    #[serde(borrow)]
+    content_block: Raw<'a>,
+    #[serde(borrow)]
+    delta: Raw<'a>,
+    #[serde(borrow)]
+    usage: Raw<'a>,
+    #[serde(borrow)]
+    index: Raw<'a>,
+    #[serde(borrow)]
+    error: Raw<'a>,
+}
+
+/// `message_start`'s `message`.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    usage: Raw<'a>,
+}
+
+/// A `content_block`, or a `delta` (of a block, or of the message).
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    text: Raw<'a>,
+    #[serde(borrow)]
+    thinking: Raw<'a>,
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    input: Raw<'a>,
+    #[serde(borrow)]
+    partial_json: Raw<'a>,
+    #[serde(borrow)]
+    stop_reason: Raw<'a>,
+}
+
+/// An `error` event's `error`.
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    message: Raw<'a>,
+}
 
 /// Translates one Anthropic Messages stream into OpenAI chunk events, fed in chunks
 /// split anywhere.
@@ -52,25 +109,15 @@ impl StreamDecoder {
     }
 
     fn push_aligned(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
-        let events = self
-            .aligner
-            .push(Bytes::copy_from_slice(chunk))
-            .map_err(|e| DecodeError::new(format!("anthropic stream: {e}")))?;
-        match events {
-            Some(events) => self.events(&events, out),
-            None => Ok(()),
-        }
-    }
-
-    /// Handles complete SSE events.
-    fn events(&mut self, events: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
-        for payload in data_payloads(events) {
+        let mut aligner = std::mem::take(&mut self.aligner);
+        let result = raw::for_each_data(&mut aligner, chunk, |payload| {
             if self.done {
-                break;
+                return Ok(());
             }
-            self.event(&payload, out)?;
-        }
-        Ok(())
+            self.event(payload, out)
+        });
+        self.aligner = aligner;
+        result.map_err(|e| DecodeError::new(format!("anthropic stream: {e}")))?
     }
 
     /// Writes the role chunk once, before anything else.
@@ -82,30 +129,31 @@ impl StreamDecoder {
     }
 
     fn event(&mut self, payload: &str, out: &mut BytesMut) -> Result<(), DecodeError> {
-        let value: Value = serde_json::from_str(payload).map_err(|e| {
+        let event = raw::parse_object::<Event<'_>>(payload).map_err(|e| {
             DecodeError::new(format!(
                 "anthropic stream sent an event that is not JSON: {e}"
             ))
         })?;
-        match value.get("type").and_then(Value::as_str) {
+        let Some(event) = event else {
+            return Ok(());
+        };
+        match raw::as_str(event.kind).as_deref() {
             Some("message_start") => {
-                if let Some(usage) = value.get("message").and_then(|m| m.get("usage")) {
-                    self.tokens.update(usage);
+                let message = raw::object::<Message<'_>>(event.message);
+                if let Some(usage) = message.and_then(|m| m.usage) {
+                    self.tokens.update_raw(usage);
                 }
                 self.start(out);
             }
-            Some("content_block_start") => self.block_start(&value, out),
-            Some("content_block_delta") => self.block_delta(&value, out),
+            Some("content_block_start") => self.block_start(&event, out),
+            Some("content_block_delta") => self.block_delta(&event, out),
             Some("message_delta") => {
-                if let Some(reason) = value
-                    .get("delta")
-                    .and_then(|d| d.get("stop_reason"))
-                    .and_then(Value::as_str)
-                {
-                    self.stop_reason = Some(reason.to_owned());
+                let delta = raw::object::<Block<'_>>(event.delta);
+                if let Some(reason) = delta.and_then(|d| raw::as_str(d.stop_reason)) {
+                    self.stop_reason = Some(reason.into_owned());
                 }
-                if let Some(usage) = value.get("usage") {
-                    self.tokens.update(usage);
+                if let Some(usage) = event.usage {
+                    self.tokens.update_raw(usage);
                 }
             }
             Some("message_stop") => {
@@ -119,14 +167,11 @@ impl StreamDecoder {
                 self.done = true;
             }
             Some("error") => {
-                let error = value.get("error");
-                let field = |key: &str| {
-                    error
-                        .and_then(|e| e.get(key))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
+                let error = raw::object::<ErrorBody<'_>>(event.error);
+                let (kind, message) = match error {
+                    Some(e) => (raw::text(e.kind), raw::text(e.message)),
+                    None => Default::default(),
                 };
-                let (kind, message) = (field("type"), field("message"));
                 return Err(DecodeError::new(format!(
                     "anthropic stream error ({kind}): {message}"
                 )));
@@ -137,34 +182,40 @@ impl StreamDecoder {
         Ok(())
     }
 
-    fn block_start(&mut self, value: &Value, out: &mut BytesMut) {
-        let Some(block) = value.get("content_block") else {
+    fn block_start(&mut self, event: &Event<'_>, out: &mut BytesMut) {
+        let Some(block) = raw::object::<Block<'_>>(event.content_block) else {
             return;
         };
-        let text = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or_default();
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") if !text("text").is_empty() => {
-                self.start(out);
-                self.writer.content(out, text("text"));
+        let text = raw::text;
+        match raw::as_str(block.kind).as_deref() {
+            Some("text") => {
+                let piece = text(block.text);
+                if !piece.is_empty() {
+                    self.start(out);
+                    self.writer.content(out, &piece);
+                }
             }
-            Some("thinking") if !text("thinking").is_empty() => {
-                self.start(out);
-                self.writer.reasoning(out, text("thinking"));
+            Some("thinking") => {
+                let piece = text(block.thinking);
+                if !piece.is_empty() {
+                    self.start(out);
+                    self.writer.reasoning(out, &piece);
+                }
             }
             Some("tool_use") => {
                 let call = self.tool_calls;
                 self.tool_calls += 1;
-                if let Some(index) = value.get("index").and_then(Value::as_u64) {
+                if let Some(index) = raw::as_u64(event.index) {
                     self.tools.insert(index, call);
                 }
                 self.start(out);
                 self.writer
-                    .tool_call_start(out, call, text("id"), text("name"));
+                    .tool_call_start(out, call, &text(block.id), &text(block.name));
                 // Streams send `input: {}` and the arguments as deltas; an input given
                 // whole up front is sent as the first arguments.
-                if let Some(input) = block.get("input").and_then(Value::as_object) {
-                    if !input.is_empty() {
-                        let arguments = Value::Object(input.clone()).to_string();
+                if let Some(input) = block.input.filter(|i| raw::is_object(Some(i))) {
+                    let arguments = raw::canonical(input);
+                    if arguments != "{}" {
                         self.writer.tool_call_arguments(out, call, &arguments);
                     }
                 }
@@ -173,28 +224,31 @@ impl StreamDecoder {
         }
     }
 
-    fn block_delta(&mut self, value: &Value, out: &mut BytesMut) {
-        let Some(delta) = value.get("delta") else {
+    fn block_delta(&mut self, event: &Event<'_>, out: &mut BytesMut) {
+        let Some(delta) = raw::object::<Block<'_>>(event.delta) else {
             return;
         };
-        let text = |key: &str| delta.get(key).and_then(Value::as_str).unwrap_or_default();
-        match delta.get("type").and_then(Value::as_str) {
-            Some("text_delta") if !text("text").is_empty() => {
-                self.start(out);
-                self.writer.content(out, text("text"));
+        let text = raw::text;
+        match raw::as_str(delta.kind).as_deref() {
+            Some("text_delta") => {
+                let piece = text(delta.text);
+                if !piece.is_empty() {
+                    self.start(out);
+                    self.writer.content(out, &piece);
+                }
             }
-            Some("thinking_delta") if !text("thinking").is_empty() => {
-                self.start(out);
-                self.writer.reasoning(out, text("thinking"));
+            Some("thinking_delta") => {
+                let piece = text(delta.thinking);
+                if !piece.is_empty() {
+                    self.start(out);
+                    self.writer.reasoning(out, &piece);
+                }
             }
-            Some("input_json_delta") if !text("partial_json").is_empty() => {
-                let call = value
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .and_then(|i| self.tools.get(&i).copied());
-                if let Some(call) = call {
-                    self.writer
-                        .tool_call_arguments(out, call, text("partial_json"));
+            Some("input_json_delta") => {
+                let piece = text(delta.partial_json);
+                let call = raw::as_u64(event.index).and_then(|i| self.tools.get(&i).copied());
+                if let (false, Some(call)) = (piece.is_empty(), call) {
+                    self.writer.tool_call_arguments(out, call, &piece);
                 }
             }
             // signature_delta, citations_delta, empty pieces.

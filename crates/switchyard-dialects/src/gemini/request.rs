@@ -5,7 +5,6 @@
 
 use super::path_segment;
 use crate::translate::{EncodeError, Encoded, Target};
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 /// The dialect's name in error messages.
@@ -42,9 +41,9 @@ const HANDLED: &[&str] = &[
 /// `models/x` is sent as `x`. Fields Gemini cannot carry are listed in
 /// [`Encoded::dropped`], or refused when `settings.strict`.
 pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
-    let request: Value = serde_json::from_slice(body)
+    let mut request: Value = serde_json::from_slice(body)
         .map_err(|e| EncodeError::new(format!("request body is not valid JSON: {e}"), None))?;
-    let Some(request) = request.as_object() else {
+    let Some(request) = request.as_object_mut() else {
         return Err(EncodeError::new("request body must be a JSON object", None));
     };
     let mut enc = Encoder {
@@ -69,7 +68,8 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
-    if let Some(tools) = enc.tools(request.get("tools"))? {
+    // Taken out of the request so that their schemas move into the output uncopied.
+    if let Some(tools) = enc.tools(request.remove("tools"))? {
         out.insert("tools".into(), tools);
     }
     if let Some(choice) = tool_config(request.get("tool_choice"))? {
@@ -93,7 +93,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     };
     Ok(Encoded {
         path,
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         stream,
         include_usage,
         dropped: enc.dropped,
@@ -204,19 +204,20 @@ impl Encoder {
     }
 
     /// `tools` → `[{functionDeclarations: […]}]`; non-function tools are dropped.
-    fn tools(&mut self, tools: Option<&Value>) -> Result<Option<Value>, EncodeError> {
+    fn tools(&mut self, tools: Option<Value>) -> Result<Option<Value>, EncodeError> {
         let Some(tools) = tools.filter(|v| !v.is_null()) else {
             return Ok(None);
         };
-        let Some(tools) = tools.as_array() else {
+        let Value::Array(tools) = tools else {
             return Err(EncodeError::new(
                 "`tools` must be an array",
                 Some("tools".to_owned()),
             ));
         };
         let mut declarations = Vec::new();
-        for (i, tool) in tools.iter().enumerate() {
-            let function = tool.get("function").filter(|_| tool["type"] == "function");
+        for (i, mut tool) in tools.into_iter().enumerate() {
+            let is_function = tool["type"] == "function";
+            let function = tool.get_mut("function").filter(|_| is_function);
             let Some(function) = function else {
                 self.drop_field(&format!("tools[{i}]"))?;
                 continue;
@@ -234,8 +235,12 @@ impl Encoder {
             }
             // Plain JSON Schema, as OpenAI clients write it (`additionalProperties`,
             // `$ref`…), which the OpenAPI-subset `parameters` field refuses.
-            if let Some(v) = function.get("parameters").filter(|v| !v.is_null()) {
-                decl.insert("parametersJsonSchema".into(), v.clone());
+            if let Some(v) = function
+                .as_object_mut()
+                .and_then(|f| f.remove("parameters"))
+                .filter(|v| !v.is_null())
+            {
+                decl.insert("parametersJsonSchema".into(), v);
             }
             declarations.push(Value::Object(decl));
         }

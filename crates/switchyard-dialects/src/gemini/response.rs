@@ -53,7 +53,7 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
     if let (Some(usage), Some(obj)) = (usage, out.as_object_mut()) {
         obj.insert("usage".into(), usage);
     }
-    Ok(Bytes::from(out.to_string()))
+    Ok(crate::raw::json_bytes(&out))
 }
 
 /// One candidate → (assistant message, finish reason). `calls` numbers tool calls
@@ -124,7 +124,7 @@ pub(super) fn call_name_args(call: &Value) -> (String, String) {
         .to_owned();
     let args = match call.get("args") {
         None | Some(Value::Null) => "{}".to_owned(),
-        Some(args) => args.to_string(),
+        Some(args) => crate::raw::json_string(args),
     };
     (name, args)
 }

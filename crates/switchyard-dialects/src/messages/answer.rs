@@ -66,7 +66,7 @@ pub fn chat_to_message(openai_body: &[u8], model: &str) -> Result<Bytes, DecodeE
         "stop_sequence": null,
         "usage": usage_of(answer.get("usage")),
     });
-    Ok(Bytes::from(body.to_string()))
+    Ok(crate::raw::json_bytes(&body))
 }
 
 /// The reasoning text of a message or delta: `reasoning_content` (DeepSeek, vLLM) or

@@ -84,7 +84,7 @@ fn write_event(out: &mut BytesMut, name: &str, mut data: Value) {
     if let Some(fields) = data.as_object_mut() {
         fields.remove("type");
     }
-    let rest = data.to_string();
+    let rest = crate::raw::json_string(&data);
     out.put_slice(b"event: ");
     out.put_slice(name.as_bytes());
     out.put_slice(b"\ndata: {\"type\":");

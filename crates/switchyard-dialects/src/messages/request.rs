@@ -100,7 +100,7 @@ pub fn request_to_chat(body: &[u8]) -> Result<ChatRequest, EncodeError> {
         out.insert("reasoning_effort".into(), effort.into());
     }
     Ok(ChatRequest {
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         model,
         stream,
     })
@@ -256,7 +256,7 @@ fn assistant_blocks(i: usize, blocks: &[Value], out: &mut Vec<Value>) -> Result<
                 calls.push(json!({
                     "id": id,
                     "type": "function",
-                    "function": { "name": name, "arguments": input.to_string() },
+                    "function": { "name": name, "arguments": crate::raw::json_string(&input) },
                 }));
             }
             // Earlier reasoning is not sent back to an OpenAI upstream.

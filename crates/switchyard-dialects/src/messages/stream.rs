@@ -4,12 +4,15 @@
 //! `message_delta` (held until the end so the usage chunk that follows the finish
 //! reason can be reported) and `message_stop`.
 
-use super::answer::reasoning_of;
 use super::{error_event, stop_reason_for, usage_of, write_event};
-use crate::sse::{single_data, split_events, EventAligner};
+use crate::raw::{self, Arr, Obj, Raw};
+use crate::sse::EventAligner;
 use crate::translate::DecodeError;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// The content block being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,21 +76,18 @@ impl StreamEncoder {
             State::Done => return Ok(()),
             State::Failed => return Err(DecodeError::new("the stream already failed")),
         }
-        let events = match self.aligner.push(Bytes::copy_from_slice(chunk)) {
-            Ok(Some(events)) => events,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(self.fail(out, &format!("upstream stream: {e}"))),
-        };
-        for event in split_events(&events) {
-            let Some(data) = single_data(&event) else {
-                continue;
-            };
-            self.on_data(&data, out)?;
+        let mut aligner = std::mem::take(&mut self.aligner);
+        let result = raw::for_each_data(&mut aligner, chunk, |data| {
             if self.state == State::Done {
-                break;
+                return Ok(());
             }
+            self.on_data(data, out)
+        });
+        self.aligner = aligner;
+        match result {
+            Ok(result) => result,
+            Err(e) => Err(self.fail(out, &format!("upstream stream: {e}"))),
         }
-        Ok(())
     }
 
     /// The OpenAI stream ended: writes the closing events. `Err` when it never sent
@@ -116,78 +116,73 @@ impl StreamEncoder {
             self.close(out);
             return Ok(());
         }
-        let Ok(chunk @ Value::Object(_)) = serde_json::from_str::<Value>(data) else {
+        let Ok(Some(chunk)) = raw::parse_object::<Chunk<'_>>(data) else {
             return Err(self.fail(
                 out,
                 "upstream stream sent an event that is not a JSON object",
             ));
         };
-        if let Some(error) = chunk.get("error") {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .or_else(|| error.as_str())
-                .unwrap_or("upstream stream error")
-                .to_owned();
-            return Err(self.fail(out, &message));
+        if let Some(error) = chunk.error {
+            let message = raw::object::<ErrorBody<'_>>(Some(error))
+                .and_then(|e| raw::as_str(e.message))
+                .or_else(|| raw::as_str(Some(error)));
+            let message = message.as_deref().unwrap_or("upstream stream error");
+            return Err(self.fail(out, message));
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage.clone());
+        if let Some(usage) = chunk.usage.filter(|u| raw::is_object(Some(u))) {
+            self.usage = serde_json::from_str(usage.get()).ok();
         }
         self.start(out);
-        let Some(choice) = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| {
-                c.iter()
-                    .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-            })
-        else {
+        let choices = chunk.choices.and_then(|c| c.0).unwrap_or_default();
+        // The first choice with index 0 (a choice that is not an object counts as one).
+        let found = choices.iter().find(|c| {
+            c.0.as_ref()
+                .is_none_or(|c| raw::as_u64(c.index).unwrap_or(0) == 0)
+        });
+        let Some(Obj(Some(choice))) = found else {
             return Ok(());
         };
-        if let Some(delta) = choice.get("delta") {
+        if let Some(Obj(Some(delta))) = &choice.delta {
             self.on_delta(delta, out);
         }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(reason.to_owned());
+        if let Some(reason) = raw::as_str(choice.finish_reason) {
+            self.finish_reason = Some(reason.into_owned());
             self.close_block(out);
         }
         Ok(())
     }
 
-    fn on_delta(&mut self, delta: &Value, out: &mut BytesMut) {
-        if let Some(reasoning) = reasoning_of(delta) {
+    fn on_delta(&mut self, delta: &Delta<'_>, out: &mut BytesMut) {
+        let reasoning = raw::as_str(delta.reasoning_content)
+            .or_else(|| raw::as_str(delta.reasoning))
+            .filter(|r| !r.is_empty());
+        if let Some(reasoning) = reasoning {
             let index = self.ensure_block(out, Open::Thinking);
-            delta_event(
-                out,
-                index,
-                json!({ "type": "thinking_delta", "thinking": reasoning }),
-            );
+            delta_event(out, index, "thinking_delta", "thinking", &reasoning);
         }
-        for key in ["content", "refusal"] {
-            if let Some(text) = delta
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
+        for (key, field) in [("content", delta.content), ("refusal", delta.refusal)] {
+            if let Some(text) = raw::as_str(field).filter(|t| !t.is_empty()) {
                 self.refused |= key == "refusal";
                 let index = self.ensure_block(out, Open::Text);
-                delta_event(out, index, json!({ "type": "text_delta", "text": text }));
+                delta_event(out, index, "text_delta", "text", &text);
             }
         }
-        if let Some(Value::Array(calls)) = delta.get("tool_calls") {
-            for (position, call) in calls.iter().enumerate() {
+        if let Some(calls) = raw::array(delta.tool_calls) {
+            for (position, call) in calls.into_iter().enumerate() {
                 self.on_tool_call(position, call, out);
             }
         }
     }
 
-    fn on_tool_call(&mut self, position: usize, call: &Value, out: &mut BytesMut) {
+    fn on_tool_call(&mut self, position: usize, call: &RawValue, out: &mut BytesMut) {
+        let call = raw::object::<ToolCall<'_>>(Some(call));
         let tool_index = call
-            .get("index")
-            .and_then(Value::as_u64)
+            .as_ref()
+            .and_then(|c| raw::as_u64(c.index))
             .unwrap_or(position as u64);
-        let function = call.get("function");
+        let function = call
+            .as_ref()
+            .and_then(|c| raw::object::<Function<'_>>(c.function));
         let known = self
             .tools
             .iter()
@@ -199,14 +194,14 @@ impl StreamEncoder {
                 self.close_block(out);
                 let block = self.next_index;
                 self.next_index += 1;
-                let id = call.get("id").and_then(Value::as_str).map_or_else(
+                let id = call.as_ref().and_then(|c| raw::as_str(c.id)).map_or_else(
                     || format!("toolu_{}_{tool_index}", self.message_id),
-                    str::to_owned,
+                    Cow::into_owned,
                 );
                 let name = function
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                    .as_ref()
+                    .map(|f| raw::text(f.name))
+                    .unwrap_or_default();
                 write_event(
                     out,
                     "content_block_start",
@@ -224,15 +219,10 @@ impl StreamEncoder {
         // Arguments of an earlier call that arrive after another block started (OpenAI
         // may interleave parallel calls) still go to that call's block.
         if let Some(arguments) = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
+            .and_then(|f| raw::as_str(f.arguments))
             .filter(|a| !a.is_empty())
         {
-            delta_event(
-                out,
-                block,
-                json!({ "type": "input_json_delta", "partial_json": arguments }),
-            );
+            delta_event(out, block, "input_json_delta", "partial_json", &arguments);
         }
     }
 
@@ -251,15 +241,18 @@ impl StreamEncoder {
         let index = self.next_index;
         self.next_index += 1;
         let open = kind(index);
-        let block = match open {
-            Open::Thinking(_) => json!({ "type": "thinking", "thinking": "", "signature": "" }),
-            Open::Text(_) | Open::Tool(_) => json!({ "type": "text", "text": "" }),
-        };
-        write_event(
-            out,
-            "content_block_start",
-            json!({ "type": "content_block_start", "index": index, "content_block": block }),
+        out.put_slice(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
         );
+        out.put_slice(index.to_string().as_bytes());
+        out.put_slice(match open {
+            Open::Thinking(_) => {
+                &b",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n"[..]
+            }
+            Open::Text(_) | Open::Tool(_) => {
+                &b",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"[..]
+            }
+        });
         self.open = Some(open);
         index
     }
@@ -268,11 +261,11 @@ impl StreamEncoder {
         if let Some(Open::Text(index) | Open::Thinking(index) | Open::Tool(index)) =
             self.open.take()
         {
-            write_event(
-                out,
-                "content_block_stop",
-                json!({ "type": "content_block_stop", "index": index }),
+            out.put_slice(
+                b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":",
             );
+            out.put_slice(index.to_string().as_bytes());
+            out.put_slice(b"}\n\n");
         }
     }
 
@@ -327,10 +320,82 @@ impl StreamEncoder {
     }
 }
 
-fn delta_event(out: &mut BytesMut, index: usize, delta: Value) {
-    write_event(
-        out,
-        "content_block_delta",
-        json!({ "type": "content_block_delta", "index": index, "delta": delta }),
+/// `content_block_delta` for block `index`: `{"type": kind, field: text}`.
+fn delta_event(out: &mut BytesMut, index: usize, kind: &str, field: &str, text: &str) {
+    out.put_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
     );
+    out.put_slice(index.to_string().as_bytes());
+    out.put_slice(b",\"delta\":{\"type\":\"");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\",\"");
+    out.put_slice(field.as_bytes());
+    out.put_slice(b"\":");
+    // Serialising a `str` into a buffer cannot fail.
+    let _infallible = serde_json::to_writer((&mut *out).writer(), text);
+    out.put_slice(b"}}\n\n");
+}
+
+/// One OpenAI chunk, members unread.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default, deserialize_with = "raw::keep_null")]
+    error: Raw<'a>,
+    #[serde(borrow)]
+    usage: Raw<'a>,
+    #[serde(borrow)]
+    choices: Option<Arr<Obj<Choice<'a>>>>,
+}
+
+/// A chunk's `error`.
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(borrow)]
+    message: Raw<'a>,
+}
+
+/// A choice.
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow)]
+    index: Raw<'a>,
+    #[serde(borrow)]
+    delta: Option<Obj<Delta<'a>>>,
+    #[serde(borrow)]
+    finish_reason: Raw<'a>,
+}
+
+/// A choice's `delta`.
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    reasoning_content: Raw<'a>,
+    #[serde(borrow)]
+    reasoning: Raw<'a>,
+    #[serde(borrow)]
+    content: Raw<'a>,
+    #[serde(borrow)]
+    refusal: Raw<'a>,
+    #[serde(borrow)]
+    tool_calls: Raw<'a>,
+}
+
+/// One of `delta.tool_calls`.
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow)]
+    index: Raw<'a>,
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    function: Raw<'a>,
+}
+
+/// A tool call's `function`.
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    arguments: Raw<'a>,
 }

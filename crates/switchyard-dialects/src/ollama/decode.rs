@@ -3,18 +3,23 @@
 //! mapping of `thinking`, tool calls (ids synthesised, arguments re-encoded as a JSON
 //! string), `done_reason` and token counts.
 
+use crate::raw::{self, Raw};
 use crate::translate::{
     completion_body, usage_value, ChunkWriter, DecodeError, LineBuffer, Reply, StreamDecode,
 };
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
-/// One parsed `/api/chat` object (a whole answer, or one stream line).
-struct Piece {
-    content: String,
-    thinking: String,
+/// One parsed `/api/chat` object (a whole answer, or one stream line); text borrowed
+/// from the input where it has no escapes.
+struct Piece<'a> {
+    content: Cow<'a, str>,
+    thinking: Cow<'a, str>,
     /// `(name, arguments as a JSON string)`.
-    calls: Vec<(String, String)>,
+    calls: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// `Some` on the `done: true` object.
     end: Option<End>,
 }
@@ -40,71 +45,107 @@ impl End {
     }
 }
 
+/// An `/api/chat` object, members unread.
+#[derive(Deserialize)]
+struct RawPiece<'a> {
+    #[serde(borrow)]
+    error: Raw<'a>,
+    #[serde(borrow)]
+    message: Raw<'a>,
+    #[serde(borrow)]
+    done: Raw<'a>,
+    #[serde(borrow)]
+    done_reason: Raw<'a>,
+    #[serde(borrow)]
+    prompt_eval_count: Raw<'a>,
+    #[serde(borrow)]
+    eval_count: Raw<'a>,
+}
+
+/// Its `message`.
+#[derive(Deserialize)]
+struct RawMessage<'a> {
+    #[serde(borrow)]
+    content: Raw<'a>,
+    #[serde(borrow)]
+    thinking: Raw<'a>,
+    #[serde(borrow)]
+    tool_calls: Raw<'a>,
+}
+
+/// A tool call (`{"function": …}`) or its `function` (`{"name", "arguments"}`).
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow)]
+    function: Raw<'a>,
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    arguments: Raw<'a>,
+}
+
 /// Reads one object; an `{"error": …}` object is the upstream's failure.
-fn parse_piece(bytes: &[u8]) -> Result<Piece, DecodeError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError::new(format!("Ollama sent something that is not JSON: {e}")))?;
-    let Value::Object(fields) = value else {
+fn parse_piece(bytes: &[u8]) -> Result<Piece<'_>, DecodeError> {
+    let not_json = |e: &dyn std::fmt::Display| {
+        DecodeError::new(format!("Ollama sent something that is not JSON: {e}"))
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| not_json(&e))?;
+    let Some(fields) = raw::parse_object::<RawPiece<'_>>(text).map_err(|e| not_json(&e))? else {
         return Err(DecodeError::new(
             "Ollama sent a JSON value that is not an object",
         ));
     };
-    if let Some(error) = fields.get("error").filter(|e| !e.is_null()) {
-        let message = error
-            .as_str()
-            .map_or_else(|| error.to_string(), str::to_owned);
+    if let Some(error) = fields.error {
+        let message =
+            raw::as_str(Some(error)).map_or_else(|| raw::canonical(error), Cow::into_owned);
         return Err(DecodeError::new(format!("Ollama error: {message}")));
     }
-    let message = fields.get("message").unwrap_or(&Value::Null);
-    let text = |key: &str| {
-        message
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
+    let message = raw::object::<RawMessage<'_>>(fields.message);
+    let calls = match message.as_ref().and_then(|m| m.tool_calls) {
+        None => Vec::new(),
+        Some(calls) => match raw::array(Some(calls)) {
+            Some(calls) => calls.into_iter().map(tool_call).collect::<Result<_, _>>()?,
+            None => return Err(DecodeError::new("Ollama `tool_calls` is not an array")),
+        },
     };
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(calls)) => calls.iter().map(tool_call).collect::<Result<_, _>>()?,
-        Some(_) => return Err(DecodeError::new("Ollama `tool_calls` is not an array")),
-    };
-    let end = (fields.get("done") == Some(&Value::Bool(true))).then(|| End {
-        done_reason: fields
-            .get("done_reason")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        prompt_tokens: count(&fields, "prompt_eval_count"),
-        completion_tokens: count(&fields, "eval_count"),
+    let end = (raw::as_bool(fields.done) == Some(true)).then(|| End {
+        done_reason: raw::as_str(fields.done_reason).map(Cow::into_owned),
+        prompt_tokens: count(fields.prompt_eval_count),
+        completion_tokens: count(fields.eval_count),
     });
+    let (content, thinking) = match &message {
+        Some(m) => (raw::text(m.content), raw::text(m.thinking)),
+        None => Default::default(),
+    };
     Ok(Piece {
-        content: text("content"),
-        thinking: text("thinking"),
+        content,
+        thinking,
         calls,
         end,
     })
 }
 
 /// A token count; capped so that adding two can never overflow.
-fn count(fields: &Map<String, Value>, key: &str) -> u64 {
-    fields
-        .get(key)
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-        .min(u64::MAX / 2)
+fn count(field: Raw<'_>) -> u64 {
+    raw::as_u64(field).unwrap_or(0).min(u64::MAX / 2)
 }
 
 /// `{"function": {"name", "arguments": {…}}}` → `(name, arguments JSON string)`.
-fn tool_call(call: &Value) -> Result<(String, String), DecodeError> {
-    let function = call.get("function").unwrap_or(&Value::Null);
-    let Some(name) = function.get("name").and_then(Value::as_str) else {
+fn tool_call(call: &RawValue) -> Result<(Cow<'_, str>, Cow<'_, str>), DecodeError> {
+    let function =
+        raw::object::<RawCall<'_>>(Some(call)).and_then(|c| raw::object::<RawCall<'_>>(c.function));
+    let Some((name, arguments)) = function.and_then(|f| Some((raw::as_str(f.name)?, f.arguments)))
+    else {
         return Err(DecodeError::new("Ollama tool call without a function name"));
     };
-    let arguments = match function.get("arguments") {
-        None | Some(Value::Null) => "{}".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+    let arguments = match arguments {
+        None => Cow::Borrowed("{}"),
+        Some(args) => match raw::as_str(Some(args)) {
+            Some(s) => s,
+            None => Cow::Owned(raw::canonical(args)),
+        },
     };
-    Ok((name.to_owned(), arguments))
+    Ok((name, arguments))
 }
 
 /// `call_<id suffix>_<n>`: unique within the answer, stable for a given reply id.
@@ -127,12 +168,15 @@ pub fn decode(body: &[u8], reply: &Reply) -> Result<Bytes, DecodeError> {
     let content = if piece.content.is_empty() && made_calls {
         Value::Null
     } else {
-        Value::String(piece.content.clone())
+        Value::String(piece.content.to_string())
     };
     message.insert("content".into(), content);
     message.insert("refusal".into(), Value::Null);
     if !piece.thinking.is_empty() {
-        message.insert("reasoning_content".into(), piece.thinking.clone().into());
+        message.insert(
+            "reasoning_content".into(),
+            piece.thinking.to_string().into(),
+        );
     }
     if made_calls {
         let calls: Vec<Value> = piece
@@ -210,7 +254,7 @@ impl StreamState {
         Ok(())
     }
 
-    fn write(&mut self, piece: &Piece, out: &mut BytesMut) {
+    fn write(&mut self, piece: &Piece<'_>, out: &mut BytesMut) {
         if !self.started {
             self.writer.role(out);
             self.started = true;

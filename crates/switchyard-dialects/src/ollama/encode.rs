@@ -4,7 +4,6 @@
 
 use super::{CHAT_PATH, DIALECT};
 use crate::translate::{parse_data_url, text_of, EncodeError, Encoded, Target};
-use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -13,7 +12,7 @@ use std::collections::HashMap;
 pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     let request: Value = serde_json::from_slice(body)
         .map_err(|e| EncodeError::new(format!("request body is not valid JSON: {e}"), None))?;
-    let Value::Object(request) = request else {
+    let Value::Object(mut request) = request else {
         return Err(EncodeError::new("request body must be a JSON object", None));
     };
     let mut enc = Encoder {
@@ -42,7 +41,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     out.insert("stream".into(), stream.into());
 
     let mut options = Map::new();
-    let mut tools = None;
+    let mut has_tools = false;
     let mut tools_off = false;
     for (key, value) in &request {
         if value.is_null() {
@@ -75,7 +74,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
                 if !value.is_array() {
                     return Err(bad("`tools` must be an array", key));
                 }
-                tools = Some(value.clone());
+                has_tools = true;
             }
             "tool_choice" => match value.as_str() {
                 Some("auto") => {}
@@ -127,6 +126,8 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     if !options.is_empty() {
         out.insert("options".into(), Value::Object(options));
     }
+    // Moved out of the request (schemas and all), not copied.
+    let tools = has_tools.then(|| request.remove("tools")).flatten();
     if let Some(tools) = tools.filter(|_| !tools_off) {
         out.insert("tools".into(), tools);
     }
@@ -136,7 +137,7 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
 
     Ok(Encoded {
         path: CHAT_PATH.to_owned(),
-        body: Bytes::from(Value::Object(out).to_string()),
+        body: crate::raw::json_bytes(&out),
         stream,
         include_usage,
         dropped: enc.dropped,
