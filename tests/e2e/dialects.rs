@@ -786,3 +786,32 @@ async fn a_gemini_retry_delay_in_the_body_becomes_retry_after() {
     assert_eq!(answer.headers["retry-after"], "37");
     assert_eq!(answer.json()["error"]["type"], "rate_limit_error");
 }
+
+#[tokio::test]
+async fn a_streamed_anthropic_tool_call_without_arguments_gets_an_empty_object() {
+    let stream = [
+        ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_E", "name": "now", "input": {}}})),
+        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 3}})),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]
+    .iter()
+    .map(|(e, d)| format!("event: {e}\ndata: {d}\n\n"))
+    .collect::<String>();
+    let up =
+        NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", &stream)).await;
+    let gw = TestGateway::start(&anthropic_upstream_yaml(&up.url(), "")).await;
+    let text = gw
+        .http()
+        .post(
+            "/v1/chat/completions",
+            &chat("claude-sonnet-4", "time?", true),
+        )
+        .await
+        .text();
+    let a = assemble(&text);
+    assert_eq!(a.calls.len(), 1, "{text}");
+    assert_eq!(a.calls[0].2, "{}", "arguments must be JSON: {text}");
+    assert_eq!(a.finish.as_deref(), Some("tool_calls"));
+}

@@ -67,6 +67,9 @@ pub fn supports_thinking(model: &str) -> bool {
     }
 }
 
+/// Anthropic's smallest thinking budget.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
 /// The thinking budget for an OpenAI `reasoning_effort` (`None` for `"none"`).
 fn thinking_budget(effort: &Value) -> Result<Option<u64>, EncodeError> {
     match effort.as_str() {
@@ -159,7 +162,8 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     }
     out.insert("messages".into(), Value::Array(turns));
 
-    let mut max_tokens = match max_tokens_of(&request)? {
+    let asked_max = max_tokens_of(&request)?;
+    let mut max_tokens = match asked_max {
         Some(n) => n,
         None => target
             .settings
@@ -216,7 +220,17 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
     }
 
     if let Some(effort) = field(&request, "reasoning_effort") {
-        if let Some(budget) = thinking_budget(effort)? {
+        // A client's own `max_tokens` is a cap: the budget fits under it (Anthropic
+        // wants at least 1024 and less than `max_tokens`), or thinking is left out.
+        let budget = thinking_budget(effort)?.and_then(|budget| match asked_max {
+            None => Some(budget),
+            Some(cap) if cap > MIN_THINKING_BUDGET => Some(budget.min(cap - 1)),
+            Some(_) => {
+                drops.dropped.push("reasoning_effort".to_owned());
+                None
+            }
+        });
+        if let Some(budget) = budget {
             if !supports_thinking(target.model) {
                 drops.unsupported("reasoning_effort")?;
             } else if thinking_refused_by(&out) {
@@ -228,8 +242,8 @@ pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
                     "thinking".into(),
                     json!({ "type": "enabled", "budget_tokens": budget }),
                 );
-                // The budget counts inside `max_tokens`: keep the asked-for room for
-                // the answer on top of it.
+                // The budget counts inside a defaulted `max_tokens`: room for the
+                // answer is kept on top of it.
                 if max_tokens <= budget {
                     max_tokens = max_tokens.saturating_add(budget);
                 }

@@ -80,6 +80,9 @@ pub struct StreamDecoder {
     /// Anthropic block index → OpenAI tool-call index (tool calls only count: 0, 1, …).
     tools: HashMap<u64, usize>,
     tool_calls: usize,
+    /// Per tool call: whether any arguments were written (a call without arguments
+    /// gets `{}` when its block stops: `""` is not JSON).
+    argued: Vec<bool>,
     tokens: Tokens,
     stop_reason: Option<String>,
     /// The role chunk was written.
@@ -100,6 +103,7 @@ impl StreamDecoder {
             aligner: EventAligner::default(),
             tools: HashMap::new(),
             tool_calls: 0,
+            argued: Vec::new(),
             tokens: Tokens::default(),
             stop_reason: None,
             started: false,
@@ -176,7 +180,16 @@ impl StreamDecoder {
                     "anthropic stream error ({kind}): {message}"
                 )));
             }
-            // ping, content_block_stop, and events added later.
+            Some("content_block_stop") => {
+                let call = raw::as_u64(event.index).and_then(|i| self.tools.get(&i).copied());
+                if let Some(call) = call {
+                    if self.argued.get(call) == Some(&false) {
+                        self.writer.tool_call_arguments(out, call, "{}");
+                        self.argued[call] = true;
+                    }
+                }
+            }
+            // ping, and events added later.
             _ => {}
         }
         Ok(())
@@ -205,6 +218,7 @@ impl StreamDecoder {
             Some("tool_use") => {
                 let call = self.tool_calls;
                 self.tool_calls += 1;
+                self.argued.push(false);
                 if let Some(index) = raw::as_u64(event.index) {
                     self.tools.insert(index, call);
                 }
@@ -217,6 +231,7 @@ impl StreamDecoder {
                     let arguments = raw::canonical(input);
                     if arguments != "{}" {
                         self.writer.tool_call_arguments(out, call, &arguments);
+                        self.argued[call] = true;
                     }
                 }
             }
@@ -249,6 +264,9 @@ impl StreamDecoder {
                 let call = raw::as_u64(event.index).and_then(|i| self.tools.get(&i).copied());
                 if let (false, Some(call)) = (piece.is_empty(), call) {
                     self.writer.tool_call_arguments(out, call, &piece);
+                    if let Some(argued) = self.argued.get_mut(call) {
+                        *argued = true;
+                    }
                 }
             }
             // signature_delta, citations_delta, empty pieces.
