@@ -653,6 +653,13 @@ async fn anthropic_catalogue_comes_from_its_models_endpoint() {
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&"claude-opus-4-1"));
+    let opus = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "claude-opus-4-1")
+        .unwrap();
+    assert_eq!(opus["created"], 1_754_352_000, "created_at read: {opus}");
     let seen = &up.requests()[0];
     assert_eq!(seen.headers["x-api-key"], "k");
     assert_eq!(seen.headers["anthropic-version"], "2023-06-01");

@@ -382,7 +382,10 @@ async fn fetch_models(up: &Upstream) -> Result<(Vec<String>, HashMap<String, u64
         let not_a_list =
             |e: switchyard_dialects::translate::DecodeError| FetchError::NotAList(e.message);
         let (mut got, next) = match up.config.dialect {
-            Dialect::Anthropic => (anthropic::parse_models(&body).map_err(not_a_list)?, None),
+            Dialect::Anthropic => {
+                created.extend(parse_created(&body));
+                (anthropic::parse_models(&body).map_err(not_a_list)?, None)
+            }
             Dialect::Gemini => gemini::parse_models(&body).map_err(not_a_list)?,
             Dialect::Ollama => (ollama::parse_models(&body).map_err(not_a_list)?, None),
             Dialect::OpenAi | Dialect::Mock | Dialect::Azure => {
@@ -413,12 +416,39 @@ fn parse_created(body: &[u8]) -> HashMap<String, u64> {
         .into_iter()
         .flatten()
         .filter_map(|m| {
-            Some((
-                m.get("id")?.as_str()?.to_owned(),
-                m.get("created")?.as_u64()?,
-            ))
+            let created = m
+                .get("created")
+                .and_then(serde_json::Value::as_u64)
+                .or_else(|| {
+                    // Anthropic's list: `created_at` in RFC 3339.
+                    m.get("created_at")?.as_str().and_then(utc_seconds)
+                })?;
+            Some((m.get("id")?.as_str()?.to_owned(), created))
         })
         .collect()
+}
+
+/// Unix seconds of a UTC RFC 3339 time (`2025-08-05T00:00:00Z`, fractions allowed).
+fn utc_seconds(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        std::str::from_utf8(b.get(range)?).ok()?.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let utc = text.ends_with('Z') || text.ends_with("+00:00");
+    if !utc || b.get(4) != Some(&b'-') || b.get(10).is_none_or(|c| !matches!(c, b'T' | b't' | b' '))
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
 }
 
 /// One GET of a model list page; its body.

@@ -73,3 +73,18 @@ fn parses_openai_lists_and_bare_arrays() {
     assert_eq!(parse_model_ids(br#"[{"id":"c"}]"#).unwrap(), vec!["c"]);
     assert!(parse_model_ids(b"<html>").is_err());
 }
+
+#[test]
+fn rfc3339_utc_times_become_unix_seconds() {
+    assert_eq!(super::utc_seconds("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(
+        super::utc_seconds("2025-08-05T00:00:00Z"),
+        Some(1_754_352_000)
+    );
+    assert_eq!(
+        super::utc_seconds("2024-02-29T12:34:56.789Z"),
+        Some(1_709_210_096)
+    );
+    assert_eq!(super::utc_seconds("2024-02-29T12:34:56-07:00"), None);
+    assert_eq!(super::utc_seconds("yesterday"), None);
+}
