@@ -822,3 +822,33 @@ async fn a_streamed_anthropic_tool_call_without_arguments_gets_an_empty_object()
     assert_eq!(a.calls[0].2, "{}", "arguments must be JSON: {text}");
     assert_eq!(a.finish.as_deref(), Some("tool_calls"));
 }
+
+#[tokio::test]
+async fn an_anthropic_stream_that_fails_before_any_content_fails_over() {
+    let overloaded = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let claude =
+        NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", overloaded))
+            .await;
+    let openai = MockUpstream::start().await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: claude, dialect: anthropic, base_url: '{}', models: [claude-sonnet-4]}}\n  - {{name: gpt, base_url: '{}', models: [gpt-4o]}}\nroutes:\n  - {{model: smart, targets: [{{upstream: claude, model: claude-sonnet-4}}], fallbacks: [gpt-4o]}}\n",
+        claude.url(),
+        openai.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let answer = gw
+        .http()
+        .post("/v1/chat/completions", &chat("smart", "hello there", true))
+        .await;
+    let text = answer.text();
+    assert_eq!(answer.status, 200);
+    assert!(
+        text.contains("hello there"),
+        "served by the fallback: {text}"
+    );
+    assert!(!text.contains("upstream_stream_error"), "{text}");
+    assert_eq!(claude.requests().len(), 1);
+    assert_eq!(openai.completions().len(), 1);
+    // With content already sent, the error still ends the stream
+    // (an_anthropic_error_event_mid_stream_ends_with_the_gateway_error_event).
+}

@@ -323,11 +323,14 @@ impl Relay {
     pub fn translated(
         upstream: H1Body,
         decoder: Box<dyn StreamDecode>,
+        primed: (Bytes, Option<switchyard_dialects::translate::DecodeError>),
         idle: Duration,
         upstream_name: Arc<str>,
         guard: Option<StreamGuard>,
     ) -> Self {
-        let source = Source::Translated(Box::new(translated::Translated::new(upstream, decoder)));
+        let source = Source::Translated(Box::new(translated::Translated::new(
+            upstream, decoder, primed,
+        )));
         Self::new(source, true, idle, upstream_name, guard)
     }
 

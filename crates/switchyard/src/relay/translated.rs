@@ -33,12 +33,19 @@ impl std::fmt::Debug for Translated {
 }
 
 impl Translated {
-    pub(super) fn new(body: H1Body, decoder: Box<dyn StreamDecode>) -> Self {
+    /// Decodes `body`, starting with what was decoded of it already (`primed`: the
+    /// events, and the decoder's error right after them if it failed there).
+    pub(super) fn new(
+        body: H1Body,
+        decoder: Box<dyn StreamDecode>,
+        primed: (Bytes, Option<DecodeError>),
+    ) -> Self {
+        let (ready, error) = primed;
         Self {
             body,
             decoder,
-            ready: None,
-            error: None,
+            ready: (!ready.is_empty()).then_some(ready),
+            error,
             ended: false,
         }
     }

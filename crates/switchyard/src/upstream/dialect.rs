@@ -201,6 +201,63 @@ pub(super) fn retry_after_from_body(dialect: Dialect, body: &[u8], headers: &mut
     }
 }
 
+/// What was decoded of a translated stream before it was handed to the relay.
+#[derive(Debug, Default)]
+pub(super) struct Primed {
+    /// Decoded events to send first.
+    pub(super) ready: Bytes,
+    /// The decoder's error right after them, if it failed there.
+    pub(super) error: Option<DecodeError>,
+}
+
+/// Reads a translated stream until its decoder writes something for the client (or
+/// `until`): an upstream that fails before that — Anthropic's `overloaded_error` as its
+/// first event after `message_start` — fails the attempt, so the next target is tried
+/// instead of the client getting a stream that ends in an error with nothing in it.
+pub(super) async fn prime(
+    body: &mut H1Body,
+    decoder: &mut dyn StreamDecode,
+    until: tokio::time::Instant,
+) -> Result<Primed, H1Error> {
+    let mut out = bytes::BytesMut::new();
+    loop {
+        let read = tokio::time::timeout_at(until, std::future::poll_fn(|cx| body.poll_data(cx)));
+        let chunk = match read.await {
+            // Slow to say anything: relayed as it comes (the idle timeout applies).
+            Err(_) | Ok(None) => return Ok(Primed::default()),
+            Ok(Some(Err(e))) => return Err(H1Error::Io(e)),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        match decoder.push(&chunk, &mut out) {
+            Err(e) if out.is_empty() || only_role(&out) => {
+                return Err(H1Error::protocol(format!(
+                    "the upstream's stream failed before any content: {e}"
+                )))
+            }
+            Err(e) => {
+                return Ok(Primed {
+                    ready: out.freeze(),
+                    error: Some(e),
+                })
+            }
+            Ok(()) if !out.is_empty() && !only_role(&out) => {
+                return Ok(Primed {
+                    ready: out.freeze(),
+                    error: None,
+                })
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+/// Whether decoded output is nothing but the opening role chunk (no content yet).
+fn only_role(out: &[u8]) -> bool {
+    let events = memchr::memmem::find_iter(out, b"data: ").count();
+    events == 1
+        && memchr::memmem::find(out, br#""delta":{"role":"assistant","content":""}"#).is_some()
+}
+
 /// Reads a body to its end: at most [`MAX_ANSWER_BYTES`], each piece within `idle`.
 pub(super) async fn read_all(body: &mut H1Body, idle: Duration) -> Result<Bytes, H1Error> {
     let mut all = Vec::new();

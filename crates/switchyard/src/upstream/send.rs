@@ -496,8 +496,11 @@ async fn attempt(
     let answer = match reply {
         None => Answer::Upstream(resp),
         Some(reply) if resp.status.is_success() && out.peek.stream => {
-            let decoder = dialect::stream_decoder(up.config.dialect, reply);
-            Answer::Translated(resp, decoder)
+            let mut decoder = dialect::stream_decoder(up.config.dialect, reply);
+            let primed = dialect::prime(&mut resp.body, decoder.as_mut(), until)
+                .await
+                .map_err(|e| (AttemptError::Exchange(e), None))?;
+            Answer::Translated(resp, decoder, primed)
         }
         Some(reply) => {
             let whole = dialect::read_all(&mut resp.body, up.config.idle_timeout)
@@ -528,7 +531,7 @@ async fn attempt(
         }
     };
     let (status, headers) = match &answer {
-        Answer::Upstream(r) | Answer::Translated(r, _) => (r.status, &r.headers),
+        Answer::Upstream(r) | Answer::Translated(r, ..) => (r.status, &r.headers),
         Answer::Ready(status, headers, _) => (*status, headers),
         Answer::Mock => return Ok(answer),
     };

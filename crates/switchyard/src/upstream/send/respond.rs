@@ -24,7 +24,11 @@ pub(super) enum Answer {
     /// An OpenAI-format answer, relayed as it arrives.
     Upstream(H1Response),
     /// A translated stream: decoded chunk by chunk as it arrives.
-    Translated(H1Response, Box<dyn StreamDecode>),
+    Translated(
+        H1Response,
+        Box<dyn StreamDecode>,
+        super::super::dialect::Primed,
+    ),
     /// A translated answer, read and decoded whole (or a mapped error body), with the
     /// upstream's headers.
     Ready(StatusCode, HeaderMap, Bytes),
@@ -34,7 +38,7 @@ impl Answer {
     pub(super) fn headers(&self) -> Option<&HeaderMap> {
         match self {
             Self::Mock => None,
-            Self::Upstream(r) | Self::Translated(r, _) => Some(&r.headers),
+            Self::Upstream(r) | Self::Translated(r, ..) => Some(&r.headers),
             Self::Ready(_, headers, _) => Some(headers),
         }
     }
@@ -62,7 +66,7 @@ pub(super) fn respond(
     guard: Option<StreamGuard>,
 ) -> Response<ResponseBody> {
     match &mut answer {
-        Answer::Upstream(r) | Answer::Translated(r, _) => {
+        Answer::Upstream(r) | Answer::Translated(r, ..) => {
             super::headers::from_upstream(&mut r.headers, up)
         }
         Answer::Ready(_, headers, _) => super::headers::from_upstream(headers, up),
@@ -70,7 +74,7 @@ pub(super) fn respond(
     }
     match answer {
         Answer::Upstream(resp) => relay(resp, up, guard),
-        Answer::Translated(resp, decoder) => {
+        Answer::Translated(resp, decoder, primed) => {
             let H1Response {
                 status,
                 mut headers,
@@ -84,6 +88,7 @@ pub(super) fn respond(
             let mut body = Relay::translated(
                 body,
                 decoder,
+                (primed.ready, primed.error),
                 up.config.idle_timeout,
                 up.name.clone(),
                 guard,
