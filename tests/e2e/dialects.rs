@@ -79,8 +79,12 @@ fn assemble(body: &str) -> Assembled {
     a
 }
 
+/// A real Anthropic stream transcript: the copies of `../shared/fixtures/anthropic`
+/// kept (with their MIT license) beside the dialect's golden tests.
 fn fixture(name: &str) -> String {
-    let path = repo_root().join("../shared/fixtures/anthropic").join(name);
+    let path = repo_root()
+        .join("crates/switchyard-dialects/tests/golden/anthropic/streams")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -161,7 +165,7 @@ async fn anthropic_chat_is_translated_both_ways() {
 
 #[tokio::test]
 async fn a_real_anthropic_tool_stream_split_anywhere_arrives_as_openai_chunks() {
-    let transcript = fixture("tool_use_response.txt");
+    let transcript = fixture("sdk_tool_use_response.sse");
     let cuts = every(7, transcript.len());
     let up = NativeUpstream::start(move |_| {
         NativeReply::split(200, "text/event-stream", &transcript, &cuts)
@@ -195,7 +199,7 @@ async fn a_real_anthropic_tool_stream_split_anywhere_arrives_as_openai_chunks() 
 
 #[tokio::test]
 async fn a_translated_stream_without_usage_asked_has_no_usage_chunk_but_is_counted() {
-    let transcript = fixture("basic_response.txt");
+    let transcript = fixture("sdk_basic_response.sse");
     let up =
         NativeUpstream::start(move |_| NativeReply::lines(200, "text/event-stream", &transcript))
             .await;
@@ -250,7 +254,7 @@ event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"
 
 #[tokio::test]
 async fn a_truncated_translated_stream_is_an_error_not_a_success() {
-    let mut transcript = fixture("basic_response.txt");
+    let mut transcript = fixture("sdk_basic_response.sse");
     let cut = transcript.find("event: message_delta").unwrap();
     transcript.truncate(cut);
     let up =

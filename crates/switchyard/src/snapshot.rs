@@ -206,12 +206,7 @@ impl Snapshot {
             }
         };
         if let Some(balanced) = self.routes.get(model) {
-            let order: Vec<usize> = if rotate {
-                balanced.balancer.order().collect()
-            } else {
-                balanced.balancer.all().collect()
-            };
-            for i in order {
+            for i in balanced.balancer.order_if(rotate) {
                 let t = &balanced.route.targets[i];
                 push(t.upstream, &t.model);
             }
@@ -219,12 +214,7 @@ impl Snapshot {
         }
         let index = self.catalog.index();
         if let Some(served) = index.models.get(model) {
-            let order: Vec<usize> = if rotate {
-                served.balancer.order().collect()
-            } else {
-                served.balancer.all().collect()
-            };
-            for i in order {
+            for i in served.balancer.order_if(rotate) {
                 push(served.upstreams[i], model);
             }
             return true;

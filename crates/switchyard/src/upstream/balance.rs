@@ -26,18 +26,19 @@ impl Balancer {
         }
     }
 
-    /// The targets in config order, without moving the rotation (for looking, not
-    /// for sending).
-    pub fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        0..self.targets
-    }
-
     /// Target indices for one request: the scheduled pick first, then every other
     /// target once, in index order after it.
     pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order_if(true)
+    }
+
+    /// [`Balancer::order`] when `rotate`, else every target in config order without
+    /// moving the rotation (for looking, not for sending).
+    pub fn order_if(&self, rotate: bool) -> impl Iterator<Item = usize> + '_ {
         let n = self.targets;
         let first = match self.schedule.len() {
             0 => 0,
+            _ if !rotate => 0,
             len => usize::from(self.schedule[self.next.fetch_add(1, Ordering::Relaxed) % len]),
         };
         (0..n).map(move |i| (first + i) % n)
