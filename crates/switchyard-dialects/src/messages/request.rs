@@ -4,10 +4,14 @@
 //! The request is read as borrowed raw slices (tool schemas and stop sequences passed
 //! through as their bytes) and the chat request written from typed structs.
 
+use super::chat::{
+    CallFunction, ChatMessage, Choice, Content, ImageUrl, Named, Out, Part, StreamOptions, Tool,
+    ToolCall, ToolFunction,
+};
 use crate::raw::{self, Fields, Raw};
 use crate::translate::EncodeError;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -24,136 +28,6 @@ pub struct ChatRequest {
 
 fn bad(message: impl Into<String>, param: impl Into<String>) -> EncodeError {
     EncodeError::new(message, Some(param.into()))
-}
-
-/// The chat request written upstream.
-#[derive(Serialize)]
-struct Out<'a> {
-    model: &'a str,
-    messages: Vec<ChatMessage<'a>>,
-    max_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Raw<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Raw<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stop: Raw<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Tool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<Choice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parallel_tool_calls: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<&'static str>,
-}
-
-/// `stream_options`.
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-/// A chat message.
-#[derive(Serialize)]
-struct ChatMessage<'a> {
-    role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<Cow<'a, str>>,
-    /// `None` is written as `null`.
-    content: Option<Content<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<ToolCall<'a>>,
-}
-
-impl<'a> ChatMessage<'a> {
-    fn new(role: &'static str, content: Content<'a>) -> Self {
-        ChatMessage {
-            role,
-            tool_call_id: None,
-            content: Some(content),
-            tool_calls: Vec::new(),
-        }
-    }
-}
-
-/// A message's content: text or parts.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Content<'a> {
-    Text(Cow<'a, str>),
-    Parts(Vec<Part<'a>>),
-}
-
-/// A user content part.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Part<'a> {
-    Text { text: Cow<'a, str> },
-    ImageUrl { image_url: ImageUrl<'a> },
-}
-
-/// `image_url`.
-#[derive(Serialize)]
-struct ImageUrl<'a> {
-    url: Cow<'a, str>,
-}
-
-/// An assistant tool call.
-#[derive(Serialize)]
-struct ToolCall<'a> {
-    id: Cow<'a, str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: CallFunction<'a>,
-}
-
-/// A tool call's `function`.
-#[derive(Serialize)]
-struct CallFunction<'a> {
-    name: Cow<'a, str>,
-    arguments: String,
-}
-
-/// An OpenAI function tool.
-#[derive(Serialize)]
-struct Tool<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: ToolFunction<'a>,
-}
-
-/// A tool's `function`.
-#[derive(Serialize)]
-struct ToolFunction<'a> {
-    name: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<Cow<'a, str>>,
-    parameters: &'a RawValue,
-}
-
-/// OpenAI's `tool_choice`.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Choice<'a> {
-    Mode(&'static str),
-    Function {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        function: Named<'a>,
-    },
-}
-
-/// `{name}`.
-#[derive(Serialize)]
-struct Named<'a> {
-    name: Cow<'a, str>,
 }
 
 /// An Anthropic message, content block or tool (the members read of each).
