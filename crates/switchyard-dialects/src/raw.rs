@@ -23,11 +23,18 @@ pub(crate) fn keep_null<'de, D: serde::Deserializer<'de>>(
 
 /// The field as a string (borrowed unless it has escapes); `None` unless a string.
 pub(crate) fn as_str<'a>(raw: Raw<'a>) -> Option<Cow<'a, str>> {
-    let raw = raw?;
-    if !raw.get().starts_with('"') {
+    let text = raw?.get();
+    if !text.starts_with('"') {
         return None;
     }
-    serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
+    // A raw string is valid JSON: without a backslash, what is between its quotes is
+    // the string itself. (`Cow<str>`'s own `Deserialize` would always copy.)
+    if let Some(inner) = text.get(1..text.len().saturating_sub(1)) {
+        if text.len() >= 2 && text.ends_with('"') && !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// The field as a string, empty unless a string.
