@@ -23,11 +23,18 @@ pub(crate) fn keep_null<'de, D: serde::Deserializer<'de>>(
 
 /// The field as a string (borrowed unless it has escapes); `None` unless a string.
 pub(crate) fn as_str<'a>(raw: Raw<'a>) -> Option<Cow<'a, str>> {
-    let raw = raw?;
-    if !raw.get().starts_with('"') {
+    let text = raw?.get();
+    if !text.starts_with('"') {
         return None;
     }
-    serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
+    // A raw string is valid JSON: without a backslash, what is between its quotes is
+    // the string itself. (`Cow<str>`'s own `Deserialize` would always copy.)
+    if let Some(inner) = text.get(1..text.len().saturating_sub(1)) {
+        if text.len() >= 2 && text.ends_with('"') && !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// The field as a string, empty unless a string.
@@ -269,5 +276,87 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de>
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arr<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(Lenient(std::marker::PhantomData::<Arr<T>>))
+    }
+}
+
+/// An object member name, borrowed from the input unless it has escapes; looked up by
+/// `&str`.
+#[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(transparent)]
+pub(crate) struct Key<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
+
+impl std::borrow::Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A request body's top-level members as raw slices, in name order and the last of a
+/// duplicated name kept (as `serde_json::Map` has them).
+pub(crate) type Fields<'a> = std::collections::BTreeMap<Key<'a>, &'a RawValue>;
+
+/// A member of `fields`, `null` counting as absent.
+pub(crate) fn field<'a>(fields: &Fields<'a>, key: &str) -> Raw<'a> {
+    fields.get(key).copied().filter(|v| v.get() != "null")
+}
+
+/// Whether the field is a JSON number.
+pub(crate) fn is_number(raw: Raw<'_>) -> bool {
+    raw.is_some_and(|r| {
+        r.get()
+            .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+    })
+}
+
+/// The field as a float, like `Value::as_f64` (`None` unless a number).
+pub(crate) fn as_f64(raw: Raw<'_>) -> Option<f64> {
+    if !is_number(raw) {
+        return None;
+    }
+    serde_json::from_str::<f64>(raw?.get()).ok()
+}
+
+/// Whether the field is an empty JSON object.
+pub(crate) fn is_empty_object(raw: Raw<'_>) -> bool {
+    raw.and_then(|r| r.get().strip_prefix('{'))
+        .is_some_and(|rest| rest.trim_start().starts_with('}'))
+}
+
+/// The member `text` of an object.
+#[derive(Deserialize)]
+struct TextMember<'a> {
+    #[serde(borrow)]
+    text: Raw<'a>,
+}
+
+/// A message `content` as plain text, like `translate::text_of`: a string as is, an
+/// array's parts' `text` strings joined, anything else empty.
+pub(crate) fn text_of(content: Raw<'_>) -> Cow<'_, str> {
+    if let Some(text) = as_str(content) {
+        return text;
+    }
+    let Some(parts) = array(content) else {
+        return Cow::Borrowed("");
+    };
+    let mut out = String::new();
+    for part in parts {
+        if let Some(TextMember { text }) = object(Some(part)) {
+            if let Some(text) = as_str(text) {
+                out.push_str(&text);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A `data:` URL (see `translate::parse_data_url`) split into its media type and base64
+/// payload, borrowed from the input when the URL is.
+pub(crate) fn data_url<'a>(url: &Cow<'a, str>) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
+    match url {
+        Cow::Borrowed(s) => {
+            crate::translate::parse_data_url(s).map(|(m, d)| (Cow::Borrowed(m), Cow::Borrowed(d)))
+        }
+        Cow::Owned(s) => crate::translate::parse_data_url(s)
+            .map(|(m, d)| (Cow::Owned(m.to_owned()), Cow::Owned(d.to_owned()))),
     }
 }

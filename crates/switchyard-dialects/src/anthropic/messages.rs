@@ -1,44 +1,160 @@
 //! OpenAI chat `messages` → Anthropic `system` + alternating `messages`: system and
 //! developer messages hoisted, consecutive same-role turns merged, tool results as user
 //! turns, images and PDFs as blocks, tool calls as `tool_use`. Request-level fields are
-//! `encode.rs`'s.
+//! `encode.rs`'s. Reads the messages as borrowed raw slices and builds typed output
+//! blocks (no `Value` tree).
 
 use super::encode::invalid;
-use crate::translate::{parse_data_url, text_of, EncodeError};
-use serde_json::{json, Value};
+use crate::raw::{self, Raw};
+use crate::translate::EncodeError;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
-/// One Anthropic turn being built: consecutive same-role messages are merged into it.
-struct Turn {
-    role: &'static str,
-    blocks: Vec<Value>,
+/// One Anthropic turn: consecutive same-role messages are merged into it.
+pub(super) struct Turn<'a> {
+    pub(super) role: &'static str,
+    pub(super) blocks: Vec<Block<'a>>,
+}
+
+impl Serialize for Turn<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Turn", 2)?;
+        s.serialize_field("role", self.role)?;
+        // A plain string when the turn is one text block.
+        match self.blocks.as_slice() {
+            [] => s.serialize_field("content", "")?,
+            [Block::Text { text }] => s.serialize_field("content", text)?,
+            blocks => s.serialize_field("content", blocks)?,
+        }
+        s.end()
+    }
+}
+
+/// An Anthropic content block.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum Block<'a> {
+    Text {
+        text: Cow<'a, str>,
+    },
+    Image {
+        source: Source<'a>,
+    },
+    Document {
+        source: Source<'a>,
+    },
+    ToolUse {
+        id: Cow<'a, str>,
+        name: Cow<'a, str>,
+        input: Box<RawValue>,
+    },
+    ToolResult {
+        tool_use_id: Cow<'a, str>,
+        content: Cow<'a, str>,
+    },
+}
+
+/// An image's or document's source.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum Source<'a> {
+    Base64 {
+        media_type: Cow<'a, str>,
+        data: Cow<'a, str>,
+    },
+    Url {
+        url: Cow<'a, str>,
+    },
+}
+
+/// The members of an OpenAI message this encoder reads.
+#[derive(Deserialize, Default)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Raw<'a>,
+    #[serde(borrow)]
+    content: Raw<'a>,
+    #[serde(borrow)]
+    tool_calls: Raw<'a>,
+    #[serde(borrow)]
+    tool_call_id: Raw<'a>,
+}
+
+/// A content part (`type`, `text`, `refusal`, `image_url`, `file`).
+#[derive(Deserialize, Default)]
+struct Part<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    text: Raw<'a>,
+    #[serde(borrow)]
+    refusal: Raw<'a>,
+    #[serde(borrow)]
+    image_url: Raw<'a>,
+    #[serde(borrow)]
+    file: Raw<'a>,
+}
+
+/// `image_url.url`.
+#[derive(Deserialize)]
+struct Url<'a> {
+    #[serde(borrow)]
+    url: Raw<'a>,
+}
+
+/// `file.file_data`.
+#[derive(Deserialize)]
+struct File<'a> {
+    #[serde(borrow)]
+    file_data: Raw<'a>,
+}
+
+/// An assistant tool call.
+#[derive(Deserialize, Default)]
+struct Call<'a> {
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    function: Raw<'a>,
+}
+
+/// A tool call's `function`.
+#[derive(Deserialize, Default)]
+struct Function<'a> {
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    arguments: Raw<'a>,
 }
 
 /// The system prompt parts and the alternating `messages`.
-pub(super) fn encode_messages(
-    messages: &[Value],
-) -> Result<(Vec<String>, Vec<Value>), EncodeError> {
+pub(super) fn encode_messages<'a>(
+    messages: &[&'a RawValue],
+) -> Result<(Vec<Cow<'a, str>>, Vec<Turn<'a>>), EncodeError> {
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns: Vec<Turn<'a>> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| {
+        let message: Message<'a> = raw::object(Some(message)).unwrap_or_default();
+        let role = raw::as_str(message.role).ok_or_else(|| {
             invalid(
                 "every message needs a string `role`",
                 format!("messages[{i}].role"),
             )
         })?;
-        let content = message.get("content").unwrap_or(&Value::Null);
-        let (role, blocks) = match role {
+        let (role, blocks) = match role.as_ref() {
             "system" | "developer" => {
-                let text = system_text(content, i)?;
+                let text = system_text(message.content, i)?;
                 if !text.is_empty() {
                     system.push(text);
                 }
                 continue;
             }
-            "user" => ("user", user_blocks(content, i)?),
-            "assistant" => ("assistant", assistant_blocks(message, i)?),
+            "user" => ("user", user_blocks(message.content, i)?),
+            "assistant" => ("assistant", assistant_blocks(&message, i)?),
             // Tool results travel in a user turn.
-            "tool" => ("user", vec![tool_result(message, i)?]),
+            "tool" => ("user", vec![tool_result(&message, i)?]),
             other => {
                 return Err(invalid(
                     format!("message role `{other}` is not supported by the anthropic API"),
@@ -54,93 +170,75 @@ pub(super) fn encode_messages(
             _ => turns.push(Turn { role, blocks }),
         }
     }
-    let turns = turns
-        .into_iter()
-        .map(|t| json!({ "role": t.role, "content": content_value(t.blocks) }))
-        .collect();
     Ok((system, turns))
 }
 
-/// A turn's content: a plain string when it is one text block, else the blocks.
-fn content_value(blocks: Vec<Value>) -> Value {
-    if blocks.len() == 1 {
-        if let Some(Value::Object(block)) = blocks.first() {
-            if block.len() == 2 && block.get("type").and_then(Value::as_str) == Some("text") {
-                if let Some(text) = block.get("text") {
-                    return text.clone();
-                }
-            }
-        }
-    }
-    if blocks.is_empty() {
-        return Value::String(String::new());
-    }
-    Value::Array(blocks)
+/// The first byte of a raw value (`b'n'` when absent, as for `null`).
+fn kind(raw: Raw<'_>) -> u8 {
+    raw.and_then(|r| r.get().bytes().next()).unwrap_or(b'n')
 }
 
-fn text_block(text: &str) -> Value {
-    json!({ "type": "text", "text": text })
+fn content_error(i: usize) -> EncodeError {
+    invalid(
+        "`content` must be a string or an array of parts",
+        format!("messages[{i}].content"),
+    )
 }
 
 /// A system or developer message's text (a string, or its text parts joined).
-fn system_text(content: &Value, i: usize) -> Result<String, EncodeError> {
-    match content {
-        Value::String(_) | Value::Array(_) | Value::Null => Ok(text_of(content)),
-        _ => Err(invalid(
-            "`content` must be a string or an array of parts",
-            format!("messages[{i}].content"),
-        )),
+fn system_text(content: Raw<'_>, i: usize) -> Result<Cow<'_, str>, EncodeError> {
+    match kind(content) {
+        b'"' | b'[' | b'n' => Ok(raw::text_of(content)),
+        _ => Err(content_error(i)),
     }
 }
 
-fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, EncodeError> {
-    let parts = match content {
-        Value::Null => return Ok(Vec::new()),
-        Value::String(s) if s.is_empty() => return Ok(Vec::new()),
-        Value::String(s) => return Ok(vec![text_block(s)]),
-        Value::Array(parts) => parts,
-        _ => {
-            return Err(invalid(
-                "`content` must be a string or an array of parts",
-                format!("messages[{i}].content"),
-            ))
+fn user_blocks(content: Raw<'_>, i: usize) -> Result<Vec<Block<'_>>, EncodeError> {
+    let parts = match kind(content) {
+        b'n' => return Ok(Vec::new()),
+        b'"' => {
+            let text = raw::text(content);
+            if text.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![Block::Text { text }]);
         }
+        b'[' => raw::array(content).unwrap_or_default(),
+        _ => return Err(content_error(i)),
     };
     let mut blocks = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        let at = format!("messages[{i}].content[{j}]");
-        match part.get("type").and_then(Value::as_str) {
+    for (j, part) in parts.into_iter().enumerate() {
+        let at = || format!("messages[{i}].content[{j}]");
+        let part: Part<'_> = raw::object(Some(part)).unwrap_or_default();
+        let kind = raw::as_str(part.kind);
+        match kind.as_deref() {
             Some("text") => {
-                let text = part
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("a text part needs `text`", format!("{at}.text")))?;
+                let text = raw::as_str(part.text)
+                    .ok_or_else(|| invalid("a text part needs `text`", format!("{}.text", at())))?;
                 if !text.is_empty() {
-                    blocks.push(text_block(text));
+                    blocks.push(Block::Text { text });
                 }
             }
             Some("image_url") => {
-                let image = part.get("image_url");
-                let url = image
-                    .and_then(|u| u.get("url"))
-                    .or(image)
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        invalid(
-                            "an image part needs `image_url.url`",
-                            format!("{at}.image_url.url"),
-                        )
-                    })?;
-                blocks.push(image_block(url, &at)?);
+                let url = raw::object::<Url<'_>>(part.image_url)
+                    .and_then(|u| u.url)
+                    .or(part.image_url);
+                let url = raw::as_str(url).ok_or_else(|| {
+                    invalid(
+                        "an image part needs `image_url.url`",
+                        format!("{}.image_url.url", at()),
+                    )
+                })?;
+                blocks.push(image_block(url, &at())?);
             }
-            Some("file") => blocks.push(document_block(part, &at)?),
+            Some("file") => blocks.push(document_block(part.file, &at())?),
             other => {
                 return Err(invalid(
                     format!(
                         "content part type `{}` is not supported by the anthropic API",
                         other.unwrap_or("(none)")
                     ),
-                    format!("{at}.type"),
+                    format!("{}.type", at()),
                 ))
             }
         }
@@ -149,15 +247,16 @@ fn user_blocks(content: &Value, i: usize) -> Result<Vec<Value>, EncodeError> {
 }
 
 /// An image part: a `data:` URL as base64, an http(s) URL by reference.
-fn image_block(url: &str, at: &str) -> Result<Value, EncodeError> {
-    if let Some((media_type, data)) = parse_data_url(url) {
-        return Ok(json!({
-            "type": "image",
-            "source": { "type": "base64", "media_type": media_type, "data": data },
-        }));
+fn image_block<'a>(url: Cow<'a, str>, at: &str) -> Result<Block<'a>, EncodeError> {
+    if let Some((media_type, data)) = raw::data_url(&url) {
+        return Ok(Block::Image {
+            source: Source::Base64 { media_type, data },
+        });
     }
     if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
+        return Ok(Block::Image {
+            source: Source::Url { url },
+        });
     }
     Err(invalid(
         "an image URL must be an http(s) URL or a base64 data: URL",
@@ -167,112 +266,99 @@ fn image_block(url: &str, at: &str) -> Result<Value, EncodeError> {
 
 /// A `file` part with inline data (`file.file_data`, a base64 `data:` URL, e.g. a PDF)
 /// as a document block.
-fn document_block(part: &Value, at: &str) -> Result<Value, EncodeError> {
-    let (media_type, data) = part
-        .get("file")
-        .and_then(|f| f.get("file_data"))
-        .and_then(Value::as_str)
-        .and_then(parse_data_url)
+fn document_block<'a>(file: Raw<'a>, at: &str) -> Result<Block<'a>, EncodeError> {
+    let (media_type, data) = raw::object::<File<'a>>(file)
+        .and_then(|f| raw::as_str(f.file_data))
+        .and_then(|url| raw::data_url(&url))
         .ok_or_else(|| {
             invalid(
                 "a file part needs `file.file_data` as a base64 data: URL (file ids are not supported by the anthropic API)",
                 format!("{at}.file.file_data"),
             )
         })?;
-    Ok(json!({
-        "type": "document",
-        "source": { "type": "base64", "media_type": media_type, "data": data },
-    }))
+    Ok(Block::Document {
+        source: Source::Base64 { media_type, data },
+    })
 }
 
 /// An assistant message: its text, then its tool calls as `tool_use` blocks.
-fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, EncodeError> {
+fn assistant_blocks<'a>(message: &Message<'a>, i: usize) -> Result<Vec<Block<'a>>, EncodeError> {
     let mut blocks = Vec::new();
-    match message.get("content").unwrap_or(&Value::Null) {
-        Value::Null => {}
-        Value::String(s) => {
-            if !s.is_empty() {
-                blocks.push(text_block(s));
+    match kind(message.content) {
+        b'n' => {}
+        b'"' => {
+            let text = raw::text(message.content);
+            if !text.is_empty() {
+                blocks.push(Block::Text { text });
             }
         }
-        Value::Array(parts) => {
-            for part in parts {
-                let text = part
-                    .get("text")
-                    .or_else(|| part.get("refusal"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+        b'[' => {
+            for part in raw::array(message.content).unwrap_or_default() {
+                let part: Part<'a> = raw::object(Some(part)).unwrap_or_default();
+                let text = raw::as_str(part.text.or(part.refusal)).unwrap_or_default();
                 if !text.is_empty() {
-                    blocks.push(text_block(text));
+                    blocks.push(Block::Text { text });
                 }
             }
         }
-        _ => {
-            return Err(invalid(
-                "`content` must be a string or an array of parts",
-                format!("messages[{i}].content"),
-            ))
-        }
+        _ => return Err(content_error(i)),
     }
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(blocks),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => {
+    let calls = match kind(message.tool_calls) {
+        b'n' => return Ok(blocks),
+        b'[' => raw::array(message.tool_calls).unwrap_or_default(),
+        _ => {
             return Err(invalid(
                 "`tool_calls` must be an array",
                 format!("messages[{i}].tool_calls"),
             ))
         }
     };
-    for (j, call) in calls.iter().enumerate() {
-        let at = format!("messages[{i}].tool_calls[{j}]");
-        let id = call
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("a tool call needs an `id`", format!("{at}.id")))?;
-        let function = call.get("function");
-        let name = function
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                invalid(
-                    "a tool call needs `function.name`",
-                    format!("{at}.function.name"),
-                )
-            })?;
-        let arguments = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let input = if arguments.trim().is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_str::<Value>(arguments) {
-                Ok(v @ Value::Object(_)) => v,
-                Ok(_) | Err(_) => {
-                    return Err(invalid(
-                        "tool call arguments must be a JSON object",
-                        format!("{at}.function.arguments"),
-                    ))
-                }
-            }
+    for (j, call) in calls.into_iter().enumerate() {
+        let at = || format!("messages[{i}].tool_calls[{j}]");
+        let call: Call<'a> = raw::object(Some(call)).unwrap_or_default();
+        let id = raw::as_str(call.id)
+            .ok_or_else(|| invalid("a tool call needs an `id`", format!("{}.id", at())))?;
+        let function: Function<'a> = raw::object(call.function).unwrap_or_default();
+        let name = raw::as_str(function.name).ok_or_else(|| {
+            invalid(
+                "a tool call needs `function.name`",
+                format!("{}.function.name", at()),
+            )
+        })?;
+        let arguments = raw::text(function.arguments);
+        let bad = || {
+            invalid(
+                "tool call arguments must be a JSON object",
+                format!("{}.function.arguments", at()),
+            )
         };
-        blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
+        let arguments = arguments.trim();
+        let input = if arguments.is_empty() {
+            RawValue::from_string("{}".to_owned())
+                .ok()
+                .ok_or_else(bad)?
+        } else if arguments.starts_with('{') {
+            serde_json::from_str::<Box<RawValue>>(arguments)
+                .ok()
+                .ok_or_else(bad)?
+        } else {
+            return Err(bad());
+        };
+        blocks.push(Block::ToolUse { id, name, input });
     }
     Ok(blocks)
 }
 
 /// A `tool` message as a `tool_result` block.
-fn tool_result(message: &Value, i: usize) -> Result<Value, EncodeError> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            invalid(
-                "a tool message needs `tool_call_id`",
-                format!("messages[{i}].tool_call_id"),
-            )
-        })?;
-    let content = text_of(message.get("content").unwrap_or(&Value::Null));
-    Ok(json!({ "type": "tool_result", "tool_use_id": id, "content": content }))
+fn tool_result<'a>(message: &Message<'a>, i: usize) -> Result<Block<'a>, EncodeError> {
+    let tool_use_id = raw::as_str(message.tool_call_id).ok_or_else(|| {
+        invalid(
+            "a tool message needs `tool_call_id`",
+            format!("messages[{i}].tool_call_id"),
+        )
+    })?;
+    Ok(Block::ToolResult {
+        tool_use_id,
+        content: raw::text_of(message.content),
+    })
 }

@@ -1,11 +1,17 @@
 //! OpenAI chat request → Gemini `GenerateContentRequest` (the [`encode`] half of the
 //! `gemini` dialect). Owns the mapping of messages, parts, sampling parameters, tools and
 //! tool choice, and the list of fields Gemini cannot carry. Does not own the path's base
-//! URL or the API key header (the daemon's).
+//! URL or the API key header (the daemon's). The request is read as borrowed raw slices
+//! (schemas and sampling values passed through as their bytes) and the output written
+//! from typed structs, serialised once.
 
+use super::messages::{Content, Part};
 use super::path_segment;
+use crate::raw::{self, field, Fields, Raw};
 use crate::translate::{EncodeError, Encoded, Target};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// The dialect's name in error messages.
 const DIALECT: &str = "gemini";
@@ -34,6 +40,150 @@ const HANDLED: &[&str] = &[
     "parallel_tool_calls",
 ];
 
+/// The Gemini request written upstream.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Out<'a> {
+    contents: Vec<Content<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<System<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation_config: Option<Config<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<[Declarations<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'a>>,
+}
+
+/// `systemInstruction`.
+#[derive(Serialize)]
+struct System<'a> {
+    parts: Vec<Part<'a>>,
+}
+
+/// `generationConfig`.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Config<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_sequences: Option<Stop<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidate_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<Thinking>,
+}
+
+impl Config<'_> {
+    fn is_empty(&self) -> bool {
+        self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.top_k.is_none()
+            && self.seed.is_none()
+            && self.presence_penalty.is_none()
+            && self.frequency_penalty.is_none()
+            && self.max_output_tokens.is_none()
+            && self.stop_sequences.is_none()
+            && self.candidate_count.is_none()
+            && self.response_mime_type.is_none()
+            && self.response_json_schema.is_none()
+            && self.thinking_config.is_none()
+    }
+}
+
+/// `stopSequences`: one string made a list, or the client's list as is.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Stop<'a> {
+    One([&'a RawValue; 1]),
+    List(&'a RawValue),
+}
+
+/// `thinkingConfig`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Thinking {
+    thinking_budget: u32,
+    include_thoughts: bool,
+}
+
+/// `{functionDeclarations: […]}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Declarations<'a> {
+    function_declarations: Vec<Declaration<'a>>,
+}
+
+/// A function declaration.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Declaration<'a> {
+    name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Raw<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters_json_schema: Raw<'a>,
+}
+
+/// `toolConfig`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'a> {
+    function_calling_config: CallingConfig<'a>,
+}
+
+/// `functionCallingConfig`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallingConfig<'a> {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_function_names: Option<[Cow<'a, str>; 1]>,
+}
+
+/// The members of the request's nested objects read here (`stream_options`,
+/// `response_format`, `json_schema`, a tool, its `function`, `tool_choice`).
+#[derive(Deserialize, Default)]
+struct Obj<'a> {
+    #[serde(borrow)]
+    include_usage: Raw<'a>,
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    json_schema: Raw<'a>,
+    #[serde(borrow, default, deserialize_with = "raw::keep_null")]
+    schema: Raw<'a>,
+    #[serde(borrow, default, deserialize_with = "raw::keep_null")]
+    function: Raw<'a>,
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    description: Raw<'a>,
+    #[serde(borrow)]
+    parameters: Raw<'a>,
+}
+
+fn obj(raw: Raw<'_>) -> Obj<'_> {
+    raw::object(raw).unwrap_or_default()
+}
+
 /// Builds the Gemini request for an OpenAI chat request body.
 ///
 /// The path is `/models/{model}:generateContent`, or
@@ -41,46 +191,44 @@ const HANDLED: &[&str] = &[
 /// `models/x` is sent as `x`. Fields Gemini cannot carry are listed in
 /// [`Encoded::dropped`], or refused when `settings.strict`.
 pub fn encode(body: &[u8], target: Target<'_>) -> Result<Encoded, EncodeError> {
-    let mut request: Value = serde_json::from_slice(body)
-        .map_err(|e| EncodeError::new(format!("request body is not valid JSON: {e}"), None))?;
-    let Some(request) = request.as_object_mut() else {
-        return Err(EncodeError::new("request body must be a JSON object", None));
+    let not_json = |e: serde_json::Error| {
+        EncodeError::new(format!("request body is not valid JSON: {e}"), None)
     };
+    let is_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if !is_object {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
+        return Err(EncodeError::new("request body must be a JSON object", None));
+    }
+    let request: Fields<'_> = serde_json::from_slice(body).map_err(not_json)?;
+    let get = |key: &str| request.get(key).copied();
     let mut enc = Encoder {
         strict: target.settings.strict,
         dropped: Vec::new(),
     };
-    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
-    let include_usage = stream
-        && request
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            == Some(true);
+    let stream = raw::as_bool(get("stream")) == Some(true);
+    let include_usage =
+        stream && raw::as_bool(obj(get("stream_options")).include_usage) == Some(true);
 
-    let mut out = Map::new();
-    let (system, contents) = enc.messages(request.get("messages"))?;
-    out.insert("contents".into(), Value::Array(contents));
-    if !system.is_empty() {
-        out.insert("systemInstruction".into(), json!({ "parts": system }));
-    }
-    let config = enc.generation_config(request, stream)?;
-    if !config.is_empty() {
-        out.insert("generationConfig".into(), Value::Object(config));
-    }
-    // Taken out of the request so that their schemas move into the output uncopied.
-    if let Some(tools) = enc.tools(request.remove("tools"))? {
-        out.insert("tools".into(), tools);
-    }
-    if let Some(choice) = tool_config(request.get("tool_choice"))? {
-        out.insert("toolConfig".into(), choice);
-    }
-    if request.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+    let (system, contents) = enc.messages(get("messages"))?;
+    let config = enc.generation_config(&request, stream)?;
+    let mut out = Out {
+        contents,
+        system_instruction: (!system.is_empty()).then_some(System { parts: system }),
+        generation_config: (!config.is_empty()).then_some(config),
+        tools: None,
+        tool_config: None,
+    };
+    out.tools = enc.tools(field(&request, "tools"))?;
+    out.tool_config = tool_config(field(&request, "tool_choice"))?;
+    if raw::as_bool(get("parallel_tool_calls")) == Some(false) {
         enc.drop_field("parallel_tool_calls")?;
     }
-    for (key, value) in request {
-        if !value.is_null() && !HANDLED.contains(&key.as_str()) {
-            enc.drop_field(key)?;
+    for (key, value) in &request {
+        if value.get() != "null" && !HANDLED.contains(&key.0.as_ref()) {
+            enc.drop_field(&key.0)?;
         }
     }
 
@@ -117,63 +265,48 @@ impl Encoder {
     }
 
     /// `generationConfig` from the sampling and output parameters.
-    fn generation_config(
+    fn generation_config<'a>(
         &mut self,
-        request: &Map<String, Value>,
+        request: &Fields<'a>,
         stream: bool,
-    ) -> Result<Map<String, Value>, EncodeError> {
-        let mut config = Map::new();
-        let mut copy = |from: &str, to: &str| {
-            if let Some(v) = request.get(from).filter(|v| !v.is_null()) {
-                config.insert(to.to_owned(), v.clone());
-            }
+    ) -> Result<Config<'a>, EncodeError> {
+        let get = |key: &str| field(request, key);
+        let mut config = Config {
+            temperature: get("temperature"),
+            top_p: get("top_p"),
+            top_k: get("top_k"),
+            seed: get("seed"),
+            presence_penalty: get("presence_penalty"),
+            frequency_penalty: get("frequency_penalty"),
+            max_output_tokens: get("max_completion_tokens").or_else(|| get("max_tokens")),
+            ..Config::default()
         };
-        copy("temperature", "temperature");
-        copy("top_p", "topP");
-        copy("top_k", "topK");
-        copy("seed", "seed");
-        copy("presence_penalty", "presencePenalty");
-        copy("frequency_penalty", "frequencyPenalty");
-        if let Some(max) = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|k| request.get(*k).filter(|v| !v.is_null()))
-        {
-            config.insert("maxOutputTokens".into(), max.clone());
+        if let Some(stop) = get("stop") {
+            config.stop_sequences = Some(match stop.get().as_bytes().first() {
+                Some(b'"') => Stop::One([stop]),
+                Some(b'[') => Stop::List(stop),
+                _ => {
+                    return Err(EncodeError::new(
+                        "`stop` must be a string or an array of strings",
+                        Some("stop".to_owned()),
+                    ))
+                }
+            });
         }
-        match request.get("stop") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => {
-                config.insert("stopSequences".into(), json!([s]));
-            }
-            Some(Value::Array(list)) => {
-                config.insert("stopSequences".into(), Value::Array(list.clone()));
-            }
-            Some(_) => {
-                return Err(EncodeError::new(
-                    "`stop` must be a string or an array of strings",
-                    Some("stop".to_owned()),
-                ))
-            }
-        }
-        match request.get("n").and_then(Value::as_u64) {
+        match raw::as_u64(get("n")) {
             None | Some(1) => {}
             // The stream translator writes choice 0 only.
             Some(_) if stream => self.drop_field("n")?,
-            Some(n) => {
-                config.insert("candidateCount".into(), n.into());
-            }
+            Some(n) => config.candidate_count = Some(n),
         }
-        if let Some(format) = request.get("response_format").filter(|v| !v.is_null()) {
-            match format.get("type").and_then(Value::as_str) {
+        if let Some(format) = get("response_format") {
+            let format = obj(Some(format));
+            match raw::as_str(format.kind).as_deref() {
                 Some("text") => {}
-                Some("json_object") => {
-                    config.insert("responseMimeType".into(), "application/json".into());
-                }
+                Some("json_object") => config.response_mime_type = Some("application/json"),
                 Some("json_schema") => {
-                    config.insert("responseMimeType".into(), "application/json".into());
-                    if let Some(schema) = format.get("json_schema").and_then(|s| s.get("schema")) {
-                        config.insert("responseJsonSchema".into(), schema.clone());
-                    }
+                    config.response_mime_type = Some("application/json");
+                    config.response_json_schema = obj(format.json_schema).schema;
                 }
                 _ => {
                     return Err(EncodeError::new(
@@ -183,9 +316,9 @@ impl Encoder {
                 }
             }
         }
-        if let Some(effort) = request.get("reasoning_effort").filter(|v| !v.is_null()) {
+        if let Some(effort) = get("reasoning_effort") {
             let budget =
-                match effort.as_str() {
+                match raw::as_str(Some(effort)).as_deref() {
                     Some("none" | "minimal") => 0,
                     Some("low") => 1024,
                     Some("medium") => 8192,
@@ -195,82 +328,83 @@ impl Encoder {
                         Some("reasoning_effort".to_owned()),
                     )),
                 };
-            config.insert(
-                "thinkingConfig".into(),
-                json!({ "thinkingBudget": budget, "includeThoughts": budget > 0 }),
-            );
+            config.thinking_config = Some(Thinking {
+                thinking_budget: budget,
+                include_thoughts: budget > 0,
+            });
         }
         Ok(config)
     }
 
     /// `tools` → `[{functionDeclarations: […]}]`; non-function tools are dropped.
-    fn tools(&mut self, tools: Option<Value>) -> Result<Option<Value>, EncodeError> {
-        let Some(tools) = tools.filter(|v| !v.is_null()) else {
+    fn tools<'a>(&mut self, tools: Raw<'a>) -> Result<Option<[Declarations<'a>; 1]>, EncodeError> {
+        let Some(tools) = tools else {
             return Ok(None);
         };
-        let Value::Array(tools) = tools else {
+        let Some(tools) = raw::array(Some(tools)) else {
             return Err(EncodeError::new(
                 "`tools` must be an array",
                 Some("tools".to_owned()),
             ));
         };
         let mut declarations = Vec::new();
-        for (i, mut tool) in tools.into_iter().enumerate() {
-            let is_function = tool["type"] == "function";
-            let function = tool.get_mut("function").filter(|_| is_function);
-            let Some(function) = function else {
+        for (i, tool) in tools.into_iter().enumerate() {
+            let tool = obj(Some(tool));
+            let is_function = raw::as_str(tool.kind).is_some_and(|k| k == "function");
+            let Some(function) = tool.function.filter(|_| is_function) else {
                 self.drop_field(&format!("tools[{i}]"))?;
                 continue;
             };
-            let Some(name) = function.get("name").and_then(Value::as_str) else {
+            let function = obj(Some(function));
+            let Some(name) = raw::as_str(function.name) else {
                 return Err(EncodeError::new(
                     "a function tool needs a `name`",
                     Some(format!("tools[{i}].function.name")),
                 ));
             };
-            let mut decl = Map::new();
-            decl.insert("name".into(), name.into());
-            if let Some(v) = function.get("description").filter(|v| !v.is_null()) {
-                decl.insert("description".into(), v.clone());
-            }
             // Plain JSON Schema, as OpenAI clients write it (`additionalProperties`,
             // `$ref`…), which the OpenAPI-subset `parameters` field refuses.
-            if let Some(v) = function
-                .as_object_mut()
-                .and_then(|f| f.remove("parameters"))
-                .filter(|v| !v.is_null())
-            {
-                decl.insert("parametersJsonSchema".into(), v);
-            }
-            declarations.push(Value::Object(decl));
+            declarations.push(Declaration {
+                name,
+                description: function.description,
+                parameters_json_schema: function.parameters,
+            });
         }
         if declarations.is_empty() {
             return Ok(None);
         }
-        Ok(Some(json!([{ "functionDeclarations": declarations }])))
+        Ok(Some([Declarations {
+            function_declarations: declarations,
+        }]))
     }
 }
 
 /// `tool_choice` → `toolConfig.functionCallingConfig`.
-fn tool_config(choice: Option<&Value>) -> Result<Option<Value>, EncodeError> {
-    let config = match choice {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => json!({ "mode": "AUTO" }),
-            "none" => json!({ "mode": "NONE" }),
-            "required" => json!({ "mode": "ANY" }),
+fn tool_config(choice: Raw<'_>) -> Result<Option<ToolConfig<'_>>, EncodeError> {
+    let Some(choice) = choice else {
+        return Ok(None);
+    };
+    let config = if choice.get().starts_with('"') {
+        let mode = match raw::text(Some(choice)).as_ref() {
+            "auto" => "AUTO",
+            "none" => "NONE",
+            "required" => "ANY",
             _ => return Err(bad_tool_choice()),
-        },
-        Some(named) => {
-            let name = named
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(bad_tool_choice)?;
-            json!({ "mode": "ANY", "allowedFunctionNames": [name] })
+        };
+        CallingConfig {
+            mode,
+            allowed_function_names: None,
+        }
+    } else {
+        let name = raw::as_str(obj(obj(Some(choice)).function).name).ok_or_else(bad_tool_choice)?;
+        CallingConfig {
+            mode: "ANY",
+            allowed_function_names: Some([name]),
         }
     };
-    Ok(Some(json!({ "functionCallingConfig": config })))
+    Ok(Some(ToolConfig {
+        function_calling_config: config,
+    }))
 }
 
 fn bad_tool_choice() -> EncodeError {

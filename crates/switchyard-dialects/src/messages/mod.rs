@@ -9,6 +9,7 @@
 //! routing, HTTP, ids or time — the caller passes the message id.
 
 mod answer;
+mod chat;
 mod request;
 mod stream;
 

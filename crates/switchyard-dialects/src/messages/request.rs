@@ -1,10 +1,19 @@
 //! An Anthropic Messages request turned into an OpenAI chat request. Validates what the
 //! translation reads (a malformed request is the client's 400, never sent upstream);
 //! fields OpenAI has no use for (`top_k`, `cache_control`, thinking history) are dropped.
+//! The request is read as borrowed raw slices (tool schemas and stop sequences passed
+//! through as their bytes) and the chat request written from typed structs.
 
+use super::chat::{
+    CallFunction, ChatMessage, Choice, Content, ImageUrl, Named, Out, Part, StreamOptions, Tool,
+    ToolCall, ToolFunction,
+};
+use crate::raw::{self, Fields, Raw};
 use crate::translate::EncodeError;
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// An OpenAI chat request built from an Anthropic Messages request.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,103 +30,170 @@ fn bad(message: impl Into<String>, param: impl Into<String>) -> EncodeError {
     EncodeError::new(message, Some(param.into()))
 }
 
+/// An Anthropic message, content block or tool (the members read of each).
+#[derive(Deserialize, Default)]
+struct Obj<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    role: Raw<'a>,
+    #[serde(borrow)]
+    content: Raw<'a>,
+    #[serde(borrow)]
+    text: Raw<'a>,
+    #[serde(borrow)]
+    source: Raw<'a>,
+    #[serde(borrow)]
+    tool_use_id: Raw<'a>,
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    description: Raw<'a>,
+    #[serde(borrow, default, deserialize_with = "raw::keep_null")]
+    input: Raw<'a>,
+    #[serde(borrow)]
+    input_schema: Raw<'a>,
+}
+
+/// An image `source`.
+#[derive(Deserialize, Default)]
+struct Source<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    media_type: Raw<'a>,
+    #[serde(borrow)]
+    data: Raw<'a>,
+    #[serde(borrow)]
+    url: Raw<'a>,
+}
+
+/// `metadata`, `tool_choice`, `thinking` (the members read of each).
+#[derive(Deserialize, Default)]
+struct Options<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Raw<'a>,
+    #[serde(borrow)]
+    user_id: Raw<'a>,
+    #[serde(borrow)]
+    name: Raw<'a>,
+    #[serde(borrow)]
+    disable_parallel_tool_use: Raw<'a>,
+    #[serde(borrow)]
+    budget_tokens: Raw<'a>,
+}
+
+/// An element of an array as an object (a non-object reads with every member absent).
+fn obj<'a, T: Deserialize<'a> + Default>(raw: &'a RawValue) -> T {
+    raw::object(Some(raw)).unwrap_or_default()
+}
+
+/// The first byte of a raw value (`b'n'` when absent, as for `null`).
+fn kind(raw: Raw<'_>) -> u8 {
+    raw.and_then(|r| r.get().bytes().next()).unwrap_or(b'n')
+}
+
 /// Translates an Anthropic Messages request body into an OpenAI chat request. An
 /// invalid request (not JSON, no `model`, no `messages`, `max_tokens` not a positive
 /// integer, an unknown block…) is an [`EncodeError`] naming the field.
 pub fn request_to_chat(body: &[u8]) -> Result<ChatRequest, EncodeError> {
-    let parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| EncodeError::new(format!("request body is not valid JSON: {e}"), None))?;
-    let Value::Object(req) = parsed else {
+    let not_json = |e: serde_json::Error| {
+        EncodeError::new(format!("request body is not valid JSON: {e}"), None)
+    };
+    let is_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if !is_object {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
         return Err(EncodeError::new("request body must be a JSON object", None));
-    };
-    let model = match req.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => return Err(bad("model: a non-empty string is required", "model")),
-    };
-    let max_tokens = req
-        .get("max_tokens")
-        .ok_or_else(|| bad("max_tokens: Field required", "max_tokens"))?
-        .as_u64()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| bad("max_tokens: must be a positive integer", "max_tokens"))?;
-    let stream = match req.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(bad("stream: must be a boolean", "stream")),
+    }
+    let req: Fields<'_> = serde_json::from_slice(body).map_err(not_json)?;
+    let get = |key: &str| req.get(key).copied();
+    let model = raw::as_str(get("model"))
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| bad("model: a non-empty string is required", "model"))?;
+    let max_tokens = raw::as_u64(Some(
+        get("max_tokens").ok_or_else(|| bad("max_tokens: Field required", "max_tokens"))?,
+    ))
+    .filter(|n| *n > 0)
+    .ok_or_else(|| bad("max_tokens: must be a positive integer", "max_tokens"))?;
+    let stream = match kind(get("stream")) {
+        b'n' => false,
+        _ => {
+            raw::as_bool(get("stream")).ok_or_else(|| bad("stream: must be a boolean", "stream"))?
+        }
     };
 
     let mut messages = Vec::new();
-    if let Some(system) = req.get("system") {
+    if let Some(system) = get("system") {
         let text = system_text(system)?;
         if !text.is_empty() {
-            messages.push(json!({ "role": "system", "content": text }));
+            messages.push(ChatMessage::new("system", Content::Text(text)));
         }
     }
-    let Some(Value::Array(input)) = req.get("messages") else {
+    let Some(input) = raw::array(get("messages")) else {
         return Err(bad("messages: an array is required", "messages"));
     };
-    for (i, message) in input.iter().enumerate() {
+    for (i, message) in input.into_iter().enumerate() {
         convert_message(i, message, &mut messages)?;
     }
 
-    let mut out = Map::new();
-    out.insert("model".into(), Value::String(model.clone()));
-    out.insert("messages".into(), Value::Array(messages));
-    out.insert("max_tokens".into(), max_tokens.into());
-    for key in ["temperature", "top_p"] {
-        match req.get(key) {
-            None | Some(Value::Null) => {}
-            Some(v @ Value::Number(_)) => {
-                out.insert(key.into(), v.clone());
-            }
-            Some(_) => return Err(bad(format!("{key}: must be a number"), key)),
+    let mut out = Out {
+        model: &model,
+        messages,
+        max_tokens,
+        temperature: None,
+        top_p: None,
+        stop: stop_sequences(get("stop_sequences"))?,
+        user: raw::object::<Options<'_>>(get("metadata")).and_then(|m| raw::as_str(m.user_id)),
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: None,
+        reasoning_effort: reasoning_effort(raw::field(&req, "thinking"))?,
+    };
+    for (key, slot) in [
+        ("temperature", &mut out.temperature),
+        ("top_p", &mut out.top_p),
+    ] {
+        match kind(get(key)) {
+            b'n' => {}
+            _ if raw::is_number(get(key)) => *slot = get(key),
+            _ => return Err(bad(format!("{key}: must be a number"), key)),
         }
     }
-    if let Some(stop) = stop_sequences(req.get("stop_sequences"))? {
-        out.insert("stop".into(), stop);
+    if let Some(tools) = get("tools") {
+        out.tools = convert_tools(tools)?;
     }
-    if let Some(user) = req
-        .get("metadata")
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str)
-    {
-        out.insert("user".into(), user.into());
-    }
-    if stream {
-        out.insert("stream".into(), true.into());
-        out.insert("stream_options".into(), json!({ "include_usage": true }));
-    }
-    if let Some(tools) = req.get("tools") {
-        let tools = convert_tools(tools)?;
-        if !tools.is_empty() {
-            out.insert("tools".into(), Value::Array(tools));
-        }
-    }
-    if let Some(choice) = req.get("tool_choice") {
+    if let Some(choice) = get("tool_choice") {
         convert_tool_choice(choice, &mut out)?;
     }
-    if let Some(effort) = reasoning_effort(req.get("thinking"))? {
-        out.insert("reasoning_effort".into(), effort.into());
-    }
+    let body = crate::raw::json_bytes(&out);
     Ok(ChatRequest {
-        body: crate::raw::json_bytes(&out),
-        model,
+        body,
+        model: model.into_owned(),
         stream,
     })
 }
 
 /// `system` as one string: a string, or its text blocks joined with a newline.
-fn system_text(system: &Value) -> Result<String, EncodeError> {
-    match system {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(blocks) => {
+fn system_text(system: &RawValue) -> Result<Cow<'_, str>, EncodeError> {
+    match kind(Some(system)) {
+        b'n' => Ok(Cow::Borrowed("")),
+        b'"' => Ok(raw::text(Some(system))),
+        b'[' => {
+            let blocks = raw::array(Some(system)).unwrap_or_default();
             let mut texts = Vec::with_capacity(blocks.len());
-            for (j, block) in blocks.iter().enumerate() {
-                let text = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .filter(|_| block.get("type").and_then(Value::as_str) == Some("text"))
+            for (j, block) in blocks.into_iter().enumerate() {
+                let block: Obj<'_> = obj(block);
+                let text = raw::as_str(block.text)
+                    .filter(|_| raw::as_str(block.kind).as_deref() == Some("text"))
                     .ok_or_else(|| {
                         bad(
                             "system: only text blocks are supported",
@@ -126,7 +202,7 @@ fn system_text(system: &Value) -> Result<String, EncodeError> {
                     })?;
                 texts.push(text);
             }
-            Ok(texts.join("\n"))
+            Ok(Cow::Owned(texts.join("\n")))
         }
         _ => Err(bad(
             "system: must be a string or an array of text blocks",
@@ -135,20 +211,38 @@ fn system_text(system: &Value) -> Result<String, EncodeError> {
     }
 }
 
-fn convert_message(i: usize, message: &Value, out: &mut Vec<Value>) -> Result<(), EncodeError> {
-    let Some(role @ ("user" | "assistant")) = message.get("role").and_then(Value::as_str) else {
-        return Err(bad(
-            "role: must be `user` or `assistant`",
-            format!("messages[{i}].role"),
-        ));
+fn convert_message<'a>(
+    i: usize,
+    message: &'a RawValue,
+    out: &mut Vec<ChatMessage<'a>>,
+) -> Result<(), EncodeError> {
+    let message: Obj<'a> = obj(message);
+    let role = match raw::as_str(message.role).as_deref() {
+        Some("user") => "user",
+        Some("assistant") => "assistant",
+        _ => {
+            return Err(bad(
+                "role: must be `user` or `assistant`",
+                format!("messages[{i}].role"),
+            ))
+        }
     };
-    match message.get("content") {
-        Some(Value::String(text)) => {
-            out.push(json!({ "role": role, "content": text }));
+    match kind(message.content) {
+        b'"' => {
+            out.push(ChatMessage::new(
+                role,
+                Content::Text(raw::text(message.content)),
+            ));
             Ok(())
         }
-        Some(Value::Array(blocks)) if role == "user" => user_blocks(i, blocks, out),
-        Some(Value::Array(blocks)) => assistant_blocks(i, blocks, out),
+        b'[' => {
+            let blocks = raw::array(message.content).unwrap_or_default();
+            if role == "user" {
+                user_blocks(i, blocks, out)
+            } else {
+                assistant_blocks(i, blocks, out)
+            }
+        }
         _ => Err(bad(
             "content: must be a string or an array of content blocks",
             format!("messages[{i}].content"),
@@ -156,15 +250,14 @@ fn convert_message(i: usize, message: &Value, out: &mut Vec<Value>) -> Result<()
     }
 }
 
-fn block_type(block: &Value) -> &str {
-    block.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
-fn text_field<'a>(block: &'a Value, param: &str) -> Result<&'a str, EncodeError> {
-    block.get("text").and_then(Value::as_str).ok_or_else(|| {
+fn text_field<'a>(
+    block: &Obj<'a>,
+    param: &dyn Fn() -> String,
+) -> Result<Cow<'a, str>, EncodeError> {
+    raw::as_str(block.text).ok_or_else(|| {
         bad(
             "text block: `text` must be a string",
-            format!("{param}.text"),
+            format!("{}.text", param()),
         )
     })
 }
@@ -172,108 +265,132 @@ fn text_field<'a>(block: &'a Value, param: &str) -> Result<&'a str, EncodeError>
 /// A user turn: each `tool_result` becomes a `tool` message, placed before one user
 /// message with the remaining text and images (images of tool results included:
 /// OpenAI's tool messages carry text only).
-fn user_blocks(i: usize, blocks: &[Value], out: &mut Vec<Value>) -> Result<(), EncodeError> {
+fn user_blocks<'a>(
+    i: usize,
+    blocks: Vec<&'a RawValue>,
+    out: &mut Vec<ChatMessage<'a>>,
+) -> Result<(), EncodeError> {
     let mut tool_messages = Vec::new();
     let mut tool_images = Vec::new();
     let mut parts = Vec::new();
-    for (j, block) in blocks.iter().enumerate() {
-        let param = format!("messages[{i}].content[{j}]");
-        match block_type(block) {
-            "text" => parts.push(json!({ "type": "text", "text": text_field(block, &param)? })),
-            "image" => parts.push(image_part(block, &param)?),
+    for (j, block) in blocks.into_iter().enumerate() {
+        let param = || format!("messages[{i}].content[{j}]");
+        let block: Obj<'a> = obj(block);
+        let block_type = raw::as_str(block.kind);
+        match block_type.as_deref().unwrap_or("") {
+            "text" => parts.push(Part::Text {
+                text: text_field(&block, &param)?,
+            }),
+            "image" => parts.push(image_part(block.source, &param)?),
             "tool_result" => {
-                let id = block
-                    .get("tool_use_id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        bad(
-                            "tool_result: `tool_use_id` is required",
-                            format!("{param}.tool_use_id"),
-                        )
-                    })?;
-                let content = tool_result_content(block.get("content"), &param, &mut tool_images)?;
-                tool_messages
-                    .push(json!({ "role": "tool", "tool_call_id": id, "content": content }));
+                let id = raw::as_str(block.tool_use_id).ok_or_else(|| {
+                    bad(
+                        "tool_result: `tool_use_id` is required",
+                        format!("{}.tool_use_id", param()),
+                    )
+                })?;
+                let content = tool_result_content(block.content, &param, &mut tool_images)?;
+                tool_messages.push(ChatMessage {
+                    role: "tool",
+                    tool_call_id: Some(id),
+                    content: Some(Content::Text(content)),
+                    tool_calls: Vec::new(),
+                });
             }
-            other => return Err(unsupported_block(other, &param)),
+            other => return Err(unsupported_block(other, &param())),
         }
     }
     let had_tools = !tool_messages.is_empty();
     out.append(&mut tool_messages);
     tool_images.append(&mut parts);
-    let parts = tool_images;
-    let content = match parts.as_slice() {
+    let mut parts = tool_images;
+    let content = match parts.as_mut_slice() {
         [] if had_tools => return Ok(()),
-        [] => Value::String(String::new()),
-        [only] if block_type(only) == "text" => only.get("text").cloned().unwrap_or_default(),
-        _ => Value::Array(parts),
+        [] => Content::Text(Cow::Borrowed("")),
+        [Part::Text { text }] => Content::Text(std::mem::take(text)),
+        _ => Content::Parts(parts),
     };
-    out.push(json!({ "role": "user", "content": content }));
+    out.push(ChatMessage::new("user", content));
     Ok(())
 }
 
-fn tool_result_content(
-    content: Option<&Value>,
-    param: &str,
-    images: &mut Vec<Value>,
-) -> Result<String, EncodeError> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(blocks)) => {
+fn tool_result_content<'a>(
+    content: Raw<'a>,
+    param: &dyn Fn() -> String,
+    images: &mut Vec<Part<'a>>,
+) -> Result<Cow<'a, str>, EncodeError> {
+    match kind(content) {
+        b'n' => Ok(Cow::Borrowed("")),
+        b'"' => Ok(raw::text(content)),
+        b'[' => {
             let mut text = String::new();
-            for (k, block) in blocks.iter().enumerate() {
-                let param = format!("{param}.content[{k}]");
-                match block_type(block) {
-                    "text" => text.push_str(text_field(block, &param)?),
-                    "image" => images.push(image_part(block, &param)?),
-                    other => return Err(unsupported_block(other, &param)),
+            for (k, block) in raw::array(content)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let param = || format!("{}.content[{k}]", param());
+                let block: Obj<'a> = obj(block);
+                let block_type = raw::as_str(block.kind);
+                match block_type.as_deref().unwrap_or("") {
+                    "text" => text.push_str(&text_field(&block, &param)?),
+                    "image" => images.push(image_part(block.source, &param)?),
+                    other => return Err(unsupported_block(other, &param())),
                 }
             }
-            Ok(text)
+            Ok(Cow::Owned(text))
         }
-        Some(_) => Err(bad(
+        _ => Err(bad(
             "tool_result: `content` must be a string or an array of blocks",
-            format!("{param}.content"),
+            format!("{}.content", param()),
         )),
     }
 }
 
-fn assistant_blocks(i: usize, blocks: &[Value], out: &mut Vec<Value>) -> Result<(), EncodeError> {
+fn assistant_blocks<'a>(
+    i: usize,
+    blocks: Vec<&'a RawValue>,
+    out: &mut Vec<ChatMessage<'a>>,
+) -> Result<(), EncodeError> {
     let mut text = String::new();
     let mut calls = Vec::new();
-    for (j, block) in blocks.iter().enumerate() {
-        let param = format!("messages[{i}].content[{j}]");
-        match block_type(block) {
-            "text" => text.push_str(text_field(block, &param)?),
+    for (j, block) in blocks.into_iter().enumerate() {
+        let param = || format!("messages[{i}].content[{j}]");
+        let block: Obj<'a> = obj(block);
+        let block_type = raw::as_str(block.kind);
+        match block_type.as_deref().unwrap_or("") {
+            "text" => text.push_str(&text_field(&block, &param)?),
             "tool_use" => {
-                let id = block.get("id").and_then(Value::as_str);
-                let name = block.get("name").and_then(Value::as_str);
-                let (Some(id), Some(name)) = (id, name) else {
-                    return Err(bad("tool_use: `id` and `name` are required", param));
+                let (Some(id), Some(name)) = (raw::as_str(block.id), raw::as_str(block.name))
+                else {
+                    return Err(bad("tool_use: `id` and `name` are required", param()));
                 };
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                calls.push(json!({
-                    "id": id,
-                    "type": "function",
-                    "function": { "name": name, "arguments": crate::raw::json_string(&input) },
-                }));
+                let arguments = match block.input {
+                    Some(input) => raw::canonical(input),
+                    None => "{}".to_owned(),
+                };
+                calls.push(ToolCall {
+                    id,
+                    kind: "function",
+                    function: CallFunction { name, arguments },
+                });
             }
             // Earlier reasoning is not sent back to an OpenAI upstream.
             "thinking" | "redacted_thinking" => {}
-            other => return Err(unsupported_block(other, &param)),
+            other => return Err(unsupported_block(other, &param())),
         }
     }
-    let mut message = json!({ "role": "assistant" });
-    message["content"] = if text.is_empty() && !calls.is_empty() {
-        Value::Null
+    let content = if text.is_empty() && !calls.is_empty() {
+        None
     } else {
-        Value::String(text)
+        Some(Content::Text(Cow::Owned(text)))
     };
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    out.push(message);
+    out.push(ChatMessage {
+        role: "assistant",
+        tool_call_id: None,
+        content,
+        tool_calls: calls,
+    });
     Ok(())
 }
 
@@ -285,57 +402,63 @@ fn unsupported_block(kind: &str, param: &str) -> EncodeError {
 }
 
 /// An `image` block as an OpenAI `image_url` part (base64 → a `data:` URL).
-fn image_part(block: &Value, param: &str) -> Result<Value, EncodeError> {
-    let source = block.get("source");
-    let field = |key: &str| source.and_then(|s| s.get(key)).and_then(Value::as_str);
-    let url = match field("type") {
-        Some("base64") => match (field("media_type"), field("data")) {
-            (Some(media), Some(data)) => format!("data:{media};base64,{data}"),
+fn image_part<'a>(source: Raw<'a>, param: &dyn Fn() -> String) -> Result<Part<'a>, EncodeError> {
+    let source: Source<'a> = raw::object(source).unwrap_or_default();
+    let url = match raw::as_str(source.kind).as_deref() {
+        Some("base64") => match (raw::as_str(source.media_type), raw::as_str(source.data)) {
+            (Some(media), Some(data)) => Cow::Owned(format!("data:{media};base64,{data}")),
             _ => {
                 return Err(bad(
                     "image: a base64 source needs `media_type` and `data`",
-                    format!("{param}.source"),
+                    format!("{}.source", param()),
                 ))
             }
         },
-        Some("url") => field("url")
-            .ok_or_else(|| {
-                bad(
-                    "image: a url source needs `url`",
-                    format!("{param}.source.url"),
-                )
-            })?
-            .to_owned(),
+        Some("url") => raw::as_str(source.url).ok_or_else(|| {
+            bad(
+                "image: a url source needs `url`",
+                format!("{}.source.url", param()),
+            )
+        })?,
         _ => {
             return Err(bad(
                 "image: `source.type` must be `base64` or `url`",
-                format!("{param}.source.type"),
+                format!("{}.source.type", param()),
             ))
         }
     };
-    Ok(json!({ "type": "image_url", "image_url": { "url": url } }))
+    Ok(Part::ImageUrl {
+        image_url: ImageUrl { url },
+    })
 }
 
-fn stop_sequences(value: Option<&Value>) -> Result<Option<Value>, EncodeError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            Ok((!items.is_empty()).then(|| Value::Array(items.clone())))
-        }
-        Some(_) => Err(bad(
+/// `stop_sequences` (an array of strings, passed through as its bytes) as `stop`.
+fn stop_sequences(value: Raw<'_>) -> Result<Raw<'_>, EncodeError> {
+    let error = || {
+        bad(
             "stop_sequences: must be an array of strings",
             "stop_sequences",
-        )),
+        )
+    };
+    match kind(value) {
+        b'n' => Ok(None),
+        b'[' => {
+            let items = raw::array(value).ok_or_else(error)?;
+            if !items.iter().all(|s| s.get().starts_with('"')) {
+                return Err(error());
+            }
+            Ok(value.filter(|_| !items.is_empty()))
+        }
+        _ => Err(error()),
     }
 }
 
-fn convert_tools(tools: &Value) -> Result<Vec<Value>, EncodeError> {
-    let Value::Array(tools) = tools else {
-        return Err(bad("tools: must be an array", "tools"));
-    };
+fn convert_tools(tools: &RawValue) -> Result<Vec<Tool<'_>>, EncodeError> {
+    let tools = raw::array(Some(tools)).ok_or_else(|| bad("tools: must be an array", "tools"))?;
     let mut out = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        if let Some(kind) = tool.get("type").and_then(Value::as_str) {
+    for (i, tool) in tools.into_iter().enumerate() {
+        let tool: Obj<'_> = obj(tool);
+        if let Some(kind) = raw::as_str(tool.kind) {
             if kind != "custom" {
                 return Err(bad(
                     format!("tool type `{kind}` (an Anthropic server tool) is not supported here"),
@@ -343,41 +466,46 @@ fn convert_tools(tools: &Value) -> Result<Vec<Value>, EncodeError> {
                 ));
             }
         }
-        let name = tool
-            .get("name")
-            .and_then(Value::as_str)
+        let name = raw::as_str(tool.name)
             .ok_or_else(|| bad("tool: `name` is required", format!("tools[{i}].name")))?;
-        let schema = tool
-            .get("input_schema")
-            .filter(|s| s.is_object())
+        let parameters = tool
+            .input_schema
+            .filter(|s| s.get().starts_with('{'))
             .ok_or_else(|| {
                 bad(
                     "tool: `input_schema` must be an object",
                     format!("tools[{i}].input_schema"),
                 )
             })?;
-        let mut function = json!({ "name": name, "parameters": schema });
-        if let Some(description) = tool.get("description").and_then(Value::as_str) {
-            function["description"] = description.into();
-        }
-        out.push(json!({ "type": "function", "function": function }));
+        out.push(Tool {
+            kind: "function",
+            function: ToolFunction {
+                name,
+                description: raw::as_str(tool.description),
+                parameters,
+            },
+        });
     }
     Ok(out)
 }
 
-fn convert_tool_choice(choice: &Value, out: &mut Map<String, Value>) -> Result<(), EncodeError> {
-    let converted = match choice.get("type").and_then(Value::as_str) {
-        Some("auto") => json!("auto"),
-        Some("any") => json!("required"),
-        Some("none") => json!("none"),
+fn convert_tool_choice<'a>(choice: &'a RawValue, out: &mut Out<'a>) -> Result<(), EncodeError> {
+    let choice: Options<'a> = raw::object(Some(choice)).unwrap_or_default();
+    let converted = match raw::as_str(choice.kind).as_deref() {
+        Some("auto") => Choice::Mode("auto"),
+        Some("any") => Choice::Mode("required"),
+        Some("none") => Choice::Mode("none"),
         Some("tool") => {
-            let name = choice.get("name").and_then(Value::as_str).ok_or_else(|| {
+            let name = raw::as_str(choice.name).ok_or_else(|| {
                 bad(
                     "tool_choice: type `tool` needs a `name`",
                     "tool_choice.name",
                 )
             })?;
-            json!({ "type": "function", "function": { "name": name } })
+            Choice::Function {
+                kind: "function",
+                function: Named { name },
+            }
         }
         _ => {
             return Err(bad(
@@ -386,29 +514,27 @@ fn convert_tool_choice(choice: &Value, out: &mut Map<String, Value>) -> Result<(
             ))
         }
     };
-    out.insert("tool_choice".into(), converted);
-    if choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
-        out.insert("parallel_tool_calls".into(), false.into());
+    out.tool_choice = Some(converted);
+    if raw::as_bool(choice.disable_parallel_tool_use) == Some(true) {
+        out.parallel_tool_calls = Some(false);
     }
     Ok(())
 }
 
 /// `thinking: {type: enabled, budget_tokens}` as OpenAI's `reasoning_effort`.
-fn reasoning_effort(thinking: Option<&Value>) -> Result<Option<&'static str>, EncodeError> {
-    let Some(thinking) = thinking.filter(|t| !t.is_null()) else {
+fn reasoning_effort(thinking: Raw<'_>) -> Result<Option<&'static str>, EncodeError> {
+    let Some(thinking) = thinking else {
         return Ok(None);
     };
-    match thinking.get("type").and_then(Value::as_str) {
+    let thinking: Options<'_> = raw::object(Some(thinking)).unwrap_or_default();
+    match raw::as_str(thinking.kind).as_deref() {
         Some("enabled") => {
-            let budget = thinking
-                .get("budget_tokens")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| {
-                    bad(
-                        "thinking: `budget_tokens` must be a positive integer",
-                        "thinking.budget_tokens",
-                    )
-                })?;
+            let budget = raw::as_u64(thinking.budget_tokens).ok_or_else(|| {
+                bad(
+                    "thinking: `budget_tokens` must be a positive integer",
+                    "thinking.budget_tokens",
+                )
+            })?;
             Ok(Some(match budget {
                 0..=2048 => "low",
                 2049..=8192 => "medium",
