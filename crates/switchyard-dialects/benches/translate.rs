@@ -18,7 +18,7 @@
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use switchyard_dialects::translate::{Reply, Settings, StreamDecode, Target};
-use switchyard_dialects::{anthropic, gemini, messages, ollama};
+use switchyard_dialects::{anthropic, gemini, messages, ollama, responses};
 
 /// A realistic OpenAI chat request: system prompt, a few user/assistant turns including
 /// one tool round trip, two tools, a stream with a usage chunk.
@@ -361,12 +361,60 @@ fn bench_messages(c: &mut Criterion) {
     group.finish();
 }
 
+/// The Responses API served through chat: a request with function calls and their
+/// outputs, a text-and-tool answer, and a text-then-two-tools chat stream.
+fn bench_responses(c: &mut Criterion) {
+    let request = golden!("responses/request/function_calls.responses.json").as_bytes();
+    responses::request_to_chat(request).expect("request translates");
+    let answer = golden!("responses/answer/text_and_tool.openai.json").as_bytes();
+    responses::chat_to_response(answer, "gpt-4o", "resp_0123456789abcdef")
+        .expect("answer translates");
+
+    let mut group = c.benchmark_group("responses");
+    group.bench_function("request_to_chat", |b| {
+        b.iter(|| black_box(responses::request_to_chat(black_box(request))))
+    });
+    group.bench_function("chat_to_response", |b| {
+        b.iter(|| {
+            black_box(responses::chat_to_response(
+                black_box(answer),
+                "gpt-4o",
+                "resp_0123456789abcdef",
+            ))
+        })
+    });
+
+    let events = sse_events(golden!("responses/stream/text_then_two_tools.openai.sse"));
+    let run = |events: &[&[u8]], out: &mut BytesMut| {
+        let mut encoder = responses::StreamEncoder::new("gpt-4o", "resp_0123456789abcdef");
+        for event in events {
+            encoder.push(event, out).expect("golden stream encodes");
+        }
+        encoder.finish(out).expect("golden stream ends properly");
+    };
+    run(&events, &mut BytesMut::new());
+    eprintln!(
+        "responses/stream_text_then_two_tools: {} OpenAI chunks per stream",
+        events.len()
+    );
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("stream_text_then_two_tools", |b| {
+        b.iter(|| {
+            let mut out = BytesMut::with_capacity(8192);
+            run(black_box(&events), &mut out);
+            black_box(out)
+        });
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     baseline,
     bench_anthropic,
     bench_gemini,
     bench_ollama,
-    bench_messages
+    bench_messages,
+    bench_responses
 );
 criterion_main!(benches);
