@@ -234,11 +234,17 @@ fn span_of(outer: &[u8], inner: &[u8]) -> std::ops::Range<usize> {
 /// bytes as they are (no re-serialisation, key order and formatting kept).
 pub fn rewrite_model(peek: &Peek<'_>, new_model: &str) -> Bytes {
     let quoted = serde_json::Value::String(new_model.to_owned()).to_string();
-    let body = peek.raw;
-    let mut out = BytesMut::with_capacity(body.len() + quoted.len());
-    out.extend_from_slice(&body[..peek.model_span.start]);
-    out.extend_from_slice(quoted.as_bytes());
-    out.extend_from_slice(&body[peek.model_span.end..]);
+    splice(peek.raw, peek.model_span.clone(), quoted.as_bytes())
+}
+
+/// `body` with the bytes of `span` replaced by `with` (a span outside the body
+/// replaces nothing), the rest copied as it is.
+pub fn splice(body: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
+    let (before, after) = (body.get(..span.start), body.get(span.end..));
+    let mut out = BytesMut::with_capacity(body.len() + with.len());
+    out.extend_from_slice(before.unwrap_or_default());
+    out.extend_from_slice(with);
+    out.extend_from_slice(after.unwrap_or_default());
     out.freeze()
 }
 

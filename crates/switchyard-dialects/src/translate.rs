@@ -147,6 +147,9 @@ pub struct MappedError {
     pub body: Bytes,
     /// Whether another upstream should be tried (overloaded, rate limited, 5xx).
     pub retryable: bool,
+    /// How long the upstream asked to wait, in whole seconds, when it said so in the
+    /// body rather than in a `Retry-After` header (Gemini's `RetryInfo.retryDelay`).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Writes OpenAI `chat.completion.chunk` events for one answer (choice 0).

@@ -359,20 +359,31 @@ async fn proxy(
     };
     let server = &snap.config.server;
     let mut raw = read_body(incoming, server.max_body_bytes, server.body_timeout).await?;
+    // The model asked for, where it decides how the request is served (read once).
+    let asked = match (endpoint, ingress) {
+        (Endpoint::Other, _) | (_, Some(_)) => peek(&raw).ok().map(|p| p.model),
+        _ => None,
+    };
+    let serving_upstreams = || asked.as_deref().map_or_else(Vec::new, |m| serving(snap, m));
     // The Responses API to an upstream without it: served as chat, translated back.
     let mut endpoint = endpoint;
     if endpoint == Endpoint::Other
         && parts.method == Method::POST
         && forwarded_path(&parts.uri) == "/responses"
-        && needs_responses_translation(snap, &raw)
+        && serving_upstreams().iter().any(|u| !u.responses)
     {
         ingress = Some(Kind::Responses);
         endpoint = Endpoint::Chat;
     }
     // A Messages request whose every target is an Anthropic upstream (and no plugin
     // needs to read it) goes as it came: no translation either way.
-    let native =
-        ingress == Some(Kind::Messages) && snap.chain.is_empty() && all_anthropic(snap, &raw);
+    let native = ingress == Some(Kind::Messages) && snap.chain.is_empty() && {
+        let ups = serving_upstreams();
+        !ups.is_empty()
+            && ups
+                .iter()
+                .all(|u| u.dialect == switchyard_dialects::Dialect::Anthropic)
+    };
     if native {
         ingress = None;
         endpoint = Endpoint::Other;
@@ -388,7 +399,7 @@ async fn proxy(
     };
     if endpoint == Endpoint::Other
         && form_model.is_none()
-        && (parts.method != Method::POST || peek(&raw).is_err())
+        && (parts.method != Method::POST || asked.is_none())
     {
         // Nothing to route by: the upstream the request names, or the default one.
         return Ok(unrouted(snap, &parts, raw, request_id, client_auth.as_ref()).await?);
@@ -512,25 +523,19 @@ async fn proxy(
     Ok(resp)
 }
 
+/// The settings of the upstreams that could serve `model` (none when it is unknown),
+/// read without moving any rotation: how to serve a request is decided from them.
+fn serving<'s>(snap: &'s Snapshot, model: &str) -> Vec<&'s switchyard_config::Upstream> {
+    snap.serving(model)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|u| snap.upstreams.list.get(u).map(|up| &up.config))
+        .collect()
+}
+
 /// Marks a Messages answer an Anthropic upstream gave as it is (nothing to translate).
 #[derive(Debug, Clone, Copy)]
 struct NativeMessages;
-
-/// Whether every candidate for the request's model is an `anthropic` upstream.
-fn all_anthropic(snap: &Snapshot, raw: &[u8]) -> bool {
-    let Ok(peeked) = peek(raw) else {
-        return false;
-    };
-    snap.serving(&peeked.model).is_some_and(|plan| {
-        !plan.is_empty()
-            && plan.iter().all(|&u| {
-                snap.upstreams
-                    .list
-                    .get(u)
-                    .is_some_and(|u| u.config.dialect == switchyard_dialects::Dialect::Anthropic)
-            })
-    })
-}
 
 /// Marks a chat response that answers a Responses API request (with the model asked),
 /// to be translated back once its body is observed.
@@ -602,22 +607,6 @@ fn multipart_model(
     let span = field(raw, boundary(content_type)?, "model").ok()?;
     let model = std::str::from_utf8(raw.get(span.clone())?).ok()?.trim();
     (!model.is_empty() && model.len() == span.len()).then(|| (model.to_owned(), span))
-}
-
-/// Whether a Responses API request's model is served by an upstream without that API
-/// (then the request is translated to chat for all of its candidates).
-fn needs_responses_translation(snap: &Snapshot, raw: &[u8]) -> bool {
-    let Ok(peeked) = peek(raw) else {
-        return false;
-    };
-    snap.serving(&peeked.model).is_some_and(|plan| {
-        plan.iter().any(|&u| {
-            snap.upstreams
-                .list
-                .get(u)
-                .is_some_and(|u| !u.config.responses)
-        })
-    })
 }
 
 /// Whether a path not handled by name is forwarded ([`Endpoint::Other`]).

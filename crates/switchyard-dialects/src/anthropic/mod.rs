@@ -90,6 +90,7 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
         status: mapped,
         body: error_body(&message, kind, None, code),
         retryable,
+        retry_after_secs: None,
     }
 }
 

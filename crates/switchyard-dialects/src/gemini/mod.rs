@@ -115,7 +115,19 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
         body: error_body(&message, error_type_for(mapped), None, name),
         // Another upstream may well succeed; 501 (not implemented) would fail there too.
         retryable: mapped == 429 || (mapped >= 500 && mapped != 501),
+        retry_after_secs: retry_delay(error),
     }
+}
+
+/// `RetryInfo.retryDelay` ("36.2s") of an error's details, rounded up to seconds.
+fn retry_delay(error: Option<&Value>) -> Option<u64> {
+    let secs = error?
+        .get("details")?
+        .as_array()?
+        .iter()
+        .filter_map(|d| d.get("retryDelay").and_then(Value::as_str))
+        .find_map(|d| d.strip_suffix('s')?.parse::<f64>().ok())?;
+    (secs.is_finite() && secs >= 0.0).then(|| secs.ceil().min(86_400.0) as u64)
 }
 
 /// The HTTP status of a Google RPC status name.

@@ -399,3 +399,14 @@ struct Function<'a> {
     #[serde(borrow)]
     arguments: Raw<'a>,
 }
+
+/// The encoder as the daemon drives every stream translation.
+impl crate::translate::StreamDecode for StreamEncoder {
+    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
+        StreamEncoder::push(self, chunk, out)
+    }
+
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError> {
+        StreamEncoder::finish(self, out)
+    }
+}

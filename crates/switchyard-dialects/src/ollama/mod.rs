@@ -41,6 +41,7 @@ pub fn map_error(status: u16, body: &[u8]) -> MappedError {
         status,
         body: crate::error_body(&message, error_type_for(status), None, code),
         retryable: status == 408 || status == 429 || status >= 500,
+        retry_after_secs: None,
     }
 }
 

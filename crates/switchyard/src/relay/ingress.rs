@@ -15,7 +15,7 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use switchyard_dialects::translate::DecodeError;
+use switchyard_dialects::translate::StreamDecode;
 use switchyard_dialects::{messages, responses};
 
 /// Which API the client speaks.
@@ -25,30 +25,6 @@ pub enum Kind {
     Messages,
     /// OpenAI's Responses API, for an upstream without it.
     Responses,
-}
-
-/// A chat stream re-encoded for the client's API.
-trait Encoder: Send {
-    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError>;
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError>;
-}
-
-impl Encoder for messages::StreamEncoder {
-    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
-        messages::StreamEncoder::push(self, chunk, out)
-    }
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError> {
-        messages::StreamEncoder::finish(self, out)
-    }
-}
-
-impl Encoder for responses::StreamEncoder {
-    fn push(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), DecodeError> {
-        responses::StreamEncoder::push(self, chunk, out)
-    }
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), DecodeError> {
-        responses::StreamEncoder::finish(self, out)
-    }
 }
 
 /// Largest answer held to be translated whole (JSON answers and errors).
@@ -69,7 +45,7 @@ pub fn to_chat(kind: Kind, body: &[u8]) -> Result<Bytes, GatewayError> {
 /// How a response body is translated back.
 enum Mode {
     /// A stream: each piece re-encoded as the client's events.
-    Stream(Box<dyn Encoder>),
+    Stream(Box<dyn StreamDecode>),
     /// A JSON answer, held whole, then translated.
     Json(BytesMut),
     /// An error body, held whole, then put in Anthropic's shape.

@@ -37,7 +37,7 @@ pub(super) fn prepare<'a>(
         if model == out.peek.model {
             out.body.clone()
         } else if out.multipart {
-            splice(out.peek.raw, out.peek.model_span.clone(), model.as_bytes())
+            switchyard_dialects::splice(out.peek.raw, out.peek.model_span.clone(), model.as_bytes())
         } else {
             rewrite_model(out.peek, model)
         }
@@ -137,16 +137,6 @@ pub(super) fn prepare<'a>(
     }
 }
 
-/// `raw` with `span` replaced by `with`.
-fn splice(raw: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
-    let (before, after) = (raw.get(..span.start), raw.get(span.end..));
-    let mut out = Vec::with_capacity(raw.len() + with.len());
-    out.extend_from_slice(before.unwrap_or_default());
-    out.extend_from_slice(with);
-    out.extend_from_slice(after.unwrap_or_default());
-    Bytes::from(out)
-}
-
 /// The stream translator of a dialect (only translating ones are asked).
 pub(super) fn stream_decoder(dialect: Dialect, reply: Reply) -> Box<dyn StreamDecode> {
     match dialect {
@@ -171,33 +161,6 @@ pub(super) fn map_error(dialect: Dialect, status: u16, body: &[u8]) -> MappedErr
         Dialect::Anthropic => anthropic::map_error(status, body),
         Dialect::Gemini => gemini::map_error(status, body),
         _ => ollama::map_error(status, body),
-    }
-}
-
-/// Gemini says how long to wait in its error body (`RetryInfo.retryDelay`, "37s"), not
-/// in a header: it becomes the answer's `Retry-After` (rounded up), so the rest and
-/// the client's retry see it like any other.
-pub(super) fn retry_after_from_body(dialect: Dialect, body: &[u8], headers: &mut http::HeaderMap) {
-    if dialect != Dialect::Gemini || headers.contains_key(http::header::RETRY_AFTER) {
-        return;
-    }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return;
-    };
-    // Gemini sometimes wraps the error object in an array.
-    let error = value
-        .get("error")
-        .or_else(|| value.get(0).and_then(|v| v.get("error")));
-    let delay = error
-        .and_then(|e| e.get("details"))
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.get("retryDelay").and_then(serde_json::Value::as_str))
-        .find_map(|d| d.strip_suffix('s')?.parse::<f64>().ok());
-    if let Some(secs) = delay.filter(|s| s.is_finite() && *s >= 0.0) {
-        let whole = secs.ceil().min(86_400.0) as u64;
-        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(whole));
     }
 }
 

@@ -514,7 +514,14 @@ async fn attempt(
                 Answer::Ready(resp.status, resp.headers, json)
             } else {
                 let mapped = dialect::map_error(up.config.dialect, resp.status.as_u16(), &whole);
-                dialect::retry_after_from_body(up.config.dialect, &whole, &mut resp.headers);
+                // A wait said in the body (Gemini) becomes the answer's `Retry-After`, so
+                // the rest and the client's retry see it like any other.
+                if let Some(secs) = mapped.retry_after_secs {
+                    if !resp.headers.contains_key(header::RETRY_AFTER) {
+                        resp.headers
+                            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    }
+                }
                 let status = StatusCode::from_u16(mapped.status).unwrap_or(resp.status);
                 if mapped.retryable
                     && !status.is_server_error()
