@@ -38,6 +38,40 @@ pub(crate) struct Top {
     pub export: Option<Value>,
     #[serde(default)]
     pub admin: Option<Value>,
+    #[serde(default)]
+    pub state: Option<Value>,
+    #[serde(default)]
+    pub cache: Option<Value>,
+}
+
+/// `state:`; the URL and credentials may be expanded secrets, so no `Debug`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateSpec {
+    pub backend: Option<String>,
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<String>,
+    pub prefix: Option<String>,
+    pub pool_size: Option<u32>,
+    pub command_timeout: Option<Value>,
+    pub connect_timeout: Option<Value>,
+    pub on_unavailable: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CacheSpec {
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub ttl: Option<Value>,
+    pub max_bytes: Option<u64>,
+    pub max_entry_bytes: Option<u64>,
+    pub only_deterministic: Option<bool>,
+    pub per_key: Option<bool>,
+    pub shared: Option<bool>,
 }
 
 /// `admin:`; the token may be an expanded secret, so no `Debug`.

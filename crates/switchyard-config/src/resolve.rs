@@ -3,7 +3,8 @@
 //! cross-references. Pure: the environment arrives already expanded (the proxy variables
 //! as a [`ProxyEnv`]). This file holds the order of the sections and the helpers they
 //! share; each section lives in its own
-//! module (`sections` and its `cors`, `upstream`, `route`, `key`, `plugin`, `export`).
+//! module (`sections` and its `cors`, `upstream`, `route`, `key`, `plugin`, `export`,
+//! `state` for `state:` and `cache:`).
 
 use crate::duration::parse_duration;
 use crate::error::{join, ConfigError};
@@ -21,6 +22,7 @@ mod key;
 mod plugin;
 mod route;
 mod sections;
+mod state;
 mod upstream;
 
 /// Types `value` as `T`, reporting the failing field's full path.
@@ -92,6 +94,15 @@ pub(crate) fn resolve(
             .ok()
             .and_then(|s| export::export(s, errors)),
     };
+    let state =
+        section::<raw::StateSpec>(top.state, "state", errors).and_then(|s| state::state(s, errors));
+    let cache = match top.cache {
+        None | Some(Value::Null) => None,
+        Some(v) => typed::<raw::CacheSpec>(v, "cache")
+            .map_err(|e| errors.push(e))
+            .ok()
+            .and_then(|s| state::cache(s, errors)),
+    };
 
     if !errors.is_empty() {
         return None;
@@ -110,6 +121,8 @@ pub(crate) fn resolve(
         log: log?,
         export,
         admin: admin?,
+        state: state?,
+        cache,
         redactor: Default::default(),
         warnings: Vec::new(),
     })

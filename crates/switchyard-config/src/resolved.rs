@@ -40,6 +40,10 @@ pub struct Config {
     pub export: Option<Export>,
     /// The admin API listener (`admin:`); off when the section is absent.
     pub admin: Admin,
+    /// Where limits, budgets and the shared cache tier live (`state:`).
+    pub state: State,
+    /// The response cache (`cache:`); `None` when off.
+    pub cache: Option<Cache>,
     /// Hides the values `${VAR}` took from the environment; the daemon passes the errors
     /// of its own config checks (plugin settings, files, TLS) through it.
     pub redactor: Redactor,
@@ -92,6 +96,67 @@ impl Admin {
         }
         Ok(())
     }
+}
+
+/// Where state shared by replicas lives (`state:`): in this process (`memory`, the
+/// default), or in Redis, so N replicas enforce one limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// The backend; `None`: memory.
+    pub redis: Option<RedisState>,
+}
+
+/// `state: {backend: redis, …}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisState {
+    /// `redis://` or `rediss://` URL (may carry credentials: a secret).
+    pub url: Secret,
+    /// ACL user name, overriding the URL's.
+    pub username: Option<Secret>,
+    /// Password, overriding the URL's.
+    pub password: Option<Secret>,
+    /// An extra trusted root for `rediss://` (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Prefix of every key written.
+    pub prefix: String,
+    /// Multiplexed connections per replica.
+    pub pool_size: u32,
+    /// Bound on each Redis call.
+    pub command_timeout: Duration,
+    /// Bound on each connection attempt.
+    pub connect_timeout: Duration,
+    /// What a limit does while Redis cannot answer.
+    pub on_unavailable: OnUnavailable,
+}
+
+/// What shared limits do while Redis is down or slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Each replica enforces the limit alone, in memory.
+    Local,
+    /// Let the request through.
+    Allow,
+    /// Refuse it (503).
+    Deny,
+}
+
+/// The response cache (`cache:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cache {
+    /// Models whose answers are cached (globs over the model asked).
+    pub models: Vec<Glob>,
+    /// How long an entry lives.
+    pub ttl: Duration,
+    /// Size of the in-process tier.
+    pub max_bytes: u64,
+    /// Larger answers are not cached.
+    pub max_entry_bytes: u64,
+    /// Only requests with `temperature: 0` or a `seed` (embeddings always).
+    pub only_deterministic: bool,
+    /// Entries are namespaced per client key.
+    pub per_key: bool,
+    /// Redis is the second tier when `state.backend` is redis.
+    pub shared: bool,
 }
 
 /// Logging settings.

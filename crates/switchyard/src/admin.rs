@@ -160,7 +160,7 @@ async fn handle(reloader: &Reloader, req: Request<Incoming>) -> Response<Full<By
         },
         "/admin/upstreams" => ok(&view::upstreams(&snap)),
         "/admin/models" => ok(&view::models(&snap)),
-        "/admin/keys" => ok(&view::keys(&snap)),
+        "/admin/keys" => ok(&view::keys(&snap).await),
         "/admin/models/refresh" => {
             snap.catalog.refresh(&snap.upstreams.list, true).await;
             ok(&view::models(&snap))

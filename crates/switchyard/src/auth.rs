@@ -11,6 +11,7 @@ pub mod account;
 
 use crate::caller::Caller;
 use crate::error::GatewayError;
+use crate::state::Shared;
 use account::{Account, KeyUsage};
 use http::{header, HeaderMap};
 use std::collections::HashMap;
@@ -75,7 +76,11 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 impl Keys {
     /// Indexes the configured keys; a plain key and a `sha256:` one with the same value
     /// are refused (`keys[i].key`).
-    pub fn new(keys: &[ClientKey], prices: &[Price]) -> Result<Self, ConfigError> {
+    pub fn new(
+        keys: &[ClientKey],
+        prices: &[Price],
+        shared: Option<&Arc<Shared>>,
+    ) -> Result<Self, ConfigError> {
         let mut by_digest = HashMap::with_capacity(keys.len());
         let mut accounts = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
@@ -83,7 +88,7 @@ impl Keys {
                 KeyValue::Plain(secret) => sha256(secret.expose().as_bytes()),
                 KeyValue::Sha256(digest) => *digest,
             };
-            let account = Arc::new(Account::new(k.clone()));
+            let account = Arc::new(Account::new(k.clone(), shared.cloned()));
             if by_digest.insert(digest, account.clone()).is_some() {
                 return Err(ConfigError {
                     path: format!("keys[{i}].key"),
@@ -148,9 +153,13 @@ impl Keys {
 
     /// Every key's usage (config order): totals since the process started and, for
     /// keys with a budget, the current window against its limits.
-    pub fn usage_report(&self) -> Vec<KeyUsage> {
+    pub async fn usage_report(&self) -> Vec<KeyUsage> {
         let now = SystemTime::now();
-        self.accounts.iter().map(|a| a.report(now)).collect()
+        let mut report = Vec::with_capacity(self.accounts.len());
+        for account in &self.accounts {
+            report.push(account.report_shared(now).await);
+        }
+        report
     }
 }
 
@@ -229,7 +238,7 @@ mod tests {
 
     #[test]
     fn without_keys_callers_are_anonymous_but_distinguishable() {
-        let keys = Keys::new(&[], &[]).unwrap();
+        let keys = Keys::new(&[], &[], None).unwrap();
         // Tokens with letters a hex hash never holds, so "not contained" cannot pass or
         // fail by chance.
         let a = keys
@@ -248,7 +257,7 @@ mod tests {
 
     #[test]
     fn with_keys_a_known_key_is_required() {
-        let keys = Keys::new(&[key("alice", "sk-alice-123")], &[]).unwrap();
+        let keys = Keys::new(&[key("alice", "sk-alice-123")], &[], None).unwrap();
         let c = keys
             .authenticate(&headers("Bearer sk-alice-123"), IP)
             .unwrap()
@@ -260,7 +269,7 @@ mod tests {
 
     #[test]
     fn debug_shows_key_names_not_key_values() {
-        let keys = Keys::new(&[key("alice", "sk-alice-123")], &[]).unwrap();
+        let keys = Keys::new(&[key("alice", "sk-alice-123")], &[], None).unwrap();
         let shown = format!("{keys:?}");
         assert!(
             shown.contains("alice") && !shown.contains("sk-alice-123"),
@@ -277,7 +286,7 @@ mod tests {
         };
         let mut k = key("bob", "unused-unused");
         k.key = KeyValue::Sha256(digest);
-        let keys = Keys::new(&[k, key("alice", "sk-alice-123")], &[]).unwrap();
+        let keys = Keys::new(&[k, key("alice", "sk-alice-123")], &[], None).unwrap();
         let c = keys
             .authenticate(&headers("Bearer sk-hashed-value-1"), IP)
             .unwrap();
@@ -298,7 +307,7 @@ mod tests {
         };
         let mut hashed = key("b", "x");
         hashed.key = KeyValue::Sha256(digest);
-        let e = Keys::new(&[key("a", "sk-same-value"), hashed], &[]).unwrap_err();
+        let e = Keys::new(&[key("a", "sk-same-value"), hashed], &[], None).unwrap_err();
         assert_eq!(e.path, "keys[1].key");
     }
 

@@ -79,6 +79,10 @@ pub enum GatewayError {
     /// The caller's key may not use this model (the message names no other model).
     #[error("This API key may not use the model `{0}`.")]
     ModelNotAllowed(String),
+    /// The shared state store (Redis) cannot say whether the request is within its
+    /// limits, and `state.on_unavailable` is `deny`.
+    #[error("The shared {0} state cannot be reached; try again shortly.")]
+    StateUnavailable(&'static str),
     /// The caller's key used up its budget for the current window.
     #[error("This API key has used its budget for the current window; it resets in {}s.", retry_after.as_secs())]
     BudgetExceeded {
@@ -196,7 +200,7 @@ impl GatewayError {
                 FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 FailureKind::BadGateway => StatusCode::BAD_GATEWAY,
             },
-            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(_) | Self::StateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::ResponseUnreadable(_) => StatusCode::BAD_GATEWAY,
             Self::PluginRejected(r) => r.status,
@@ -238,6 +242,7 @@ impl GatewayError {
                 },
             ),
             Self::Overloaded(_) => ("server_error", None, "overloaded"),
+            Self::StateUnavailable(_) => ("server_error", None, "state_unavailable"),
             Self::Unauthorized => ("invalid_request_error", None, "invalid_api_key"),
             Self::ResponseUnreadable(_) => ("server_error", None, "upstream_error"),
             Self::PluginRejected(r) => (&r.kind, None, &r.code),
@@ -303,7 +308,9 @@ impl GatewayError {
                 HeaderValue::from(retry_after.as_secs().max(1)),
             )],
             // Too many open streams clears up within seconds.
-            Self::Overloaded(_) => vec![(http::header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            Self::Overloaded(_) | Self::StateUnavailable(_) => {
+                vec![(http::header::RETRY_AFTER, HeaderValue::from_static("1"))]
+            }
             Self::PluginRejected(r) => r.headers.clone(),
             _ => Vec::new(),
         }

@@ -28,6 +28,7 @@ pub mod relay;
 pub mod reload;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 pub mod tls;
 pub mod upstream;
 

@@ -127,6 +127,18 @@ pub struct Metrics {
     pub config_reloads: [IntCounter; 2],
     /// `switchyard_config_last_reload_success_timestamp_seconds` (start counts as one)
     pub config_last_reload_success: Gauge,
+    /// `switchyard_state_up`: 1 while the shared store (Redis) answers, 0 while it does
+    /// not (only set when `state.backend` is redis).
+    pub state_up: IntGauge,
+    /// `switchyard_state_fallbacks_total{what}`: decisions taken without the shared
+    /// store because it did not answer in time.
+    pub state_fallbacks: IntCounterVec,
+    /// `switchyard_cache_lookups_total{result,tier}`: response-cache lookups (`hit`,
+    /// `miss`, `bypass`) and the tier that answered a hit (`memory`, `redis`).
+    pub cache_lookups: IntCounterVec,
+    /// `switchyard_cache_stores_total{outcome}`: answers stored, or not (`too_large`,
+    /// `incomplete`).
+    pub cache_stores: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -440,6 +452,25 @@ impl Metrics {
                 registry.register(Box::new(g.clone())).expect("unique name");
                 g
             },
+            state_up: plain_gauge(
+                "switchyard_state_up",
+                "1 while the shared state store (Redis) answers, 0 while it does not.",
+            ),
+            state_fallbacks: counter(
+                "switchyard_state_fallbacks_total",
+                "Limit, budget and cache decisions taken without the shared store (it did not answer in time).",
+                &["what"],
+            ),
+            cache_lookups: counter(
+                "switchyard_cache_lookups_total",
+                "Response-cache lookups by result (hit, miss, bypass) and the tier that answered.",
+                &["result", "tier"],
+            ),
+            cache_stores: counter(
+                "switchyard_cache_stores_total",
+                "Answers offered to the response cache, by outcome (stored, too_large, incomplete).",
+                &["outcome"],
+            ),
             registry,
         }
     }

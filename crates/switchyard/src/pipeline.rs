@@ -430,7 +430,7 @@ async fn proxy(
     // exists, so a key cannot probe), before any plugin runs.
     if let Some(key) = auth.account {
         key.check_model(&peeked.model)?;
-        key.check_budget(SystemTime::now())?;
+        key.within_budget(SystemTime::now()).await?;
         *account = Some(key.clone());
     }
     let layer = if snap.chain.is_empty() {

@@ -14,6 +14,7 @@ use crate::export::Exporter;
 use crate::metrics::Metrics;
 use crate::plugins::Chain;
 use crate::relay::StreamLimit;
+use crate::state::Shared;
 use crate::upstream::balance::Balancer;
 use crate::upstream::budget::RetryBudget;
 use crate::upstream::{Candidate, Upstream, Upstreams};
@@ -57,6 +58,8 @@ pub struct Snapshot {
     pub exporter: Option<Exporter>,
     /// Which config generation this is: 1 at start, one more per successful reload.
     pub generation: u64,
+    /// The shared state store (`state.backend: redis`); `None`: state is per process.
+    pub state: Option<Arc<Shared>>,
 }
 
 impl Snapshot {
@@ -93,8 +96,10 @@ impl Snapshot {
                 Upstream::build(up.clone(), client, &path).map_err(|e| ConfigErrors(vec![e]))?,
             );
         }
-        let chain = Chain::build(&config.plugins, clients).map_err(ConfigErrors)?;
-        let keys = Keys::new(&config.keys, &config.prices).map_err(|e| ConfigErrors(vec![e]))?;
+        let state = config.state.redis.as_ref().map(Shared::for_config);
+        let chain = Chain::build(&config.plugins, clients, state.as_ref()).map_err(ConfigErrors)?;
+        let keys = Keys::new(&config.keys, &config.prices, state.as_ref())
+            .map_err(|e| ConfigErrors(vec![e]))?;
         let unpriced = crate::auth::unpriced_models(&config);
         if !unpriced.is_empty() {
             tracing::warn!(models = %unpriced.join(", "), "a key has a `usd` budget, but these models have no price in `prices:`; they count $0");
@@ -128,6 +133,7 @@ impl Snapshot {
             config,
             exporter: None,
             generation: 1,
+            state,
         })
     }
 
@@ -152,7 +158,10 @@ impl Snapshot {
             }
         }
         self.catalog.adopt(&old.catalog, &pairs);
-        self.chain.adopt(&old.chain);
+        // A plugin's state lives where `state:` says: kept only when that is unchanged.
+        if self.config.state == old.config.state {
+            self.chain.adopt(&old.chain);
+        }
         kept
     }
 

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("logging", &["log_writer"]),
     ("telemetry", &["record"]),
     ("transport", &["client", "tls"]),
+    ("state", &["state"]),
     ("export", &["export"]),
     ("relay", &["relay"]),
     ("upstream", &["upstream"]),

@@ -330,8 +330,8 @@ fn redact_strings(v: &mut Value, hide: &dyn Fn(&str) -> String) {
 
 /// Client keys by name with their groups, allowed models and usage against their
 /// budgets — never a key value or its hash.
-pub(super) fn keys(snap: &Snapshot) -> Value {
-    let usage = snap.keys.usage_report();
+pub(super) async fn keys(snap: &Snapshot) -> Value {
+    let usage = snap.keys.usage_report().await;
     let keys: Vec<Value> = snap
         .config
         .keys

@@ -3,22 +3,27 @@
 //! a config generation. Budgets count in fixed windows aligned to the Unix epoch (a `1d`
 //! window runs from 00:00 to 24:00 UTC): a request is refused while the current window's
 //! tokens or spend reached the limit, and is charged when its response ends, so requests
-//! already in flight when the limit is reached may overshoot it.
+//! already in flight when the limit is reached may overshoot it. With
+//! `state.backend: redis` the window's counts live in Redis (one hash per key and
+//! window), so every replica checks and charges the same budget; the process's totals
+//! stay its own.
 
 use crate::error::GatewayError;
 use crate::metrics::metrics;
+use crate::state::Shared;
 use prometheus::{Counter, IntCounter};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
-use switchyard_config::{Budget, ClientKey};
+use switchyard_config::{Budget, ClientKey, OnUnavailable};
 
 /// One configured key at run time. Its `Debug` shows the name only.
 pub struct Account {
     /// The key as configured.
     pub key: Arc<ClientKey>,
     usage: Arc<Usage>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl std::fmt::Debug for Account {
@@ -128,10 +133,45 @@ fn until_window_end(window_secs: u64, now: u64) -> u64 {
 }
 
 impl Account {
-    pub(super) fn new(key: ClientKey) -> Self {
+    pub(super) fn new(key: ClientKey, shared: Option<Arc<Shared>>) -> Self {
         Self {
             usage: usage_for(&key.name),
             key: Arc::new(key),
+            shared,
+        }
+    }
+
+    /// The Redis key of the budget window holding `now`.
+    fn window_key(shared: &Shared, name: &str, window_secs: u64, now: u64) -> String {
+        let index = now.checked_div(window_secs).unwrap_or(0);
+        shared.key(&["budget", name, &window_secs.to_string(), &index.to_string()])
+    }
+
+    /// Refuses with 429 while the current window's usage reached the budget — the
+    /// shared window when `state` is redis, else this process's
+    /// ([`Account::check_budget`]).
+    pub async fn within_budget(&self, now: SystemTime) -> Result<(), GatewayError> {
+        let (Some(budget), Some(shared)) = (self.key.budget, &self.shared) else {
+            return self.check_budget(now);
+        };
+        let now = unix_now(now);
+        let window_secs = budget.window.as_secs().max(1);
+        let key = Self::window_key(shared, &self.key.name, window_secs, now);
+        match shared.window_usage(&key).await {
+            Ok((tokens, usd)) if over(&budget, tokens, usd) => Err(GatewayError::BudgetExceeded {
+                retry_after: Duration::from_secs(until_window_end(window_secs, now)),
+            }),
+            Ok(_) => Ok(()),
+            Err(_unavailable) => {
+                shared.fell_back("budget");
+                match shared.on_unavailable() {
+                    OnUnavailable::Local => {
+                        self.check_budget(SystemTime::UNIX_EPOCH + Duration::from_secs(now))
+                    }
+                    OnUnavailable::Allow => Ok(()),
+                    OnUnavailable::Deny => Err(GatewayError::StateUnavailable("budget")),
+                }
+            }
         }
     }
 
@@ -193,6 +233,43 @@ impl Account {
         if usd > 0.0 {
             self.usage.spend_metric.inc_by(usd);
         }
+        if let (Some(budget), Some(shared)) = (self.key.budget, &self.shared) {
+            // Charged when a body ends (off any request's path): sent on its own task.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let window_secs = budget.window.as_secs().max(1);
+            let key = Self::window_key(shared, &self.key.name, window_secs, unix_now(now));
+            // Kept a little past the window's end, for late readers (the admin API).
+            let ttl = Duration::from_secs(window_secs + 60);
+            let shared = shared.clone();
+            runtime.spawn(async move {
+                if shared
+                    .add_window_usage(&key, tokens, usd, ttl)
+                    .await
+                    .is_err()
+                {
+                    shared.fell_back("budget");
+                }
+            });
+        }
+    }
+
+    /// [`Account::report`], with the window's usage read from the shared store when
+    /// `state` is redis (this process's when it does not answer).
+    pub async fn report_shared(&self, now: SystemTime) -> KeyUsage {
+        let mut report = self.report(now);
+        if let (Some(budget), Some(shared), Some(window)) =
+            (self.key.budget, &self.shared, report.window.as_mut())
+        {
+            let window_secs = budget.window.as_secs().max(1);
+            let key = Self::window_key(shared, &self.key.name, window_secs, unix_now(now));
+            if let Ok((tokens, usd)) = shared.window_usage(&key).await {
+                window.tokens = tokens;
+                window.usd = usd;
+            }
+        }
+        report
     }
 
     /// This key's usage now.

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::client::Clients;
 use crate::error::GatewayError;
+use crate::state::Shared;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
@@ -137,14 +138,19 @@ fn stage_index(stage: Stage) -> usize {
 
 impl Chain {
     /// Builds every configured plugin; reports every problem with its YAML path.
-    pub fn build(specs: &[PluginSpec], clients: &Clients) -> Result<Self, Vec<ConfigError>> {
-        Self::build_with(specs, clients, REGISTRY)
+    pub fn build(
+        specs: &[PluginSpec],
+        clients: &Clients,
+        state: Option<&Arc<Shared>>,
+    ) -> Result<Self, Vec<ConfigError>> {
+        Self::build_with(specs, clients, state, REGISTRY)
     }
 
     /// Builds against a given registry (tests register their own plugins).
     pub fn build_with(
         specs: &[PluginSpec],
         clients: &Clients,
+        state: Option<&Arc<Shared>>,
         registry: &[super::Registration],
     ) -> Result<Self, Vec<ConfigError>> {
         let mut errors = Vec::new();
@@ -181,7 +187,11 @@ impl Chain {
                     ));
                 }
             }
-            let plugin = match (reg.build)(&BuildCtx { spec, clients }) {
+            let plugin = match (reg.build)(&BuildCtx {
+                spec,
+                clients,
+                state,
+            }) {
                 Ok(p) => p,
                 Err(mut e) => {
                     errors.append(&mut e);

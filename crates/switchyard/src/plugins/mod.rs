@@ -27,6 +27,7 @@ pub use crate::error::Rejection;
 use crate::caller::Caller;
 use crate::client::Clients;
 use crate::endpoint::Endpoint;
+use crate::state::Shared;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -369,6 +370,9 @@ pub struct BuildCtx<'a> {
     pub spec: &'a PluginSpec,
     /// HTTP clients (for plugins that call out).
     pub clients: &'a Clients,
+    /// The shared state store, when `state.backend` is redis (limits kept there are
+    /// enforced across replicas).
+    pub state: Option<&'a Arc<Shared>>,
 }
 
 impl BuildCtx<'_> {

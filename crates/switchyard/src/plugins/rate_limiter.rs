@@ -2,9 +2,12 @@
 //! or globally (governor's GCRA, keyed). Over the limit: 429 `rate_limit_exceeded` with
 //! `Retry-After` and `x-ratelimit-limit` / `-remaining` / `-reset`; within it the same
 //! headers go on the response. Idle keys are evicted as the limiter is used, so memory
-//! stays bounded under many distinct keys.
+//! stays bounded under many distinct keys. With `state.backend: redis` the same GCRA
+//! runs in Redis (one script per check), so every replica shares one limit; while Redis
+//! does not answer, `state.on_unavailable` decides (the local limiter, allow or deny).
 
 use super::{BuildCtx, Exchange, Plugin, PluginFuture, Rejection, RequestMeta, Verdict};
+use crate::state::{Gcra, Shared};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -15,7 +18,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_config::ConfigError;
+use switchyard_config::{ConfigError, OnUnavailable};
 
 /// Checks between two evictions of idle keys.
 const EVICT_EVERY: u64 = 1024;
@@ -98,6 +101,8 @@ struct RateLimit<C: Clock = DefaultClock> {
     window: Duration,
     key: KeyBy,
     checks: AtomicU64,
+    /// The shared store, and this limiter's key prefix in it.
+    shared: Option<(Arc<Shared>, String)>,
 }
 
 pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigError>> {
@@ -110,13 +115,11 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
     let quota = Quota::with_period(period)
         .ok_or_else(|| ctx.error("window", "is too short for this limit"))?
         .allow_burst(burst);
-    Ok(Arc::new(RateLimit::new(
-        quota,
-        limit,
-        s.window,
-        key,
-        DefaultClock::default(),
-    )))
+    let mut limiter = RateLimit::new(quota, limit, s.window, key, DefaultClock::default());
+    limiter.shared = ctx
+        .state
+        .map(|shared| (shared.clone(), shared.key(&["rl", &ctx.spec.id, ""])));
+    Ok(Arc::new(limiter))
 }
 
 fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
@@ -134,7 +137,53 @@ impl<C: Clock + Clone> RateLimit<C> {
             window,
             key,
             checks: AtomicU64::new(0),
+            shared: None,
         }
+    }
+
+    /// The answer to an admitted request: the limit, what is left, and when it is all
+    /// back.
+    fn admitted(&self, remaining: u64, reset: u64) -> Verdict {
+        Verdict::Continue(super::Effects {
+            response_headers: vec![
+                header("x-ratelimit-limit", u64::from(self.limit)),
+                header("x-ratelimit-remaining", remaining),
+                header("x-ratelimit-reset", reset),
+            ],
+            ..Default::default()
+        })
+    }
+
+    /// The answer to a refused request: 429 with the wait.
+    fn refused(&self, wait: Duration) -> Verdict {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut r = Rejection::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            "rate_limit_exceeded",
+            format!(
+                "Rate limit reached: {} requests per {:?}. Try again in {secs}s.",
+                self.limit, self.window
+            ),
+        );
+        r.headers = vec![
+            header("retry-after", secs.max(1)),
+            header("x-ratelimit-limit", u64::from(self.limit)),
+            header("x-ratelimit-remaining", 0),
+            header("x-ratelimit-reset", secs.max(1)),
+        ];
+        Verdict::Reject(r)
+    }
+
+    /// A decision of the shared GCRA, in the same headers as the local one.
+    fn shared_verdict(&self, g: Gcra) -> Verdict {
+        if !g.admitted {
+            return self.refused(g.wait);
+        }
+        let period = self.window.as_secs_f64() / f64::from(self.limit);
+        let used = (g.backlog.as_secs_f64() / period).round();
+        let remaining = (f64::from(self.burst) - used).max(0.0) as u64;
+        self.admitted(remaining, g.backlog.as_secs_f64().ceil() as u64)
     }
 
     fn check(&self, key: String) -> Verdict {
@@ -149,35 +198,9 @@ impl<C: Clock + Clone> RateLimit<C> {
                 let used = u64::from(self.burst).saturating_sub(remaining);
                 let reset =
                     (self.window.as_secs_f64() * used as f64 / f64::from(self.limit)).ceil() as u64;
-                Verdict::Continue(super::Effects {
-                    response_headers: vec![
-                        header("x-ratelimit-limit", u64::from(self.limit)),
-                        header("x-ratelimit-remaining", remaining),
-                        header("x-ratelimit-reset", reset),
-                    ],
-                    ..Default::default()
-                })
+                self.admitted(remaining, reset)
             }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let mut r = Rejection::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "requests",
-                    "rate_limit_exceeded",
-                    format!(
-                        "Rate limit reached: {} requests per {:?}. Try again in {secs}s.",
-                        self.limit, self.window
-                    ),
-                );
-                r.headers = vec![
-                    header("retry-after", secs.max(1)),
-                    header("x-ratelimit-limit", u64::from(self.limit)),
-                    header("x-ratelimit-remaining", 0),
-                    header("x-ratelimit-reset", secs.max(1)),
-                ];
-                Verdict::Reject(r)
-            }
+            Err(not_until) => self.refused(not_until.wait_time_from(self.clock.now())),
         }
     }
 
@@ -189,8 +212,39 @@ impl<C: Clock + Clone> RateLimit<C> {
 
 impl Plugin for RateLimit {
     fn pre_request<'a>(&'a self, ex: Exchange<'a>) -> PluginFuture<'a, Verdict> {
-        Box::pin(std::future::ready(Ok(self.check(self.key.of(ex.meta)))))
+        let key = self.key.of(ex.meta);
+        let Some((shared, prefix)) = &self.shared else {
+            return Box::pin(std::future::ready(Ok(self.check(key))));
+        };
+        Box::pin(async move {
+            let period = self.window / self.limit;
+            let at = format!("{prefix}{key}");
+            match shared.gcra(&at, period, self.burst).await {
+                Ok(g) => Ok(self.shared_verdict(g)),
+                Err(_unavailable) => {
+                    shared.fell_back("rate_limiter");
+                    Ok(match shared.on_unavailable() {
+                        OnUnavailable::Local => self.check(key),
+                        OnUnavailable::Allow => Verdict::pass(),
+                        OnUnavailable::Deny => Verdict::Reject(state_unavailable("rate limit")),
+                    })
+                }
+            }
+        })
     }
+}
+
+/// 503 for a limited request while the shared store cannot say whether it is within
+/// its limit (`state.on_unavailable: deny`).
+pub(super) fn state_unavailable(what: &str) -> Rejection {
+    let mut r = Rejection::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "state_unavailable",
+        format!("The shared {what} state cannot be reached; try again shortly."),
+    );
+    r.headers = vec![header("retry-after", 1)];
+    r
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let chain = Chain::build_with(&config.plugins, &Clients::default(), &[REG]).unwrap();
+        let chain = Chain::build_with(&config.plugins, &Clients::default(), None, &[REG]).unwrap();
         let meta = RequestMeta::for_tests("m");
         let mut without = BodyCell::new(bytes::Bytes::from_static(br#"{"model":"m"}"#));
         let err = chain

@@ -2,15 +2,18 @@
 //! included), keyed like `rate_limiter`. Checked before the request (a key whose
 //! budget is spent gets 429 until it refills), charged when the usage is known at
 //! `post_response`. A token bucket per key, refilled continuously; buckets idle for two
-//! windows are evicted, and at most `max_keys` are kept.
+//! windows are evicted, and at most `max_keys` are kept. With `state.backend: redis`
+//! the bucket lives in Redis (one script per check and per charge), shared by every
+//! replica; while Redis does not answer, `state.on_unavailable` decides.
 
-use super::rate_limiter::KeyBy;
+use super::rate_limiter::{state_unavailable, KeyBy};
 use super::{BuildCtx, Exchange, Plugin, PluginFuture, Rejection, ResponseExchange, Verdict};
+use crate::state::Shared;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchyard_config::ConfigError;
+use switchyard_config::{ConfigError, OnUnavailable};
 use tokio::time::Instant;
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +47,8 @@ struct TokenLimit {
     window: Duration,
     key: KeyBy,
     buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
+    /// The shared store, and this limiter's key prefix in it.
+    shared: Option<(Arc<Shared>, String)>,
 }
 
 pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigError>> {
@@ -52,9 +57,11 @@ pub(super) fn build(ctx: &BuildCtx<'_>) -> Result<Arc<dyn Plugin>, Vec<ConfigErr
     if s.limit == 0 {
         return Err(ctx.error("limit", "must be at least 1"));
     }
-    Ok(Arc::new(TokenLimit::new(
-        s.limit, s.window, key, s.max_keys,
-    )))
+    let mut limiter = TokenLimit::new(s.limit, s.window, key, s.max_keys);
+    limiter.shared = ctx
+        .state
+        .map(|shared| (shared.clone(), shared.key(&["tl", &ctx.spec.id, ""])));
+    Ok(Arc::new(limiter))
 }
 
 impl TokenLimit {
@@ -70,6 +77,7 @@ impl TokenLimit {
                     window,
                 })
                 .build(),
+            shared: None,
         }
     }
 
@@ -98,6 +106,12 @@ impl TokenLimit {
             return Verdict::pass();
         };
         let available = self.refill(&mut b, Instant::now());
+        drop(b);
+        self.verdict(available)
+    }
+
+    /// The answer for a bucket holding `available` tokens.
+    fn verdict(&self, available: f64) -> Verdict {
         let remaining = (available.max(0.0)) as u64;
         let header =
             |name: &'static str, v: u64| (HeaderName::from_static(name), HeaderValue::from(v));
@@ -202,14 +216,50 @@ impl Plugin for TokenLimit {
     }
 
     fn pre_request<'a>(&'a self, ex: Exchange<'a>) -> PluginFuture<'a, Verdict> {
-        Box::pin(std::future::ready(Ok(self.check(self.key.of(ex.meta)))))
+        let key = self.key.of(ex.meta);
+        let Some((shared, prefix)) = &self.shared else {
+            return Box::pin(std::future::ready(Ok(self.check(key))));
+        };
+        Box::pin(async move {
+            let at = format!("{prefix}{key}");
+            let limit = self.limit as u64;
+            match shared.tokens(&at, limit, self.window, 0).await {
+                Ok(bucket) => Ok(self.verdict(bucket.available)),
+                Err(_unavailable) => {
+                    shared.fell_back("token_limiter");
+                    Ok(match shared.on_unavailable() {
+                        OnUnavailable::Local => self.check(key),
+                        OnUnavailable::Allow => Verdict::pass(),
+                        OnUnavailable::Deny => Verdict::Reject(state_unavailable("token limit")),
+                    })
+                }
+            }
+        })
     }
 
     fn post_response<'a>(&'a self, ex: ResponseExchange<'a>) -> PluginFuture<'a, Verdict> {
-        if let Some(usage) = ex.usage {
-            self.charge(self.key.of(ex.meta), usage.total());
-        }
-        Box::pin(std::future::ready(Ok(Verdict::pass())))
+        let Some(usage) = ex.usage else {
+            return Box::pin(std::future::ready(Ok(Verdict::pass())));
+        };
+        let key = self.key.of(ex.meta);
+        let Some((shared, prefix)) = &self.shared else {
+            self.charge(key, usage.total());
+            return Box::pin(std::future::ready(Ok(Verdict::pass())));
+        };
+        Box::pin(async move {
+            let at = format!("{prefix}{key}");
+            let limit = self.limit as u64;
+            if shared
+                .tokens(&at, limit, self.window, usage.total())
+                .await
+                .is_err()
+            {
+                // Kept locally, so a replica that falls back still counts it.
+                shared.fell_back("token_limiter");
+                self.charge(key, usage.total());
+            }
+            Ok(Verdict::pass())
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use switchyard_config::{Budget, ClientKey, KeyValue, Secret};
 fn account(yaml: &str, name: &str) -> Account {
     let config = switchyard_config::parse(yaml, &|_| None).unwrap();
     let key = config.keys.into_iter().find(|k| &*k.name == name).unwrap();
-    Account::new(key)
+    Account::new(key, None)
 }
 
 fn at(secs: u64) -> SystemTime {
@@ -17,14 +17,17 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn budget_key(name: &str, budget: Budget) -> Account {
-    Account::new(ClientKey {
-        name: Arc::from(name),
-        key: KeyValue::Plain(Secret::new("sk-unused-1")),
-        user: None,
-        groups: Arc::from(Vec::new()),
-        models: None,
-        budget: Some(budget),
-    })
+    Account::new(
+        ClientKey {
+            name: Arc::from(name),
+            key: KeyValue::Plain(Secret::new("sk-unused-1")),
+            user: None,
+            groups: Arc::from(Vec::new()),
+            models: None,
+            budget: Some(budget),
+        },
+        None,
+    )
 }
 
 const ACCESS: &str = "upstreams: [{name: u, base_url: 'http://u', models: [m]}]\ngroups:\n  - {name: eng, models: ['claude-*']}\n  - {name: ops}\nkeys:\n  - {name: acc-a, key: sk-aaaaaaaa, models: ['gpt-4o*', fast], groups: [eng, ops]}\n  - {name: acc-b, key: sk-bbbbbbbb, groups: [ops]}\n  - {name: acc-c, key: sk-cccccccc, models: [gpt-4o-mini]}\n";

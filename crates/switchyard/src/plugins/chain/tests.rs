@@ -280,7 +280,7 @@ plugins:
         &|_| None,
     )
     .unwrap();
-    let errors = Chain::build(&config.plugins, &Clients::default()).unwrap_err();
+    let errors = Chain::build(&config.plugins, &Clients::default(), None).unwrap_err();
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -298,6 +298,6 @@ plugins:
 
 #[test]
 fn an_empty_chain_is_empty() {
-    let chain = Chain::build(&[], &Clients::default()).unwrap();
+    let chain = Chain::build(&[], &Clients::default(), None).unwrap();
     assert!(chain.is_empty());
 }
