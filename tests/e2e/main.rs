@@ -40,6 +40,7 @@ mod pool;
 mod prometheus;
 mod proxy;
 mod python_sdk;
+mod redis_harness;
 mod reload;
 mod secrets;
 mod streaming;

@@ -1,6 +1,6 @@
 """Checks the deployment artifacts in deploy/ (run by tests/e2e/deploy.rs).
 
-    python deploy_check.py kubernetes SWITCHYARD_BIN   # deploy/kubernetes/*/ manifests
+    python deploy_check.py kubernetes SWITCHYARD_BIN   # deploy/kubernetes/*/ manifests (standalone, sidecar, redis)
     python deploy_check.py helm SWITCHYARD_BIN         # deploy/helm/switchyard, rendered
 
 Every object is validated against the Kubernetes JSON schemas that kubernetes-validate
@@ -9,7 +9,13 @@ ServiceMonitor / PodMonitor, whose CRD is not in those schemas: they are checked
 the fields of monitoring.coreos.com/v1 this repository uses (see check_monitor).
 Then the objects of one directory (or one rendering) are checked against each other and
 against the gateway config they carry: ports, selectors, Secret references, ${VAR}s,
-probes, the drain budget. Finally the gateway config is run through `switchyard check`.
+probes, the drain budget. Where the config shares its state through Redis (`state:
+{backend: redis}`, deploy/kubernetes/redis/), the Redis Deployment in the same set is
+checked too (image, no persistence, password, probes, resources, non-root, one replica)
+and against the config: the URL names its Service and port, the password comes from the
+same Secret key on both sides, only the gateway's pods may reach it (NetworkPolicy).
+Finally the gateway config is run through `switchyard check` — whole when the binary knows
+`state:` and `cache:` (probed once), else without those two sections, and it says so.
 
 The Helm chart is linted and rendered by Helm's own Go engine (helm-python-sdk, a ctypes
 binding of Helm v4's SDK): no helm binary is needed. Prints one line per problem and
@@ -126,10 +132,11 @@ def check_set(objs, where, switchyard_bin):
     for o in objs:
         by_kind.setdefault(o["kind"], []).append(o)
     deployments = by_kind.get("Deployment", [])
-    if len(deployments) != 1:
-        problem(where, f"expected one Deployment, found {len(deployments)}")
+    gateway_deps = [d for d in deployments if "switchyard" in container_names(d)]
+    if len(gateway_deps) != 1:
+        problem(where, f"expected one Deployment with a switchyard container, found {len(gateway_deps)}")
         return
-    dep = deployments[0]
+    dep = gateway_deps[0]
     pod = dep["spec"]["template"]
     pod_labels = pod["metadata"].get("labels") or {}
     spec = pod["spec"]
@@ -242,13 +249,19 @@ def check_set(objs, where, switchyard_bin):
         if path[1] not in (res.get(path[0]) or {}):
             problem(where, f"gateway resources.{'.'.join(path)} is not set")
 
-    # Services, PDBs and monitors select these pods, by port names that exist.
+    # Services, PDBs and monitors select these pods, by port names that exist. A Service
+    # selects the pods of exactly one Deployment (the gateway's must not reach Redis too).
     for svc in by_kind.get("Service", []):
-        if not selects(svc["spec"]["selector"], pod_labels):
-            problem(where, f"Service {name(svc)} does not select the pods")
+        selected = [d for d in deployments if selects(svc["spec"]["selector"], pod_labels_of(d))]
+        if len(selected) != 1:
+            what = ", ".join(name(d) for d in selected) or "none"
+            problem(where, f"Service {name(svc)} should select the pods of one Deployment, selects: {what}")
+            continue
+        target = selected[0]
+        named = {p["name"] for c in pod_containers(target) for p in c.get("ports", [])}
         for p in svc["spec"]["ports"]:
-            if isinstance(p["targetPort"], str) and p["targetPort"] not in ports:
-                problem(where, f"Service {name(svc)} targets port {p['targetPort']}, which the gateway does not name")
+            if isinstance(p["targetPort"], str) and p["targetPort"] not in named:
+                problem(where, f"Service {name(svc)} targets port {p['targetPort']}, which {name(target)}'s containers do not name")
     for pdb in by_kind.get("PodDisruptionBudget", []):
         if not selects(pdb["spec"]["selector"]["matchLabels"], pod_labels):
             problem(where, f"PodDisruptionBudget {name(pdb)} does not select the pods")
@@ -266,12 +279,211 @@ def check_set(objs, where, switchyard_bin):
             if ep["port"] not in ports:
                 problem(where, f"PodMonitor {name(pm)}: the gateway has no port named {ep['port']}")
 
+    config = yaml.safe_load(config_text) if config_text else None
+    check_state(config, gw, dep, by_kind, where)
+
+
+# --- shared state: the Redis beside the gateway ---------------------------------------
+
+
+def pod_labels_of(dep):
+    return dep["spec"]["template"]["metadata"].get("labels") or {}
+
+
+def pod_containers(dep):
+    spec = dep["spec"]["template"]["spec"]
+    return spec.get("containers", []) + spec.get("initContainers", [])
+
+
+def container_names(dep):
+    return {c["name"] for c in pod_containers(dep)}
+
+
+def secret_source(container, var):
+    """(Secret name, key) the container's env var `var` comes from, or None."""
+    for e in container.get("env") or []:
+        if e["name"] == var:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            return (ref["name"], ref["key"]) if ref else None
+    return None
+
+
+def k8s_bytes(quantity):
+    """Kubernetes memory quantity (256Mi, 1G, 1000000) in bytes."""
+    m = re.fullmatch(r"(\d+)([KMGT]i?)?", str(quantity))
+    if not m:
+        return None
+    units = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    return int(m.group(1)) * units[m.group(2)]
+
+
+def redis_bytes(value):
+    """Redis memory size (200mb, 1gb, 100m, 1048576) in bytes."""
+    m = re.fullmatch(r"(\d+)(k|kb|m|mb|g|gb)?", str(value).lower())
+    if not m:
+        return None
+    units = {None: 1, "k": 1000, "kb": 1024, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30}
+    return int(m.group(1)) * units[m.group(2)]
+
+
+def redis_arg(args, flag):
+    """The value after `flag` in a redis-server argument list, or None."""
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+
+def check_state(config, gw, gw_dep, by_kind, where):
+    """`state: {backend: redis}` and the Redis Deployment of the same set agree."""
+    state = (config or {}).get("state") or {}
+    deployments = by_kind.get("Deployment", [])
+    redis_deps = [d for d in deployments if d is not gw_dep]
+    for d in redis_deps:
+        if not any(str(c.get("image", "")).startswith("redis:") for c in pod_containers(d)):
+            problem(where, f"Deployment {name(d)} is neither the gateway nor a Redis")
+    redis_deps = [d for d in redis_deps if any(str(c.get("image", "")).startswith("redis:") for c in pod_containers(d))]
+    if state.get("backend") != "redis":
+        if redis_deps and config is not None:
+            problem(where, f"Redis {name(redis_deps[0])} is deployed but the config does not use it (state.backend is not redis)")
+        return
+    replicas = gw_dep["spec"].get("replicas", 1)
+    if replicas < 2:
+        problem(where, f"state.backend redis with {replicas} gateway replica: nothing to share")
+    url = str(state.get("url", ""))
+    m = re.fullmatch(r"(rediss?)://(?:[^@/]*@)?([^:/]+)(?::(\d+))?(?:/(\d+))?", url)
+    if not m:
+        problem(where, f"state.url {url!r} is not redis://host[:port][/db] or rediss://…")
+        return
+    host, port = m.group(2), int(m.group(3) or 6379)
+    if "@" in url:
+        problem(where, "state.url carries credentials: use state.username / state.password from a Secret")
+    if not redis_deps:
+        print(f"{where}: state.url {url} is outside this set (not checked against a Redis here)")
+        return
+    if len(redis_deps) != 1:
+        problem(where, f"expected one Redis Deployment, found {len(redis_deps)}")
+        return
+    rd = redis_deps[0]
+    redis_labels = pod_labels_of(rd)
+    rspec = rd["spec"]["template"]["spec"]
+    [redis] = [c for c in rspec.get("containers", []) if str(c.get("image", "")).startswith("redis:")]
+    rports = {p["name"]: p["containerPort"] for p in redis.get("ports", [])}
+    where_r = f"{where}: Redis {name(rd)}"
+
+    # The URL's host is a Service of this set that selects the Redis pods, on that port.
+    svc = [s for s in by_kind.get("Service", []) if name(s) == host.split(".")[0]]
+    if not svc:
+        problem(where, f"state.url host {host} is not a Service in this set")
+    elif not selects(svc[0]["spec"]["selector"], redis_labels):
+        problem(where, f"Service {host} does not select the Redis pods")
+    else:
+        sp = [p for p in svc[0]["spec"]["ports"] if p["port"] == port]
+        if not sp:
+            problem(where, f"Service {host} has no port {port} (state.url)")
+        else:
+            target = sp[0].get("targetPort", port)
+            if (rports.get(target) if isinstance(target, str) else target) not in rports.values():
+                problem(where, f"Service {host} port {port} targets {target}, which the Redis container does not expose")
+
+    # Redis itself: no persistence, a password, bounded memory, probes, non-root, one writer.
+    args = [str(a) for a in (redis.get("command") or []) + (redis.get("args") or [])]
+    if redis_arg(args, "--save") != "" or redis_arg(args, "--appendonly") != "no":
+        problem(where_r, f'should run with --save "" --appendonly no (no persistence), has {args}')
+    if rd["spec"].get("replicas", 1) != 1:
+        problem(where_r, "should have one replica (a second one would split the shared counts)")
+    if (rd["spec"].get("strategy") or {}).get("type") != "Recreate":
+        problem(where_r, "should be replaced with strategy Recreate (never two at once)")
+    res = redis.get("resources") or {}
+    for path in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")):
+        if path[1] not in (res.get(path[0]) or {}):
+            problem(where_r, f"resources.{'.'.join(path)} is not set")
+    limit = k8s_bytes((res.get("limits") or {}).get("memory"))
+    maxmemory = redis_bytes(redis_arg(args, "--maxmemory"))
+    if maxmemory is None:
+        problem(where_r, "should set --maxmemory (under its memory limit) and a --maxmemory-policy")
+    elif limit is not None and maxmemory >= limit:
+        problem(where_r, f"--maxmemory {redis_arg(args, '--maxmemory')} does not fit its memory limit")
+    for probe in ("livenessProbe", "readinessProbe"):
+        if not redis.get(probe):
+            problem(where_r, f"has no {probe}")
+    pod_sc = rspec.get("securityContext") or {}
+    sc = redis.get("securityContext") or {}
+    if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
+        problem(where_r, "should run as non-root (runAsNonRoot)")
+    if sc.get("allowPrivilegeEscalation") is not False or sc.get("readOnlyRootFilesystem") is not True:
+        problem(where_r, "should set allowPrivilegeEscalation: false and readOnlyRootFilesystem: true")
+    if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+        problem(where_r, "should drop ALL capabilities")
+
+    # The password: ${VAR} in the config, VAR from a Secret key, the same key Redis requires.
+    password = str(state.get("password", ""))
+    pm = re.fullmatch(r"\$\{(\w+)\}", password)
+    requirepass = redis_arg(args, "--requirepass")
+    if not pm:
+        problem(where, "state.password should be a ${VAR} from a Secret (Redis requires one)")
+    elif requirepass is None:
+        problem(where_r, "has no --requirepass though the config sends a password")
+    else:
+        gw_src = secret_source(gw, pm.group(1))
+        rm = re.fullmatch(r"\$\((\w+)\)", requirepass)
+        redis_src = secret_source(redis, rm.group(1)) if rm else None
+        if gw_src is None:
+            problem(where, f"the gateway's {pm.group(1)} should come from a Secret (secretKeyRef)")
+        if redis_src is None:
+            problem(where_r, "--requirepass should be $(VAR) with VAR from a Secret (secretKeyRef)")
+        if gw_src and redis_src and gw_src != redis_src:
+            problem(where, f"the gateway's password comes from {gw_src}, Redis' from {redis_src}")
+
+    secrets = {name(s): set((s.get("stringData") or {}) | (s.get("data") or {})) for s in by_kind.get("Secret", [])}
+    for e in redis.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref and ref["name"] in secrets and ref["key"] not in secrets[ref["name"]]:
+            problem(where_r, f"env {e['name']}: Secret {ref['name']} has no key {ref['key']}")
+
+    # Only the gateway may reach it.
+    policies = [n for n in by_kind.get("NetworkPolicy", []) if selects(n["spec"]["podSelector"].get("matchLabels"), redis_labels)]
+    if not policies:
+        problem(where_r, "no NetworkPolicy limits who reaches it")
+    for n in policies:
+        for rule in n["spec"].get("ingress") or []:
+            for peer in rule.get("from") or []:
+                sel = (peer.get("podSelector") or {}).get("matchLabels")
+                if not selects(sel, pod_labels_of(gw_dep)) or peer.keys() - {"podSelector"}:
+                    problem(where, f"NetworkPolicy {name(n)} admits more than the gateway's pods: {peer}")
+            for p in rule.get("ports") or []:
+                if p.get("port") not in rports and p.get("port") not in rports.values():
+                    problem(where, f"NetworkPolicy {name(n)} opens port {p.get('port')}, which Redis does not expose")
+
+
+NEWER_SECTIONS = {  # a config section the daemon gained lately, and a minimal use of it
+    "state": "state: {backend: memory}\n",
+    "cache": "cache: {models: [m]}\n",
+}
+_known_sections = {}
+
+
+def knows_section(switchyard_bin, section):
+    """Whether this binary's `switchyard check` accepts `section` (probed once per binary)."""
+    if (switchyard_bin, section) not in _known_sections:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "gateway.yaml"
+            path.write_text("upstreams: [{name: mock, dialect: mock, models: [m]}]\n" + NEWER_SECTIONS[section])
+            run_env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+            _known_sections[switchyard_bin, section] = run_check(switchyard_bin, path, run_env).returncode == 0
+    return _known_sections[switchyard_bin, section]
+
 
 def check_config(text, env, where, switchyard_bin):
     """`switchyard check` on the config, with the container's env (secrets as placeholders)."""
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
     for k, v in env.items():
         run_env[k] = "placeholder" if v == "<from secret>" else v
+    config = yaml.safe_load(text) or {}
+    newer = [k for k in NEWER_SECTIONS if k in config and not knows_section(switchyard_bin, k)]
+    if newer:
+        print(f"NOTE {where}: this switchyard does not know {', '.join(newer)}: yet; "
+              f"`switchyard check` ran on the config without {' and '.join(newer)}")
+        for k in newer:
+            del config[k]
+        text = yaml.safe_dump(config, sort_keys=False)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gateway.yaml"
         path.write_text(text)
