@@ -43,6 +43,7 @@ mod python_sdk;
 mod redis_harness;
 mod reload;
 mod secrets;
+mod state;
 mod streaming;
 mod surface;
 mod tokens;

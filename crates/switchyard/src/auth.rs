@@ -15,9 +15,8 @@ use crate::state::Shared;
 use account::{Account, KeyUsage};
 use http::{header, HeaderMap};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 use switchyard_config::{ClientKey, Config, ConfigError, KeyValue, Price};
 
@@ -204,11 +203,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// A bearer token's identity for limits: the first 64 bits of its SHA-256 — the same in
+/// every replica, so limits kept in Redis agree on who is calling.
 fn hash_token(token: &str) -> u64 {
-    static STATE: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
-    let mut h = STATE.get_or_init(Default::default).build_hasher();
-    h.write(token.as_bytes());
-    h.finish()
+    let digest = sha256(token.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 #[cfg(test)]
