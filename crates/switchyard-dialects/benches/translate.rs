@@ -1,6 +1,8 @@
 //! CPU cost of the dialect translations (pure functions, no I/O), one criterion group
 //! per dialect: request encoding, JSON answer decoding and stream translation, plus the
-//! OpenAI pass-through baseline (`peek` + `rewrite_model`).
+//! OpenAI pass-through baseline (`peek` + `rewrite_model`), and the response cache's
+//! pure half (`cache/…`: assembling a streamed answer for storage, replaying a stored
+//! one, keying a request).
 //!
 //! Stream benchmarks feed a golden upstream stream one event (SSE) or line (NDJSON) per
 //! `push`, decoder construction and `finish` included, and report
@@ -408,6 +410,49 @@ fn bench_responses(c: &mut Criterion) {
     group.finish();
 }
 
+/// The response cache: a 12-event OpenAI stream (text, two tool calls with arguments
+/// in pieces, a usage chunk, `[DONE]`) fed one event per `feed` and assembled into a
+/// `chat.completion` (the cost on a miss); that answer replayed as a stream with usage
+/// (the cost of a hit); and the cache key of `CHAT_REQUEST`.
+fn bench_cache(c: &mut Criterion) {
+    use switchyard_dialects::cache;
+    let stream = golden!("responses/stream/text_then_two_tools.openai.sse");
+    let events = sse_events(stream);
+    let assemble = |events: &[&[u8]]| {
+        let mut a = cache::StreamAssembler::new();
+        for event in events {
+            a.feed(event);
+        }
+        a.finish()
+    };
+    let completion = assemble(&events).expect("golden stream assembles");
+    let replayed = cache::replay_stream(&completion, true).expect("assembled answer replays");
+    eprintln!(
+        "cache: {} events assembled into {} bytes, replayed as {} events; request {} bytes",
+        events.len(),
+        completion.len(),
+        replayed.len(),
+        CHAT_REQUEST.len()
+    );
+    let mut group = c.benchmark_group("cache");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("assemble_12_chunks", |b| {
+        b.iter(|| black_box(assemble(black_box(&events))))
+    });
+    group.throughput(Throughput::Elements(replayed.len() as u64));
+    group.bench_function("replay", |b| {
+        b.iter(|| black_box(cache::replay_stream(black_box(&completion), true)))
+    });
+    group.throughput(Throughput::Bytes(CHAT_REQUEST.len() as u64));
+    group.bench_function("normalize_request", |b| {
+        b.iter(|| black_box(cache::normalize(black_box(CHAT_REQUEST.as_bytes()))))
+    });
+    group.bench_function("deterministic", |b| {
+        b.iter(|| black_box(cache::deterministic(black_box(CHAT_REQUEST.as_bytes()))))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     baseline,
@@ -415,6 +460,7 @@ criterion_group!(
     bench_gemini,
     bench_ollama,
     bench_messages,
-    bench_responses
+    bench_responses,
+    bench_cache
 );
 criterion_main!(benches);

@@ -3,11 +3,13 @@
 //! Owns: reading the few request fields the gateway needs ([`peek`]), rewriting the
 //! `model` value in place without re-serialising the body ([`rewrite_model`]), token
 //! usage (asking a stream for it in place, reading it back: [`usage`]), SSE framing
-//! ([`sse`]), OpenAI-shaped error bodies ([`error_body`]) and the built-in `mock`
-//! dialect ([`mock`]). Does not own: sockets, timeouts, routing — no I/O here.
+//! ([`sse`]), OpenAI-shaped error bodies ([`error_body`]), the built-in `mock`
+//! dialect ([`mock`]) and the pure half of the response cache (keys, stream ⇄ JSON:
+//! [`cache`]). Does not own: sockets, timeouts, routing — no I/O here.
 
 pub mod anthropic;
 pub mod azure;
+pub mod cache;
 pub mod complete;
 pub mod gemini;
 pub mod messages;
