@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cache;
 pub mod caller;
 pub mod catalog;
 pub mod cli;

@@ -29,6 +29,7 @@ pub use request_id::REQUEST_ID;
 pub use framing::MAX_TARGET_BYTES;
 
 use crate::auth::account::Account;
+use crate::cache::{self, ResponseCache, X_SWITCHYARD_CACHE};
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::lifecycle;
@@ -133,6 +134,10 @@ pub async fn handle(
             respond_error(&snap, failed).await
         }
     };
+    // A cached answer cost no upstream anything: not charged to the key.
+    if resp.extensions().get::<crate::cache::CacheHit>().is_some() {
+        account = None;
+    }
     // Dollars per million input / output tokens of what served it, for the key's spend.
     let mut rates = None;
     if let Some(served) = resp.extensions().get::<Served>() {
@@ -351,6 +356,7 @@ async fn proxy(
     let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
     let caller = auth.caller;
     record.key = caller.key_name().map(str::to_owned);
+    let cache_namespace = snap.cache.as_ref().map(|_| caller.limit_key());
     // Bring-your-own-key upstreams get the client's Authorization, unless it was a
     // gateway key (that one never leaves the gateway).
     let client_auth = match caller.key {
@@ -485,6 +491,43 @@ async fn proxy(
     } else {
         None
     };
+    // The response cache: a hit answers here (plugins still see it), a miss keeps the
+    // fresh answer once its body ends whole.
+    let cached = cache_plan(
+        snap,
+        endpoint,
+        &peeked.model,
+        peek,
+        &plan,
+        cache_namespace.as_deref(),
+        client_headers,
+    );
+    let mark = |mut resp: Response<ResponseBody>| {
+        if ingress == Some(Kind::Responses) {
+            resp.extensions_mut()
+                .insert(ResponsesIngress(peeked.model.clone()));
+        }
+        if native {
+            resp.extensions_mut().insert(NativeMessages);
+        }
+        resp
+    };
+    if let Some((cache, Some(plan))) = cached
+        .as_ref()
+        .filter(|(_, p)| p.as_ref().is_some_and(|p| p.read))
+    {
+        if let Some((entry, tier)) = cache.get(plan).await {
+            ResponseCache::count("hit", Some(tier));
+            let mut resp = cache::hit_response(entry, peek.stream, peek.include_usage);
+            resp.headers_mut()
+                .insert(&X_SWITCHYARD_CACHE, http::HeaderValue::from_static("hit"));
+            let resp = match layer {
+                None => resp,
+                Some(layer) => layer.after(snap, resp).await?,
+            };
+            return Ok(mark(resp));
+        }
+    }
     let asked_peek = asked.as_ref().map(UsageAsked::peek);
     let (body, peek) = match (&asked, &asked_peek) {
         (Some(asked), Some(asked_peek)) => (asked.body(), asked_peek),
@@ -513,14 +556,56 @@ async fn proxy(
         None => resp,
         Some(layer) => layer.after(snap, resp).await?,
     };
-    if ingress == Some(Kind::Responses) {
-        resp.extensions_mut()
-            .insert(ResponsesIngress(peeked.model.clone()));
+    if let Some((cache, plan)) = cached {
+        let outcome = match plan {
+            Some(plan) => {
+                let outcome = if plan.read { "miss" } else { "bypass" };
+                if plan.write {
+                    cache.keep(plan, &mut resp);
+                }
+                outcome
+            }
+            None => "bypass",
+        };
+        ResponseCache::count(outcome, None);
+        resp.headers_mut()
+            .insert(&X_SWITCHYARD_CACHE, http::HeaderValue::from_static(outcome));
     }
-    if native {
-        resp.extensions_mut().insert(NativeMessages);
+    Ok(mark(resp))
+}
+
+/// The response cache's plan for a request it may serve: the key is the request as it
+/// goes upstream with its model replaced by every model it may be served by (so an
+/// alias and its target share entries). `None` when the cache is off or this endpoint
+/// is not cached; `Some((_, None))`: bypassed.
+fn cache_plan<'s>(
+    snap: &'s Snapshot,
+    endpoint: Endpoint,
+    asked: &str,
+    peek: &Peek<'_>,
+    plan: &[Candidate],
+    namespace: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Option<(&'s Arc<ResponseCache>, Option<cache::Plan>)> {
+    let cache = snap.cache.as_ref()?;
+    if !matches!(
+        endpoint,
+        Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings
+    ) {
+        return None;
     }
-    Ok(resp)
+    let mut models: Vec<&str> = plan.iter().map(|c| c.model.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    let keyed = switchyard_dialects::rewrite_model(peek, &models.join(","));
+    let plan = cache.plan(
+        endpoint,
+        asked,
+        &keyed,
+        namespace.unwrap_or_default(),
+        headers,
+    );
+    Some((cache, plan))
 }
 
 /// The settings of the upstreams that could serve `model` (none when it is unknown),

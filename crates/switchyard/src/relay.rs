@@ -156,6 +156,16 @@ pub trait StreamHooks: Send + std::fmt::Debug {
     fn finish(&mut self, usage: Option<Usage>);
 }
 
+/// Sees every frame handed to the client and how the body ended (the response cache
+/// keeps a whole answer through it).
+pub trait Tee: Send {
+    /// One frame, as the client gets it.
+    fn frame(&mut self, data: &Bytes);
+
+    /// The body is over (completed, failed, or dropped by the client).
+    fn end(self: Box<Self>, stats: &BodyStats);
+}
+
 /// One upstream attempt in flight, until its answer's body ends (or the attempt
 /// failed); the count is the upstream's, shown by the admin API.
 #[derive(Debug)]
@@ -240,6 +250,7 @@ pub struct Relay {
     on_first: Option<FirstFrame>,
     stats: BodyStats,
     observer: Option<BodyObserver>,
+    tee: Option<Box<dyn Tee>>,
     upstream_metrics: Option<UpstreamMetrics>,
     usage: Option<UsageWatch>,
     /// SSE: resolves when the drain ends (see `lifecycle`), created when first idle.
@@ -378,6 +389,7 @@ impl Relay {
             on_first: None,
             stats: BodyStats::default(),
             observer: None,
+            tee: None,
             upstream_metrics: None,
             usage: None,
             cut: None,
@@ -429,6 +441,11 @@ impl Relay {
         self.observer = Some(observer);
     }
 
+    /// Shows every frame handed to the client, and the body's end, to `tee`.
+    pub fn tee(&mut self, tee: Box<dyn Tee>) {
+        self.tee = Some(tee);
+    }
+
     /// Whether this relays SSE.
     pub fn is_sse(&self) -> bool {
         self.aligner.is_some()
@@ -448,6 +465,9 @@ impl Relay {
                 if let Some(data) = frame.data_ref() {
                     self.stats.bytes += data.len() as u64;
                     self.stats.frames += 1;
+                    if let Some(tee) = self.tee.as_mut() {
+                        tee.frame(data);
+                    }
                     if self.stats.first_byte.is_none() {
                         self.stats.first_byte = Some(Instant::now());
                         if let Some(first) = self.on_first.take() {
@@ -751,6 +771,9 @@ impl Drop for Relay {
                 }
                 None => m.attempt("ok"),
             }
+        }
+        if let Some(tee) = self.tee.take() {
+            tee.end(&self.stats);
         }
         if let Some(observer) = self.observer.take() {
             observer(self.stats);

@@ -8,6 +8,7 @@
 //! lists, limiter counts).
 
 use crate::auth::Keys;
+use crate::cache::ResponseCache;
 use crate::catalog::Catalog;
 use crate::client::Clients;
 use crate::export::Exporter;
@@ -60,6 +61,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The shared state store (`state.backend: redis`); `None`: state is per process.
     pub state: Option<Arc<Shared>>,
+    /// The response cache (`cache:`); `None` when off.
+    pub cache: Option<Arc<ResponseCache>>,
 }
 
 impl Snapshot {
@@ -130,9 +133,13 @@ impl Snapshot {
                 budget: RetryBudget::new(config.routing.retry_budget),
             },
             routes,
-            config,
             exporter: None,
             generation: 1,
+            cache: config
+                .cache
+                .as_ref()
+                .map(|c| ResponseCache::for_config(c, state.as_ref())),
+            config,
             state,
         })
     }

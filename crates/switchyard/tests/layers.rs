@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("export", &["export"]),
     ("relay", &["relay"]),
     ("upstream", &["upstream"]),
-    ("services", &["auth", "catalog", "plugins"]),
+    ("services", &["auth", "cache", "catalog", "plugins"]),
     ("snapshot", &["snapshot"]),
     ("pipeline", &["pipeline"]),
     ("reload", &["reload"]),

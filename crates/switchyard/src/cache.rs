@@ -1,0 +1,374 @@
+//! The response cache (`cache:`): exact-match answers for chat completions and
+//! embeddings. The key is the SHA-256 of the request as normalised by
+//! `switchyard_dialects::cache::normalize` (key order, whitespace and the members that do
+//! not change the output — `stream`, `user`… — don't matter), with the model replaced by
+//! the models the request resolves to (so an alias and its target share entries), under
+//! the caller's key name when `per_key`. Only models `cache.models` names are cached, and
+//! by default only deterministic-enough requests (`temperature: 0` or a `seed`).
+//!
+//! An entry is the whole non-streamed answer. A stream is stored by assembling what the
+//! client received (`StreamAssembler`: kept only when it ended with `[DONE]`, no error
+//! event, no cut), and a hit is replayed as a stream when the client asks for one
+//! (`replay_stream`), or sent as JSON. Two tiers: moka in the process (bounded by bytes,
+//! `ttl`), then Redis when `state` is redis and `shared` — a Redis miss or failure is a
+//! miss, bounded by the store's command timeout. A client's `Cache-Control: no-cache`
+//! skips the lookup (the fresh answer is stored), `no-store` skips both.
+
+use crate::endpoint::Endpoint;
+use crate::metrics::metrics;
+use crate::relay::{BodyStats, Relay, ResponseBody, Tee};
+use crate::state::Shared;
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use std::sync::{Arc, Mutex, PoisonError};
+use switchyard_config::Cache as CacheConfig;
+use switchyard_dialects::cache::{deterministic, normalize, replay_stream, StreamAssembler};
+
+/// `x-switchyard-cache` on every cacheable answer: `hit`, `miss` or `bypass`.
+pub static X_SWITCHYARD_CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+
+/// The process's response cache for one `cache:` setting.
+pub struct ResponseCache {
+    config: CacheConfig,
+    memory: moka::sync::Cache<[u8; 32], Bytes>,
+    shared: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("entries", &self.memory.entry_count())
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    key: [u8; 32],
+    /// Look the answer up (no `Cache-Control: no-cache` / `no-store`).
+    pub read: bool,
+    /// Store the fresh answer (no `no-store`).
+    pub write: bool,
+}
+
+/// Which tier answered a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// This process's memory.
+    Memory,
+    /// Redis.
+    Redis,
+}
+
+/// Marks an answer served from the cache (it is not charged to the key's budget).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheHit;
+
+impl ResponseCache {
+    /// The cache for `config`: the process's existing one when the settings and the
+    /// store are the same (entries survive reloads), else a new, empty one.
+    pub fn for_config(config: &CacheConfig, shared: Option<&Arc<Shared>>) -> Arc<Self> {
+        static CURRENT: Mutex<Option<Arc<ResponseCache>>> = Mutex::new(None);
+        let shared = shared.filter(|_| config.shared).cloned();
+        let mut current = CURRENT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cache) = current.as_ref().filter(|c| {
+            c.config == *config
+                && match (&c.shared, &shared) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        }) {
+            return cache.clone();
+        }
+        let memory = moka::sync::Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|_key: &[u8; 32], value: &Bytes| {
+                u32::try_from(value.len() + 64).unwrap_or(u32::MAX)
+            })
+            .time_to_live(config.ttl)
+            .build();
+        let cache = Arc::new(Self {
+            config: config.clone(),
+            memory,
+            shared,
+        });
+        *current = Some(cache.clone());
+        cache
+    }
+
+    /// Whether `endpoint` answers can be cached at all.
+    pub fn serves(endpoint: Endpoint) -> bool {
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+    }
+
+    /// The plan for a request, or `None` to bypass the cache: `asked` is the model the
+    /// client named (what `cache.models` opts in), `body` the request as it goes
+    /// upstream with its model replaced by the canonical one, `namespace` the caller's
+    /// key when entries are per key.
+    pub fn plan(
+        &self,
+        endpoint: Endpoint,
+        asked: &str,
+        body: &[u8],
+        namespace: &str,
+        headers: &HeaderMap,
+    ) -> Option<Plan> {
+        if !Self::serves(endpoint) || !self.config.models.iter().any(|g| g.matches(asked)) {
+            return None;
+        }
+        if endpoint == Endpoint::Chat && self.config.only_deterministic && !deterministic(body) {
+            return None;
+        }
+        let (no_cache, no_store) = cache_control(headers);
+        if no_store {
+            return None;
+        }
+        let normalized = normalize(body).ok()?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"switchyard-cache-v1\0");
+        ctx.update(if endpoint == Endpoint::Chat {
+            b"chat\0"
+        } else {
+            b"embeddings\0"
+        });
+        if self.config.per_key {
+            ctx.update(namespace.as_bytes());
+        }
+        ctx.update(b"\0");
+        ctx.update(&normalized);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        Some(Plan {
+            key,
+            read: !no_cache,
+            write: true,
+        })
+    }
+
+    fn redis_key(shared: &Shared, key: &[u8; 32]) -> String {
+        let mut hex = String::with_capacity(64);
+        for b in key {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        shared.key(&["cache", &hex])
+    }
+
+    /// The stored answer, from memory, else Redis (which then fills memory).
+    pub async fn get(&self, plan: &Plan) -> Option<(Bytes, Tier)> {
+        if let Some(entry) = self.memory.get(&plan.key) {
+            return Some((entry, Tier::Memory));
+        }
+        let shared = self.shared.as_ref()?;
+        match shared.get(&Self::redis_key(shared, &plan.key)).await {
+            Ok(Some(entry)) => {
+                let entry = Bytes::from(entry);
+                self.memory.insert(plan.key, entry.clone());
+                Some((entry, Tier::Redis))
+            }
+            Ok(None) => None,
+            Err(_unavailable) => {
+                shared.fell_back("cache");
+                None
+            }
+        }
+    }
+
+    /// Counts one lookup.
+    pub fn count(result: &str, tier: Option<Tier>) {
+        let tier = match tier {
+            Some(Tier::Memory) => "memory",
+            Some(Tier::Redis) => "redis",
+            None => "none",
+        };
+        metrics()
+            .cache_lookups
+            .with_label_values(&[result, tier])
+            .inc();
+    }
+
+    /// Stores a whole answer in both tiers (Redis off the request path).
+    pub fn put(&self, plan: &Plan, entry: Bytes) {
+        if entry.len() as u64 > self.config.max_entry_bytes {
+            stored("too_large");
+            return;
+        }
+        stored("stored");
+        self.memory.insert(plan.key, entry.clone());
+        if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) {
+            let (shared, key, ttl) = (
+                shared.clone(),
+                Self::redis_key(shared, &plan.key),
+                self.config.ttl,
+            );
+            runtime.spawn(async move {
+                if shared.set(&key, &entry, ttl).await.is_err() {
+                    shared.fell_back("cache");
+                }
+            });
+        }
+    }
+
+    /// Keeps a fresh answer once its body ended whole: `resp` is the answer about to be
+    /// sent (a full body is stored at once; a relayed one through a [`Tee`]).
+    pub fn keep(self: &Arc<Self>, plan: Plan, resp: &mut Response<ResponseBody>) {
+        if !resp.status().is_success() {
+            return;
+        }
+        match resp.body_mut() {
+            ResponseBody::Full(Some(bytes)) => self.put(&plan, bytes.clone()),
+            ResponseBody::Relay(relay) => {
+                let sse = relay.is_sse();
+                relay.tee(Box::new(Keeper {
+                    cache: self.clone(),
+                    plan,
+                    body: if sse {
+                        Kept::Stream(Box::default())
+                    } else {
+                        Kept::Json(BytesMut::new())
+                    },
+                    too_large: false,
+                }));
+            }
+            ResponseBody::Full(None) | ResponseBody::Ingress(_) => {}
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn stored(outcome: &str) {
+    metrics().cache_stores.with_label_values(&[outcome]).inc();
+}
+
+/// `(no-cache, no-store)` from the client's `Cache-Control` (and `Pragma: no-cache`).
+fn cache_control(headers: &HeaderMap) -> (bool, bool) {
+    let mut no_cache = false;
+    let mut no_store = false;
+    for value in headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .chain(headers.get_all(header::PRAGMA).iter())
+    {
+        for directive in value.to_str().unwrap_or_default().split(',') {
+            let d = directive.trim();
+            no_cache |= d.eq_ignore_ascii_case("no-cache");
+            no_store |= d.eq_ignore_ascii_case("no-store");
+        }
+    }
+    (no_cache, no_store)
+}
+
+/// A hit as the client asked for it: the stored JSON, or (chat with `stream: true`) its
+/// replay as SSE events, usage included when the client asked for it.
+pub fn hit_response(entry: Bytes, stream: bool, include_usage: bool) -> Response<ResponseBody> {
+    let events = stream
+        .then(|| replay_stream(&entry, include_usage))
+        .flatten();
+    let (body, content_type) = match events {
+        Some(events) => {
+            let mut relay = Relay::events(events, Arc::from("cache"));
+            relay.read_usage(false);
+            (
+                ResponseBody::Relay(Box::new(relay)),
+                HeaderValue::from_static("text/event-stream"),
+            )
+        }
+        None => (
+            ResponseBody::full(entry),
+            HeaderValue::from_static("application/json"),
+        ),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    if stream {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    resp.extensions_mut().insert(CacheHit);
+    resp
+}
+
+/// What a [`Keeper`] gathers.
+enum Kept {
+    Json(BytesMut),
+    Stream(Box<StreamAssembler>),
+}
+
+/// Gathers an answer as the client receives it, and stores it if it ended whole.
+struct Keeper {
+    cache: Arc<ResponseCache>,
+    plan: Plan,
+    body: Kept,
+    too_large: bool,
+}
+
+impl Tee for Keeper {
+    fn frame(&mut self, data: &Bytes) {
+        if self.too_large {
+            return;
+        }
+        match &mut self.body {
+            Kept::Json(buf) => {
+                if (buf.len() + data.len()) as u64 > self.cache.config.max_entry_bytes {
+                    self.too_large = true;
+                    *buf = BytesMut::new();
+                } else {
+                    buf.extend_from_slice(data);
+                }
+            }
+            Kept::Stream(assembler) => assembler.feed(data),
+        }
+    }
+
+    fn end(self: Box<Self>, stats: &BodyStats) {
+        if self.too_large {
+            stored("too_large");
+            return;
+        }
+        if !stats.completed || stats.failure.is_some() {
+            stored("incomplete");
+            return;
+        }
+        let entry = match self.body {
+            Kept::Json(buf) => Some(buf.freeze()),
+            Kept::Stream(assembler) => assembler
+                .finish_with_usage(
+                    stats
+                        .usage
+                        .map(|u| (u.prompt_tokens, u.completion_tokens.unwrap_or(0))),
+                )
+                .map(Bytes::from),
+        };
+        match entry {
+            Some(entry) if !entry.is_empty() => self.cache.put(&self.plan, entry),
+            _ => stored("incomplete"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_directives_are_read_case_insensitively_from_lists() {
+        let mut h = HeaderMap::new();
+        assert_eq!(cache_control(&h), (false, false));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=0, No-Cache"),
+        );
+        assert_eq!(cache_control(&h), (true, false));
+        h.append(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        assert_eq!(cache_control(&h), (true, true));
+        let mut p = HeaderMap::new();
+        p.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        assert_eq!(cache_control(&p), (true, false));
+    }
+}
