@@ -522,3 +522,89 @@ fn cors_is_off_unless_configured_and_fills_its_defaults() {
     assert_eq!(e[0].path, "server.cors.allow_origins[0]");
     assert_eq!(e[1].path, "server.cors.allow_methods");
 }
+
+#[test]
+fn state_defaults_to_memory_and_redis_takes_its_settings_with_defaults() {
+    let c = parse(ONE_UPSTREAM, &no_env).unwrap();
+    assert_eq!(c.state.redis, None);
+    let env = |name: &str| (name == "REDIS_PASSWORD").then(|| "s3cret-pw".to_owned());
+    let c = parse(
+        &format!("{ONE_UPSTREAM}state: {{backend: redis, url: 'rediss://cache:6380/1', password: '${{REDIS_PASSWORD}}', on_unavailable: deny, command_timeout: 50ms}}\n"),
+        &env,
+    )
+    .unwrap();
+    let r = c.state.redis.unwrap();
+    assert_eq!(r.url.expose(), "rediss://cache:6380/1");
+    assert_eq!(r.password.as_ref().map(Secret::expose), Some("s3cret-pw"));
+    assert_eq!(r.on_unavailable, OnUnavailable::Deny);
+    assert_eq!(r.command_timeout, Duration::from_millis(50));
+    assert_eq!(r.connect_timeout, Duration::from_secs(1));
+    assert_eq!((r.prefix.as_str(), r.pool_size), ("switchyard:", 2));
+}
+
+#[test]
+fn bad_state_settings_are_reported_at_their_paths_without_the_url() {
+    let e = errors(&format!(
+        "{ONE_UPSTREAM}state: {{backend: redis, url: 'http://:hunter2@x', pool_size: 0, on_unavailable: maybe, command_timeout: 0s}}\n"
+    ));
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    for p in [
+        "state.url",
+        "state.pool_size",
+        "state.on_unavailable",
+        "state.command_timeout",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert!(!format!("{e:?}").contains("hunter2"));
+    let e = errors(&format!("{ONE_UPSTREAM}state: {{backend: redis}}\n"));
+    assert_eq!(e[0].path, "state.url");
+    let e = errors(&format!("{ONE_UPSTREAM}state: {{url: 'redis://x'}}\n"));
+    assert_eq!(e[0].path, "state.url");
+    assert!(e[0].message.contains("backend: redis"), "{}", e[0].message);
+    let e = errors(&format!("{ONE_UPSTREAM}state: {{backend: etcd}}\n"));
+    assert_eq!(e[0].path, "state.backend");
+    let e = errors(&format!(
+        "{ONE_UPSTREAM}state: {{backend: redis, url: 'redis://x', ca_file: ca.pem}}\n"
+    ));
+    assert_eq!(e[0].path, "state.ca_file");
+}
+
+#[test]
+fn the_cache_is_opt_in_per_model_with_defaults() {
+    let c = parse(ONE_UPSTREAM, &no_env).unwrap();
+    assert!(c.cache.is_none());
+    let c = parse(
+        &format!("{ONE_UPSTREAM}cache: {{models: ['gpt-4o*']}}\n"),
+        &no_env,
+    )
+    .unwrap();
+    let cache = c.cache.unwrap();
+    assert!(cache.models[0].matches("gpt-4o-mini"));
+    assert_eq!(cache.ttl, Duration::from_secs(600));
+    assert_eq!(
+        (cache.max_bytes, cache.max_entry_bytes),
+        (64 << 20, 1 << 20)
+    );
+    assert!(cache.only_deterministic && cache.shared && !cache.per_key);
+    let e = errors(&format!("{ONE_UPSTREAM}cache: {{ttl: 5s}}\n"));
+    assert_eq!(e[0].path, "cache.models");
+    let e = errors(&format!(
+        "{ONE_UPSTREAM}cache: {{models: ['*'], max_bytes: 0, ttl: soon}}\n"
+    ));
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        paths.contains(&"cache.max_bytes") && paths.contains(&"cache.ttl"),
+        "{paths:?}"
+    );
+    let e = errors(&format!(
+        "{ONE_UPSTREAM}cache: {{models: ['*'], per_user: true}}\n"
+    ));
+    assert!(e[0].path.starts_with("cache"), "{e:?}");
+    let off = parse(
+        &format!("{ONE_UPSTREAM}cache: {{enabled: false}}\n"),
+        &no_env,
+    )
+    .unwrap();
+    assert!(off.cache.is_none());
+}

@@ -128,7 +128,7 @@ pub struct Metrics {
     /// `switchyard_config_last_reload_success_timestamp_seconds` (start counts as one)
     pub config_last_reload_success: Gauge,
     /// `switchyard_state_up`: 1 while the shared store (Redis) answers, 0 while it does
-    /// not (only set when `state.backend` is redis).
+    /// not (always 1 with `state.backend: memory`).
     pub state_up: IntGauge,
     /// `switchyard_state_fallbacks_total{what}`: decisions taken without the shared
     /// store because it did not answer in time.
@@ -456,21 +456,45 @@ impl Metrics {
                 "switchyard_state_up",
                 "1 while the shared state store (Redis) answers, 0 while it does not.",
             ),
-            state_fallbacks: counter(
-                "switchyard_state_fallbacks_total",
-                "Limit, budget and cache decisions taken without the shared store (it did not answer in time).",
-                &["what"],
-            ),
-            cache_lookups: counter(
-                "switchyard_cache_lookups_total",
-                "Response-cache lookups by result (hit, miss, bypass) and the tier that answered.",
-                &["result", "tier"],
-            ),
-            cache_stores: counter(
-                "switchyard_cache_stores_total",
-                "Answers offered to the response cache, by outcome (stored, too_large, incomplete).",
-                &["outcome"],
-            ),
+            // Every series exists from the start (at 0), so rates and alerts see them.
+            state_fallbacks: {
+                let c = counter(
+                    "switchyard_state_fallbacks_total",
+                    "Limit, budget and cache decisions taken without the shared store (it did not answer in time).",
+                    &["what"],
+                );
+                for what in ["rate_limiter", "token_limiter", "budget", "cache"] {
+                    c.with_label_values(&[what]);
+                }
+                c
+            },
+            cache_lookups: {
+                let c = counter(
+                    "switchyard_cache_lookups_total",
+                    "Response-cache lookups by result (hit, miss, bypass) and the tier that answered.",
+                    &["result", "tier"],
+                );
+                for labels in [
+                    ["hit", "memory"],
+                    ["hit", "redis"],
+                    ["miss", "none"],
+                    ["bypass", "none"],
+                ] {
+                    c.with_label_values(&labels);
+                }
+                c
+            },
+            cache_stores: {
+                let c = counter(
+                    "switchyard_cache_stores_total",
+                    "Answers offered to the response cache, by outcome (stored, too_large, incomplete).",
+                    &["outcome"],
+                );
+                for outcome in ["stored", "too_large", "incomplete"] {
+                    c.with_label_values(&[outcome]);
+                }
+                c
+            },
             registry,
         }
     }

@@ -100,6 +100,10 @@ impl Snapshot {
             );
         }
         let state = config.state.redis.as_ref().map(Shared::for_config);
+        if state.is_none() {
+            // In-process state is always there.
+            crate::metrics::metrics().state_up.set(1);
+        }
         let chain = Chain::build(&config.plugins, clients, state.as_ref()).map_err(ConfigErrors)?;
         let keys = Keys::new(&config.keys, &config.prices, state.as_ref())
             .map_err(|e| ConfigErrors(vec![e]))?;
