@@ -147,7 +147,7 @@ pub struct Cache {
     pub models: Vec<Glob>,
     /// How long an entry lives.
     pub ttl: Duration,
-    /// Size of the in-process tier.
+    /// Size of the in-process tier (0: none — Redis alone, when shared).
     pub max_bytes: u64,
     /// Larger answers are not cached.
     pub max_entry_bytes: u64,

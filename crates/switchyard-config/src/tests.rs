@@ -590,13 +590,19 @@ fn the_cache_is_opt_in_per_model_with_defaults() {
     let e = errors(&format!("{ONE_UPSTREAM}cache: {{ttl: 5s}}\n"));
     assert_eq!(e[0].path, "cache.models");
     let e = errors(&format!(
-        "{ONE_UPSTREAM}cache: {{models: ['*'], max_bytes: 0, ttl: soon}}\n"
+        "{ONE_UPSTREAM}cache: {{models: ['*'], max_bytes: 10, max_entry_bytes: 11, ttl: soon}}\n"
     ));
     let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
     assert!(
-        paths.contains(&"cache.max_bytes") && paths.contains(&"cache.ttl"),
+        paths.contains(&"cache.max_entry_bytes") && paths.contains(&"cache.ttl"),
         "{paths:?}"
     );
+    let redis_only = parse(
+        &format!("{ONE_UPSTREAM}cache: {{models: ['*'], max_bytes: 0}}\n"),
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(redis_only.cache.unwrap().max_bytes, 0);
     let e = errors(&format!(
         "{ONE_UPSTREAM}cache: {{models: ['*'], per_user: true}}\n"
     ));

@@ -10,7 +10,7 @@
 //! client received (`StreamAssembler`: kept only when it ended with `[DONE]`, no error
 //! event, no cut), and a hit is replayed as a stream when the client asks for one
 //! (`replay_stream`), or sent as JSON. Two tiers: moka in the process (bounded by bytes,
-//! `ttl`), then Redis when `state` is redis and `shared` — a Redis miss or failure is a
+//! `ttl`; none with `max_bytes: 0`), then Redis when `state` is redis and `shared` — a Redis miss or failure is a
 //! miss, bounded by the store's command timeout. A client's `Cache-Control: no-cache`
 //! skips the lookup (the fresh answer is stored), `no-store` skips both.
 
@@ -30,14 +30,15 @@ pub static X_SWITCHYARD_CACHE: HeaderName = HeaderName::from_static("x-switchyar
 /// The process's response cache for one `cache:` setting.
 pub struct ResponseCache {
     config: CacheConfig,
-    memory: moka::sync::Cache<[u8; 32], Bytes>,
+    /// `None` with `max_bytes: 0` (Redis alone).
+    memory: Option<moka::sync::Cache<[u8; 32], Bytes>>,
     shared: Option<Arc<Shared>>,
 }
 
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseCache")
-            .field("entries", &self.memory.entry_count())
+            .field("entries", &self.memory.as_ref().map(|m| m.entry_count()))
             .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
@@ -83,13 +84,15 @@ impl ResponseCache {
         }) {
             return cache.clone();
         }
-        let memory = moka::sync::Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(|_key: &[u8; 32], value: &Bytes| {
-                u32::try_from(value.len() + 64).unwrap_or(u32::MAX)
-            })
-            .time_to_live(config.ttl)
-            .build();
+        let memory = (config.max_bytes > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.max_bytes)
+                .weigher(|_key: &[u8; 32], value: &Bytes| {
+                    u32::try_from(value.len() + 64).unwrap_or(u32::MAX)
+                })
+                .time_to_live(config.ttl)
+                .build()
+        });
         let cache = Arc::new(Self {
             config: config.clone(),
             memory,
@@ -159,14 +162,16 @@ impl ResponseCache {
 
     /// The stored answer, from memory, else Redis (which then fills memory).
     pub async fn get(&self, plan: &Plan) -> Option<(Bytes, Tier)> {
-        if let Some(entry) = self.memory.get(&plan.key) {
+        if let Some(entry) = self.memory.as_ref().and_then(|m| m.get(&plan.key)) {
             return Some((entry, Tier::Memory));
         }
         let shared = self.shared.as_ref()?;
         match shared.get(&Self::redis_key(shared, &plan.key)).await {
             Ok(Some(entry)) => {
                 let entry = Bytes::from(entry);
-                self.memory.insert(plan.key, entry.clone());
+                if let Some(memory) = &self.memory {
+                    memory.insert(plan.key, entry.clone());
+                }
                 Some((entry, Tier::Redis))
             }
             Ok(None) => None,
@@ -197,7 +202,9 @@ impl ResponseCache {
             return;
         }
         stored("stored");
-        self.memory.insert(plan.key, entry.clone());
+        if let Some(memory) = &self.memory {
+            memory.insert(plan.key, entry.clone());
+        }
         if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) {
             let (shared, key, ttl) = (
                 shared.clone(),

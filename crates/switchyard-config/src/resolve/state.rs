@@ -140,14 +140,15 @@ pub(super) fn cache(s: raw::CacheSpec, errors: &mut Vec<ConfigError>) -> Option<
         ));
     }
     let ttl = duration_or(s.ttl, "cache.ttl", Duration::from_secs(600), errors);
+    // 0: no in-process tier (Redis alone, when shared).
     let max_bytes = s.max_bytes.unwrap_or(64 * 1024 * 1024);
-    if max_bytes == 0 {
+    let max_entry_bytes = s.max_entry_bytes.unwrap_or(1024 * 1024);
+    if max_bytes > 0 && max_entry_bytes > max_bytes {
         errors.push(ConfigError::new(
-            "cache.max_bytes",
-            "must be greater than 0",
+            "cache.max_entry_bytes",
+            "is larger than cache.max_bytes",
         ));
     }
-    let max_entry_bytes = s.max_entry_bytes.unwrap_or(1024 * 1024).min(max_bytes);
     if max_entry_bytes == 0 {
         errors.push(ConfigError::new(
             "cache.max_entry_bytes",

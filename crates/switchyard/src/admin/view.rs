@@ -138,6 +138,30 @@ pub(super) fn config(c: &Config) -> Value {
                 "timeout": secs(h.timeout),
             })).collect::<Vec<_>>(),
         })),
+        "state": match &c.state.redis {
+            None => json!({"backend": "memory"}),
+            Some(r) => json!({
+                "backend": "redis",
+                "url": hide_userinfo(r.url.expose()),
+                "username": r.username.as_ref().map(|_| HIDDEN),
+                "password": r.password.as_ref().map(|_| HIDDEN),
+                "ca_file": r.ca_file,
+                "prefix": r.prefix,
+                "pool_size": r.pool_size,
+                "command_timeout": secs(r.command_timeout),
+                "connect_timeout": secs(r.connect_timeout),
+                "on_unavailable": format!("{:?}", r.on_unavailable).to_lowercase(),
+            }),
+        },
+        "cache": c.cache.as_ref().map(|k| json!({
+            "models": k.models.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "ttl": secs(k.ttl),
+            "max_bytes": k.max_bytes,
+            "max_entry_bytes": k.max_entry_bytes,
+            "only_deterministic": k.only_deterministic,
+            "per_key": k.per_key,
+            "shared": k.shared,
+        })),
     });
     redact_strings(&mut out, &|s| c.redactor.message(s));
     out
