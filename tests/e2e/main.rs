@@ -16,6 +16,7 @@
 mod support;
 
 mod admin;
+mod cache;
 mod catalogue;
 mod chat;
 mod cli;
