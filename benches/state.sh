@@ -13,7 +13,10 @@
 #   cache-memory cache: hits from the in-process tier    (deterministic request)
 #   cache-redis  cache: hits from Redis alone            (max_bytes: 0 — no memory tier)
 #
-# Knobs: ROUNDS=3 DURATION=5 WARMUP=1 CONCS="1 64" SKIP_BUILD=1 KEEP_TMP=1
+# Then `statebench` runs the shared GCRA check alone (no HTTP) at c=64 over the store's
+# pool of multiplexed connections: checks per second per replica.
+#
+# Knobs: ROUNDS=3 DURATION=5 WARMUP=1 CONCS="1 64" SKIP_BUILD=1 KEEP_TMP=1 POOLS="1 2 4"
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,9 +40,9 @@ trap cleanup EXIT
 command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server; bash .ci/run installs it)"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "cargo build --release (switchyard, mockup, loadgen)"
-    (cd "$ROOT" && cargo build --release -q -p switchyard --bin switchyard -p switchyard-benches --bin mockup --bin loadgen)
+    (cd "$ROOT" && cargo build --release -q -p switchyard --bin switchyard -p switchyard-benches --bin mockup --bin loadgen --bin statebench)
 fi
-for b in switchyard mockup loadgen; do [[ -x $BIN/$b ]] || die "no $BIN/$b"; done
+for b in switchyard mockup loadgen statebench; do [[ -x $BIN/$b ]] || die "no $BIN/$b"; done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
@@ -144,4 +147,22 @@ if bad:
     print(f"- WARNING: {len(bad)} runs had errors or non-2xx answers")
 EOF
 echo
-log "redis keys written: $(redis-cli -p "$REDIS_PORT" --scan --pattern 'bench:*' | sed 's/:[^:]*$//' | sort | uniq -c | tr '\n' ';')"
+echo "| statebench (GCRA checks, no HTTP) | pool | checks/s | p50 ms | p99 ms |"
+echo "|---|---:|---:|---:|---:|"
+for pool in ${POOLS:-1 2 4}; do
+    for round in $(seq "$ROUNDS"); do
+        line=$("$BIN/statebench" --url "redis://127.0.0.1:$REDIS_PORT/0" --concurrency 64 \
+            --duration "$DURATION" --pool "$pool") || die "statebench failed"
+        log "statebench pool=$pool round $round: $line"
+        echo "$line" >>"$TMP/statebench.$pool.jsonl"
+    done
+    python3 - "$TMP/statebench.$pool.jsonl" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+m = lambda k: statistics.median(r[k] for r in rows)
+lo, hi = min(r["checks_per_s"] for r in rows), max(r["checks_per_s"] for r in rows)
+print(f"| c=64, {len(rows)} rounds | {rows[0]['pool']} | {m('checks_per_s'):,.0f} [{lo:,.0f}–{hi:,.0f}] | {m('p50_ms'):.3f} | {m('p99_ms'):.3f} |")
+EOF
+done
+echo
+log "redis keys by kind: $(redis-cli -p "$REDIS_PORT" --scan --pattern 'bench:*' | cut -d: -f2 | sort | uniq -c | tr '\n' ';')"

@@ -7,12 +7,6 @@
 //! alias shares its target's entries; `per_key`; the Redis tier shared by two gateways
 //! (and a stopped Redis is only a miss); embeddings; and the OpenAI Python SDK reading a
 //! streamed hit (`tests/python/cache_check.py`).
-//!
-//! The tests that need an answer stored are `#[ignore]`d (reason `BUG: …`): the gateway
-//! stores no answer relayed from an upstream (hyper stops polling the body once
-//! `is_end_stream()` is true, so the `Relay` is dropped before it records `completed`,
-//! and every answer is counted `switchyard_cache_stores_total{outcome="incomplete"}`).
-//! Run them with `-- --ignored` once that is fixed.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -125,7 +119,6 @@ fn streamed_text(chunks: &[Value]) -> String {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn a_repeated_request_is_a_hit_whatever_its_key_order_whitespace_stream_options_or_user() {
     let up = MockUpstream::with_script(vec![says("first"), says("second")]).await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
@@ -163,7 +156,6 @@ async fn a_repeated_request_is_a_hit_whatever_its_key_order_whitespace_stream_op
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn a_request_differing_in_one_parameter_misses_and_reaches_the_upstream() {
     let up = MockUpstream::start().await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
@@ -226,10 +218,16 @@ async fn non_deterministic_chat_is_bypassed_and_never_offered_to_the_cache() {
         "every bypassed request went upstream"
     );
     let scrape = gw.scrape().await;
-    assert!(
-        !scrape.contains("switchyard_cache_stores_total{"),
-        "nothing was offered to the cache:\n{scrape}"
-    );
+    for outcome in ["stored", "too_large", "incomplete"] {
+        assert_eq!(
+            series(
+                &scrape,
+                &format!("switchyard_cache_stores_total{{outcome=\"{outcome}\"}}")
+            ),
+            0.0,
+            "nothing was offered to the cache:\n{scrape}"
+        );
+    }
     assert!(
         scrape
             .lines()
@@ -239,7 +237,6 @@ async fn non_deterministic_chat_is_bypassed_and_never_offered_to_the_cache() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn with_only_deterministic_off_non_deterministic_chat_is_cached() {
     let warm = json!({"model": "m1", "temperature": 0.7,
                       "messages": [{"role": "user", "content": "hi"}]});
@@ -267,7 +264,6 @@ async fn a_model_not_opted_in_is_bypassed() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn a_streamed_answer_is_replayed_as_json_with_the_same_content_and_usage() {
     let pieces: Vec<String> = ["Hel", "lo, ", "world"].map(String::from).into();
     let up = MockUpstream::with_script(vec![Reply::StreamUsage(pieces, 4)]).await;
@@ -313,7 +309,6 @@ async fn a_streamed_answer_is_replayed_as_json_with_the_same_content_and_usage()
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn a_json_answer_is_replayed_as_a_valid_stream_with_usage_only_when_asked() {
     let up = MockUpstream::with_script(vec![says("Hello there")]).await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
@@ -373,7 +368,6 @@ async fn a_json_answer_is_replayed_as_a_valid_stream_with_usage_only_when_asked(
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn no_cache_skips_the_lookup_but_stores_the_fresh_answer() {
     let up = MockUpstream::with_script(vec![says("one"), says("two"), says("three")]).await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
@@ -396,7 +390,6 @@ async fn no_cache_skips_the_lookup_but_stores_the_fresh_answer() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn no_store_bypasses_and_stores_nothing() {
     let up = MockUpstream::with_script(vec![says("one"), says("two"), says("three")]).await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
@@ -437,16 +430,16 @@ async fn upstream_errors_are_never_cached() {
             "after an upstream {status} the identical request reached the upstream again"
         );
         let scrape = gw.scrape().await;
-        assert!(
-            !scrape.contains("switchyard_cache_stores_total{outcome=\"stored\"}")
-                && !scrape.contains("result=\"hit\""),
-            "{scrape}"
+        let stored = series(&scrape, "switchyard_cache_stores_total{outcome=\"stored\"}");
+        let hits = series(
+            &scrape,
+            "switchyard_cache_lookups_total{result=\"hit\",tier=\"memory\"}",
         );
+        assert_eq!((stored, hits), (0.0, 0.0), "{scrape}");
     }
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn a_stream_cut_before_done_is_not_cached() {
     let pieces: Vec<String> = ["one ", "two ", "three"].map(String::from).into();
     let up = MockUpstream::with_script(vec![
@@ -475,7 +468,6 @@ async fn a_stream_cut_before_done_is_not_cached() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn an_alias_and_its_target_share_entries() {
     let up = MockUpstream::start().await;
     let routes = "routes:\n  - {model: fast, targets: [{upstream: up, model: m1}]}\n";
@@ -506,7 +498,6 @@ async fn post_as(gw: &TestGateway, key: &str, body: &Value) -> Answer {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn per_key_entries_are_apart_and_shared_without_it() {
     let keys = format!("keys:\n  - {{name: alice, key: {ALICE}}}\n  - {{name: bob, key: {BOB}}}\n");
     let up = MockUpstream::start().await;
@@ -551,7 +542,6 @@ async fn redis_cache_keys(redis: &RedisServer, n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn two_gateways_sharing_one_redis_share_entries() {
     let redis = RedisServer::start().await;
     let up = MockUpstream::with_script(vec![says("shared answer")]).await;
@@ -615,7 +605,6 @@ async fn a_stopped_redis_makes_lookups_misses_not_errors() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn embeddings_are_cached_without_temperature_or_seed() {
     let embedding = json!({"object": "list", "model": "emb-1",
         "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5, 0.125]}],
@@ -635,7 +624,6 @@ async fn embeddings_are_cached_without_temperature_or_seed() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: relayed upstream answers are never stored: the Relay is dropped with BodyStats.completed false, counted as incomplete"]
 async fn the_openai_python_sdk_reads_a_streamed_hit_as_a_normal_stream() {
     let up = MockUpstream::with_script(vec![says("The cache answered this.")]).await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
@@ -675,4 +663,12 @@ async fn the_openai_python_sdk_reads_a_streamed_hit_as_a_normal_stream() {
         1,
         "the streamed request was served from the cache"
     );
+}
+
+/// The value of one series in a scrape (0 when absent).
+fn series(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
 }

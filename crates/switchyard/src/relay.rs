@@ -197,7 +197,9 @@ pub struct BodyStats {
     pub first_byte: Option<Instant>,
     /// Why the body ended early, if it did (one of `metrics::STREAM_FAILURES`).
     pub failure: Option<&'static str>,
-    /// The body reached its end (not abandoned by the client).
+    /// The body reached its end (not abandoned by the client). A body whose
+    /// `content-length` hyper wrote in full may end without the relay seeing it: false
+    /// does not prove it was cut.
     pub completed: bool,
     /// Token usage the upstream reported (when [`Relay::read_usage`] was on).
     pub usage: Option<Usage>,
@@ -467,6 +469,10 @@ impl Relay {
                     self.stats.frames += 1;
                     if let Some(tee) = self.tee.as_mut() {
                         tee.frame(data);
+                    }
+                    // hyper stops polling once `is_end_stream` says so: this was the last.
+                    if self.done && self.fail_next.is_none() {
+                        self.stats.completed = true;
                     }
                     if self.stats.first_byte.is_none() {
                         self.stats.first_byte = Some(Instant::now());
