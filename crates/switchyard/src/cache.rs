@@ -32,6 +32,8 @@ pub struct ResponseCache {
     config: CacheConfig,
     /// `None` with `max_bytes: 0` (Redis alone).
     memory: Option<moka::sync::Cache<[u8; 32], Bytes>>,
+    /// Exact request bytes (hashed) → the key they normalise to.
+    exact: moka::sync::Cache<[u8; 32], [u8; 32]>,
     shared: Option<Arc<Shared>>,
 }
 
@@ -48,6 +50,8 @@ impl std::fmt::Debug for ResponseCache {
 #[derive(Debug, Clone)]
 pub struct Plan {
     key: [u8; 32],
+    /// The hash of the request's exact bytes, when the key came from normalising them.
+    exact: Option<[u8; 32]>,
     /// Look the answer up (no `Cache-Control: no-cache` / `no-store`).
     pub read: bool,
     /// Store the fresh answer (no `no-store`).
@@ -96,6 +100,10 @@ impl ResponseCache {
         let cache = Arc::new(Self {
             config: config.clone(),
             memory,
+            exact: moka::sync::Cache::builder()
+                .max_capacity(EXACT_KEYS)
+                .time_to_live(config.ttl)
+                .build(),
             shared,
         });
         *current = Some(cache.clone());
@@ -109,46 +117,85 @@ impl ResponseCache {
 
     /// The plan for a request, or `None` to bypass the cache: `asked` is the model the
     /// client named (what `cache.models` opts in), `body` the request as it goes
-    /// upstream with its model replaced by the canonical one, `namespace` the caller's
-    /// key when entries are per key.
+    /// upstream, `model` the span of its `model` value (quotes included) and `canonical`
+    /// what stands there in the key (every model the request may be served by), and
+    /// `namespace` the caller's key when entries are per key.
+    ///
+    /// The key is the SHA-256 of the normalised request; normalising costs a parse, so a
+    /// request whose exact bytes were seen before (the usual case: one client, one SDK,
+    /// one serialisation) finds its key through a hash of its bytes instead.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument distinct"
+    )]
     pub fn plan(
         &self,
         endpoint: Endpoint,
         asked: &str,
         body: &[u8],
+        model: std::ops::Range<usize>,
+        canonical: &str,
         namespace: &str,
         headers: &HeaderMap,
     ) -> Option<Plan> {
         if !Self::serves(endpoint) || !self.config.models.iter().any(|g| g.matches(asked)) {
             return None;
         }
-        if endpoint == Endpoint::Chat && self.config.only_deterministic && !deterministic(body) {
-            return None;
-        }
         let (no_cache, no_store) = cache_control(headers);
         if no_store {
             return None;
         }
-        let normalized = normalize(body).ok()?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(b"switchyard-cache-v1\0");
-        ctx.update(if endpoint == Endpoint::Chat {
-            b"chat\0"
-        } else {
-            b"embeddings\0"
-        });
-        if self.config.per_key {
-            ctx.update(namespace.as_bytes());
+        let (before, after) = (body.get(..model.start)?, body.get(model.end..)?);
+        let quoted = serde_json::Value::String(canonical.to_owned()).to_string();
+        let digest = |kind: &[u8], parts: &[&[u8]]| {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            ctx.update(kind);
+            ctx.update(if endpoint == Endpoint::Chat {
+                b"chat\0"
+            } else {
+                b"embeddings\0"
+            });
+            if self.config.per_key {
+                ctx.update(namespace.as_bytes());
+            }
+            ctx.update(b"\0");
+            for part in parts {
+                ctx.update(part);
+            }
+            let mut key = [0u8; 32];
+            key.copy_from_slice(ctx.finish().as_ref());
+            key
+        };
+        let exact = digest(
+            b"switchyard-cache-exact-v1\0",
+            &[before, quoted.as_bytes(), after],
+        );
+        if let Some(key) = self.exact.get(&exact) {
+            return Some(Plan {
+                key,
+                exact: None,
+                read: !no_cache,
+                write: true,
+            });
         }
-        ctx.update(b"\0");
-        ctx.update(&normalized);
-        let mut key = [0u8; 32];
-        key.copy_from_slice(ctx.finish().as_ref());
+        let keyed = [before, quoted.as_bytes(), after].concat();
+        if endpoint == Endpoint::Chat && self.config.only_deterministic && !deterministic(&keyed) {
+            return None;
+        }
+        let normalized = normalize(&keyed).ok()?;
         Some(Plan {
-            key,
+            key: digest(b"switchyard-cache-v1\0", &[&normalized]),
+            exact: Some(exact),
             read: !no_cache,
             write: true,
         })
+    }
+
+    /// Remembers which key the exact bytes of a request normalise to.
+    fn learn(&self, plan: &Plan) {
+        if let Some(exact) = plan.exact {
+            self.exact.insert(exact, plan.key);
+        }
     }
 
     fn redis_key(shared: &Shared, key: &[u8; 32]) -> String {
@@ -163,6 +210,7 @@ impl ResponseCache {
     /// The stored answer, from memory, else Redis (which then fills memory).
     pub async fn get(&self, plan: &Plan) -> Option<(Bytes, Tier)> {
         if let Some(entry) = self.memory.as_ref().and_then(|m| m.get(&plan.key)) {
+            self.learn(plan);
             return Some((entry, Tier::Memory));
         }
         let shared = self.shared.as_ref()?;
@@ -172,6 +220,7 @@ impl ResponseCache {
                 if let Some(memory) = &self.memory {
                     memory.insert(plan.key, entry.clone());
                 }
+                self.learn(plan);
                 Some((entry, Tier::Redis))
             }
             Ok(None) => None,
@@ -205,6 +254,7 @@ impl ResponseCache {
         if let Some(memory) = &self.memory {
             memory.insert(plan.key, entry.clone());
         }
+        self.learn(plan);
         if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) {
             let (shared, key, ttl) = (
                 shared.clone(),
@@ -246,6 +296,9 @@ impl ResponseCache {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Exact-bytes hashes remembered (64 bytes each).
+const EXACT_KEYS: u64 = 100_000;
 
 fn stored(outcome: &str) {
     metrics().cache_stores.with_label_values(&[outcome]).inc();

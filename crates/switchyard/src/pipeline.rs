@@ -597,11 +597,12 @@ fn cache_plan<'s>(
     let mut models: Vec<&str> = plan.iter().map(|c| c.model.as_str()).collect();
     models.sort_unstable();
     models.dedup();
-    let keyed = switchyard_dialects::rewrite_model(peek, &models.join(","));
     let plan = cache.plan(
         endpoint,
         asked,
-        &keyed,
+        peek.raw,
+        peek.model_span.clone(),
+        &models.join(","),
         namespace.unwrap_or_default(),
         headers,
     );
