@@ -314,3 +314,65 @@ async fn on_unavailable_deny_refuses_limited_requests_and_a_frozen_redis_costs_o
     let e: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(e["error"]["type"], "server_error");
 }
+
+#[tokio::test]
+async fn rediss_with_a_ca_file_and_a_password_from_the_environment_shares_a_limit() {
+    let certs = test_certs();
+    let redis = RedisServer::start_with(RedisOptions {
+        tls: Some(certs.clone()),
+        password: Some("redis-pw-7f3a".to_owned()),
+    })
+    .await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: mock, dialect: mock}}\nstate:\n  backend: redis\n  url: '{}'\n  password: ${{TEST_REDIS_PASSWORD}}\n  ca_file: '{}'\n  prefix: 'tls:'\nplugins:\n  - {{name: rate_limiter, config: {{limit: 1, window: 1h, key: global}}}}\n",
+        redis.url(),
+        redis.ca_file().display()
+    );
+    assert!(yaml.contains("rediss://"));
+    let env = [("TEST_REDIS_PASSWORD", "redis-pw-7f3a")];
+    let a = TestGateway::start_with_env(&yaml, &env).await;
+    let b = TestGateway::start_with_env(&yaml, &env).await;
+    let first = a
+        .http()
+        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let second = b
+        .http()
+        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
+        .await;
+    second.assert_error(429, "rate_limit_exceeded");
+    let keys = redis.cli(&["KEYS", "tls:rl:*"]).await.strings();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    // The password is in no log line, nor in the admin-free config check output.
+    for gw in [&a, &b] {
+        let logs = gw.settled_logs().await;
+        assert!(!logs.contains("redis-pw-7f3a"), "{logs}");
+        assert!(
+            !logs.contains("does not answer"),
+            "TLS + AUTH worked: {logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_unavailable_store_not_a_failed_request() {
+    let redis = RedisServer::start_with(RedisOptions {
+        password: Some("right-pw-1".to_owned()),
+        ..RedisOptions::default()
+    })
+    .await;
+    let yaml = config(
+        &redis,
+        "  password: wrong-pw-2\n",
+        "plugins:\n  - {name: rate_limiter, config: {limit: 5, window: 1h, key: global}}\n",
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let answer = gw
+        .http()
+        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
+        .await;
+    assert_eq!(answer.status, 200, "local fallback: {}", answer.text());
+    let logs = gw.logs_with("does not answer").await;
+    assert!(!logs.contains("wrong-pw-2"), "{logs}");
+}
