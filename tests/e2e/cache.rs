@@ -153,6 +153,14 @@ async fn a_repeated_request_is_a_hit_whatever_its_key_order_whitespace_stream_op
         1,
         "only the first request went upstream"
     );
+    // The access log says which answer came from where.
+    let logs = gw.logs_with("cache=hit").await;
+    assert!(logs.contains("cache=miss"), "{logs}");
+    let hit = logs.lines().find(|l| l.contains("cache=hit")).unwrap();
+    assert!(
+        hit.contains("attempts=0") && !hit.contains("upstream="),
+        "{hit}"
+    );
 }
 
 #[tokio::test]

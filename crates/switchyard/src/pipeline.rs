@@ -155,6 +155,15 @@ pub async fn handle(
         }
     }
     record.status = resp.status().as_u16();
+    record.cache = resp
+        .headers()
+        .get(&X_SWITCHYARD_CACHE)
+        .and_then(|v| match v.as_bytes() {
+            b"hit" => Some("hit"),
+            b"miss" => Some("miss"),
+            b"bypass" => Some("bypass"),
+            _ => None,
+        });
     if detailed {
         record.method = method.to_string();
         record.path = uri.path().to_owned();

@@ -61,6 +61,9 @@ pub struct RequestRecord {
     pub stream: bool,
     /// Why a started stream ended early, if it did.
     pub stream_error: Option<&'static str>,
+    /// The response cache's verdict (`hit`, `miss`, `bypass`), when `cache:` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
     /// The bounded model label its metrics use (not logged).
     #[serde(skip)]
     pub model_label: &'static str,

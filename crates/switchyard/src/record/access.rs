@@ -62,6 +62,9 @@ fn text(out: &mut Vec<u8>, r: &RequestRecord, now: SystemTime) {
     number(out, "bytes_out", r.bytes_out);
     word(out, "stream", if r.stream { "true" } else { "false" });
     quoted(out, "stream_error", r.stream_error);
+    if let Some(cache) = r.cache {
+        word(out, "cache", cache);
+    }
 }
 
 /// ` name=`
