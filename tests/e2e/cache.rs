@@ -11,7 +11,6 @@
 use crate::support::*;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -635,37 +634,18 @@ async fn embeddings_are_cached_without_temperature_or_seed() {
 async fn the_openai_python_sdk_reads_a_streamed_hit_as_a_normal_stream() {
     let up = MockUpstream::with_script(vec![says("The cache answered this.")]).await;
     let gw = TestGateway::start(&config(&up, "", "")).await;
-    let root = repo_root().canonicalize().unwrap();
-    let script = root.join("tests/python/cache_check.py");
-    let child = tokio::process::Command::new(python())
-        .arg(&script)
-        .current_dir(&root)
-        .env("SWITCHYARD_BASE_URL", &gw.base)
-        .env("SWITCHYARD_METRICS_URL", gw.metrics.as_ref().unwrap())
-        .env("SWITCHYARD_CACHE_MODEL", "m1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start the Python interpreter: {e}"));
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("cache_check.py finished in time")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} exited with {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("all cache checks passed"));
+    let metrics = gw.metrics.clone().unwrap();
+    let stdout = run_script(
+        "cache_check.py",
+        &[
+            ("SWITCHYARD_BASE_URL", &gw.base),
+            ("SWITCHYARD_METRICS_URL", &metrics),
+            ("SWITCHYARD_CACHE_MODEL", "m1"),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(stdout.contains("all cache checks passed"), "{stdout}");
     assert_eq!(
         up.completions().len(),
         1,

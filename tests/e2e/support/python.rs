@@ -28,3 +28,40 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+/// Runs `tests/python/<script>` with the test Python and `env` (no OpenAI variables of
+/// the machine's), within `limit`; fails the test with both outputs unless it exits 0.
+/// Returns its stdout.
+pub async fn run_script(script: &str, env: &[(&str, &str)], limit: std::time::Duration) -> String {
+    let root = repo_root().canonicalize().unwrap();
+    let path = root.join("tests/python").join(script);
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(&path)
+        .current_dir(&root)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start the Python interpreter: {e}"));
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} exited with {}\n--- stdout ---\n{stdout}--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+    );
+    stdout
+}
