@@ -386,4 +386,54 @@ async fn a_wrong_password_is_an_unavailable_store_not_a_failed_request() {
     assert_eq!(answer.status, 200, "local fallback: {}", answer.text());
     let logs = gw.logs_with("does not answer").await;
     assert!(!logs.contains("wrong-pw-2"), "{logs}");
+    // At start the gateway says why, not only that Redis is slow.
+    let logs = gw.logs_with("refused the gateway").await;
+    assert!(logs.contains("authentication failed"), "{logs}");
+    assert!(!logs.contains("wrong-pw-2"), "{logs}");
+}
+
+/// The tokens in `team`'s shared budget window, if the window exists.
+async fn window_tokens(redis: &RedisServer) -> Option<u64> {
+    let keys = redis.cli(&["KEYS", "test:budget:team:*"]).await.strings();
+    let k = keys.first()?;
+    redis.cli(&["HGET", k, "tokens"]).await.text()?.parse().ok()
+}
+
+#[tokio::test]
+async fn budget_spend_during_an_outage_reaches_redis_when_it_returns() {
+    let mut redis = RedisServer::start().await;
+    let yaml = config(
+        &redis,
+        "",
+        &format!("keys:\n  - {{name: team, key: {KEY}, budget: {{tokens: 1000, window: 1d}}}}\n"),
+    );
+    let gw = TestGateway::start(&yaml).await;
+    assert_eq!(chat_on(&gw, KEY).await.status, 200);
+    assert!(wait_for(|| async { window_tokens(&redis).await == Some(2) }).await);
+
+    redis.stop();
+    // Down: served (budget checked locally), charges kept to be delivered.
+    for _ in 0..2 {
+        assert_eq!(chat_on(&gw, KEY).await.status, 200);
+    }
+    redis.restart().await; // empty: the first answer's 2 tokens are gone with it
+    let mut after = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while window_tokens(&redis).await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never reached Redis again: {}",
+            gw.logs()
+        );
+        assert_eq!(chat_on(&gw, KEY).await.status, 200);
+        after += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The two answers served while Redis was down, plus every one since.
+    let want = 2 * (2 + after);
+    assert!(
+        wait_for(|| async { window_tokens(&redis).await == Some(want) }).await,
+        "{:?} tokens in the shared window, {want} expected",
+        window_tokens(&redis).await
+    );
 }

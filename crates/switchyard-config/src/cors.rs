@@ -28,9 +28,9 @@ pub(crate) const DEFAULT_ALLOW_HEADERS: [&str; 19] = [
     "x-stainless-helper-method",
 ];
 
-/// Response headers exposed to scripts by default: the request id, retry hints and
-/// OpenAI's rate-limit headers.
-pub(crate) const DEFAULT_EXPOSE_HEADERS: [&str; 9] = [
+/// Response headers exposed to scripts by default: the request id, retry hints,
+/// OpenAI's rate-limit headers, the `rate_limiter`'s own and the cache's verdict.
+pub(crate) const DEFAULT_EXPOSE_HEADERS: [&str; 13] = [
     "x-request-id",
     "retry-after",
     "retry-after-ms",
@@ -40,6 +40,10 @@ pub(crate) const DEFAULT_EXPOSE_HEADERS: [&str; 9] = [
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-requests",
     "x-ratelimit-reset-tokens",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-switchyard-cache",
 ];
 
 /// Cross-origin requests from browsers (`server.cors`).

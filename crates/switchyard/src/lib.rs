@@ -182,6 +182,9 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<server::Drained, StartError> {
         snapshot::spawn_catalog_refresh(&self.live.load_full(), true);
+        if let Some(shared) = &self.live.load_full().state {
+            shared.say_first_contact();
+        }
         let reloader = Arc::new(Reloader::new(
             self.config_path,
             self.overrides,

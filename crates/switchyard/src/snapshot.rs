@@ -99,6 +99,14 @@ impl Snapshot {
                 Upstream::build(up.clone(), client, &path).map_err(|e| ConfigErrors(vec![e]))?,
             );
         }
+        if let Some(redis) = &config.state.redis {
+            Shared::check(redis).map_err(|(field, message)| {
+                ConfigErrors(vec![ConfigError {
+                    path: format!("state.{field}"),
+                    message,
+                }])
+            })?;
+        }
         let state = config.state.redis.as_ref().map(Shared::for_config);
         if state.is_none() {
             // In-process state is always there.
@@ -303,6 +311,25 @@ mod tests {
     fn snapshot(yaml: &str) -> Snapshot {
         let config = switchyard_config::parse(yaml, &|_| None).unwrap();
         Snapshot::build(config, &Clients::default(), Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn an_unusable_redis_setting_fails_the_build_at_its_path_without_the_password() {
+        let build = |state: &str| {
+            let yaml = format!("upstreams: [{{name: u, base_url: 'http://u', models: [m]}}]\nstate: {{backend: redis, {state}}}\n");
+            let config = switchyard_config::parse(&yaml, &|_| None).unwrap();
+            Snapshot::build(config, &Clients::default(), Arc::default())
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+        };
+        let e = build("url: 'redis://user:hunter2@127.0.0.1:6379/x'");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "state.url");
+        assert!(!e[0].message.contains("hunter2"), "{}", e[0].message);
+        let e = build("url: 'rediss://127.0.0.1:6380/0', ca_file: /nonexistent/ca.pem");
+        assert_eq!(e[0].path, "state.ca_file");
+        assert!(build("url: 'redis://127.0.0.1:6379/0'").is_empty());
     }
 
     fn plan(s: &Snapshot, model: &str) -> Vec<(String, String)> {

@@ -48,6 +48,8 @@ pub struct Shared {
     conns: OnceLock<Result<Vec<ConnectionManager>, String>>,
     next: AtomicUsize,
     up: AtomicBool,
+    /// Whether the first contact was made (and logged).
+    contacted: AtomicBool,
     /// While down: when the next probe may go (ms since `epoch`).
     probe_at: AtomicU64,
     epoch: Instant,
@@ -76,12 +78,26 @@ impl Shared {
             conns: OnceLock::new(),
             next: AtomicUsize::new(0),
             up: AtomicBool::new(true),
+            contacted: AtomicBool::new(false),
             probe_at: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         metrics().state_up.set(1);
         *current = Some(shared.clone());
+        // Outside a runtime (the config check, the start before it), `Gateway::run`
+        // says it instead.
+        shared.say_first_contact();
         shared
+    }
+
+    /// Checks, off the caller's path, whether Redis can be reached, and logs why not
+    /// (a refused password, a TLS mismatch) — once per store; nothing without a runtime.
+    pub fn say_first_contact(self: &Arc<Self>) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if !self.contacted.swap(true, Ordering::Relaxed) {
+                runtime.spawn(self.clone().first_contact());
+            }
+        }
     }
 
     /// What limits do while the store cannot answer.
@@ -146,10 +162,16 @@ impl Shared {
             .ok_or_else(|| "no connection".to_owned())
     }
 
-    fn connect(&self) -> Result<Vec<ConnectionManager>, String> {
-        let c = &self.config;
+    /// Whether `config` can make a client at all (the URL parses, the database is a
+    /// number, `ca_file` reads): problems as `(field, message)`, for the config check.
+    pub fn check(config: &RedisState) -> Result<(), (&'static str, String)> {
+        Self::client(config).map(drop)
+    }
+
+    fn client(c: &RedisState) -> Result<redis::Client, (&'static str, String)> {
+        // redis-rs's messages name no part of the URL (which may hold a password).
         let mut info = redis::IntoConnectionInfo::into_connection_info(c.url.expose())
-            .map_err(|e| format!("state.url: {e}"))?;
+            .map_err(|e| ("url", format!("is not a usable Redis URL: {e}")))?;
         let mut settings = info.redis_settings().clone();
         if let Some(user) = &c.username {
             settings = settings.set_username(user.expose());
@@ -158,10 +180,10 @@ impl Shared {
             settings = settings.set_password(password.expose());
         }
         info = info.set_redis_settings(settings);
-        let client = match &c.ca_file {
+        match &c.ca_file {
             Some(path) => {
                 let root = std::fs::read(path)
-                    .map_err(|e| format!("state.ca_file ({}): {e}", path.display()))?;
+                    .map_err(|e| ("ca_file", format!("`{}`: {e}", path.display())))?;
                 redis::Client::build_with_tls(
                     info,
                     redis::TlsCertificates {
@@ -169,10 +191,15 @@ impl Shared {
                         root_cert: Some(root),
                     },
                 )
+                .map_err(|e| ("ca_file", e.to_string()))
             }
-            None => redis::Client::open(info),
+            None => redis::Client::open(info).map_err(|e| ("url", e.to_string())),
         }
-        .map_err(|e| e.to_string())?;
+    }
+
+    fn connect(&self) -> Result<Vec<ConnectionManager>, String> {
+        let c = &self.config;
+        let client = Self::client(c).map_err(|(field, e)| format!("state.{field} {e}"))?;
         // Reconnection is the manager's; a request never waits on more than one try.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(c.connect_timeout))
@@ -185,6 +212,33 @@ impl Shared {
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    /// Says once, at start, whether Redis can be reached and why not — with the time a
+    /// connection may take, not a request's command timeout, so a refused password
+    /// or a TLS mismatch is named rather than seen as a slow store.
+    async fn first_contact(self: Arc<Self>) {
+        let conn = match self.connection() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared state store (Redis) cannot be used");
+                return;
+            }
+        };
+        let limit = self.config.connect_timeout * 2 + self.config.command_timeout;
+        let mut conn = conn;
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(limit, ping.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(prefix = %self.config.prefix, "the shared state store (Redis) answers")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the shared state store (Redis) refused the gateway: limits are per replica until it answers")
+            }
+            Err(_elapsed) => {
+                tracing::warn!(waited = ?limit, "the shared state store (Redis) did not answer at start: limits are per replica until it does")
+            }
+        }
     }
 
     fn now_ms(&self) -> u64 {

@@ -10,7 +10,7 @@
 
 use crate::error::GatewayError;
 use crate::metrics::metrics;
-use crate::state::Shared;
+use crate::state::{Shared, Unavailable};
 use prometheus::{Counter, IntCounter};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -40,6 +40,17 @@ struct Usage {
     state: Mutex<UsageState>,
     tokens_metric: IntCounter,
     spend_metric: Counter,
+    /// Charges Redis did not take (it was down or slow), by window key: sent with the
+    /// next charge that reaches it, and counted by checks meanwhile.
+    unsynced: Mutex<HashMap<String, Unsynced>>,
+}
+
+/// Tokens and dollars a budget window is owed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Unsynced {
+    tokens: u64,
+    usd: f64,
+    ttl: Duration,
 }
 
 #[derive(Default)]
@@ -113,6 +124,7 @@ fn usage_for(name: &str) -> Arc<Usage> {
             let m = metrics();
             Arc::new(Usage {
                 state: Mutex::default(),
+                unsynced: Mutex::default(),
                 tokens_metric: m.key_tokens.with_label_values(&[name]),
                 spend_metric: m.key_spend.with_label_values(&[name]),
             })
@@ -157,7 +169,12 @@ impl Account {
         let now = unix_now(now);
         let window_secs = budget.window.as_secs().max(1);
         let key = Self::window_key(shared, &self.key.name, window_secs, now);
-        match shared.window_usage(&key).await {
+        let owed = self.unsynced(&key);
+        match shared
+            .window_usage(&key)
+            .await
+            .map(|(tokens, usd)| (tokens.saturating_add(owed.tokens), usd + owed.usd))
+        {
             Ok((tokens, usd)) if over(&budget, tokens, usd) => Err(GatewayError::BudgetExceeded {
                 retry_after: Duration::from_secs(until_window_end(window_secs, now)),
             }),
@@ -242,17 +259,50 @@ impl Account {
             let key = Self::window_key(shared, &self.key.name, window_secs, unix_now(now));
             // Kept a little past the window's end, for late readers (the admin API).
             let ttl = Duration::from_secs(window_secs + 60);
-            let shared = shared.clone();
+            let (shared, usage) = (shared.clone(), self.usage.clone());
             runtime.spawn(async move {
-                if shared
-                    .add_window_usage(&key, tokens, usd, ttl)
-                    .await
-                    .is_err()
-                {
+                // What earlier charges could not deliver goes with this one.
+                let mut batch = std::mem::take(&mut *lock(&usage.unsynced));
+                let owed = batch.entry(key).or_default();
+                owed.tokens = owed.tokens.saturating_add(tokens);
+                owed.usd += usd;
+                owed.ttl = ttl;
+                let mut failed = Vec::new();
+                let mut fell_back = false;
+                for (key, owed) in batch {
+                    match shared
+                        .add_window_usage(&key, owed.tokens, owed.usd, owed.ttl)
+                        .await
+                    {
+                        Ok(()) => {}
+                        // Sent, not answered in time: a slow Redis applies it late, so
+                        // it is not sent again (that would charge it twice).
+                        Err(Unavailable::Timeout(_)) => fell_back = true,
+                        Err(Unavailable::Down | Unavailable::Failed(_)) => failed.push((key, owed)),
+                    }
+                }
+                if fell_back || !failed.is_empty() {
                     shared.fell_back("budget");
+                }
+                if !failed.is_empty() {
+                    let mut unsynced = lock(&usage.unsynced);
+                    for (key, owed) in failed {
+                        let kept = unsynced.entry(key).or_default();
+                        kept.tokens = kept.tokens.saturating_add(owed.tokens);
+                        kept.usd += owed.usd;
+                        kept.ttl = owed.ttl;
+                    }
                 }
             });
         }
+    }
+
+    /// What this process owes the shared window `key` (charges Redis did not take).
+    fn unsynced(&self, key: &str) -> Unsynced {
+        lock(&self.usage.unsynced)
+            .get(key)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// [`Account::report`], with the window's usage read from the shared store when
@@ -265,8 +315,9 @@ impl Account {
             let window_secs = budget.window.as_secs().max(1);
             let key = Self::window_key(shared, &self.key.name, window_secs, unix_now(now));
             if let Ok((tokens, usd)) = shared.window_usage(&key).await {
-                window.tokens = tokens;
-                window.usd = usd;
+                let owed = self.unsynced(&key);
+                window.tokens = tokens.saturating_add(owed.tokens);
+                window.usd = usd + owed.usd;
             }
         }
         report
@@ -303,6 +354,10 @@ impl Account {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Whether a window's usage reached the budget.
