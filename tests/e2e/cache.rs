@@ -660,3 +660,128 @@ fn series(scrape: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)
 }
+
+#[tokio::test]
+async fn plugins_apply_to_each_caller_and_are_not_stored_with_the_answer() {
+    // A redaction for alice only; bob asks the same thing and gets the upstream's text.
+    let up = MockUpstream::with_script(vec![says("the secret is out")]).await;
+    let extra = format!(
+        "keys:\n  - {{name: alice, key: {ALICE}}}\n  - {{name: bob, key: {BOB}}}\nplugins:\n  - {{name: content_filter, stage: post_response, keys: [alice], config: {{banned_patterns: [secret], action: redact}}}}\n"
+    );
+    let gw = TestGateway::start(&config(&up, "", &extra)).await;
+    let as_key = |key: &'static str| {
+        let auth = format!("Bearer {key}");
+        let body = det("m1", "tell me");
+        let gw = &gw;
+        async move {
+            post_with(
+                gw,
+                CHAT,
+                &[("authorization", &auth)],
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    let first = as_key(ALICE).await;
+    assert_cache(&first, "miss");
+    assert_eq!(content(&first), "the [REDACTED] is out");
+    stored(&gw, 1).await;
+    let again = as_key(ALICE).await;
+    assert_cache(&again, "hit");
+    assert_eq!(
+        content(&again),
+        "the [REDACTED] is out",
+        "redacted once, not twice"
+    );
+    let bob = as_key(BOB).await;
+    assert_cache(&bob, "hit");
+    assert_eq!(
+        content(&bob),
+        "the secret is out",
+        "the entry is the upstream's answer, not alice's view of it"
+    );
+    assert_eq!(up.completions().len(), 1);
+}
+
+#[tokio::test]
+async fn an_error_answered_with_200_is_not_cached() {
+    let error = json!({"error": {"message": "overloaded", "type": "server_error", "param": null, "code": null}});
+    let up =
+        MockUpstream::with_script(vec![Reply::Json(200, error, vec![]), says("a real answer")])
+            .await;
+    let gw = TestGateway::start(&config(&up, "", "")).await;
+    let first = post(&gw, &det("m1", "hi")).await;
+    assert_eq!(first.status, 200);
+    gw.scrape_until(&["switchyard_cache_stores_total{outcome=\"incomplete\"} 1"])
+        .await;
+    let second = post(&gw, &det("m1", "hi")).await;
+    assert_cache(&second, "miss");
+    assert_eq!(content(&second), "a real answer");
+    assert_eq!(up.completions().len(), 2);
+}
+
+#[tokio::test]
+async fn answers_from_an_upstream_that_takes_the_callers_credentials_are_kept_per_caller() {
+    let up = MockUpstream::with_script(vec![says("for one"), says("for two")]).await;
+    let yaml = format!(
+        "upstreams:\n  - {{name: up, base_url: '{}', models: [m1], auth: {{type: passthrough}}}}\ncache:\n  models: ['*']\n",
+        up.base_url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let as_token = |token: &'static str| {
+        let auth = format!("Bearer {token}");
+        let body = det("m1", "hi");
+        let gw = &gw;
+        async move {
+            post_with(
+                gw,
+                CHAT,
+                &[("authorization", &auth)],
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    assert_cache(&as_token("sk-user-one-1").await, "miss");
+    stored(&gw, 1).await;
+    assert_cache(&as_token("sk-user-one-1").await, "hit");
+    // Another credential is asked of the upstream, never served the first one's answer.
+    let two = as_token("sk-user-two-2").await;
+    assert_cache(&two, "miss");
+    assert_eq!(content(&two), "for two");
+    assert_eq!(up.completions().len(), 2);
+}
+
+#[tokio::test]
+async fn headers_that_change_the_answer_are_part_of_the_key() {
+    let up = MockUpstream::with_script(vec![says("org a"), says("org b")]).await;
+    let gw = TestGateway::start(&config(&up, "", "")).await;
+    let body = det("m1", "hi").to_string();
+    let a = post_with(
+        &gw,
+        CHAT,
+        &[("openai-organization", "org-a")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_cache(&a, "miss");
+    stored(&gw, 1).await;
+    let a2 = post_with(
+        &gw,
+        CHAT,
+        &[("openai-organization", "org-a")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_cache(&a2, "hit");
+    let b = post_with(
+        &gw,
+        CHAT,
+        &[("openai-organization", "org-b")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_cache(&b, "miss");
+    assert_eq!(content(&b), "org b");
+}

@@ -110,6 +110,11 @@ impl ResponseCache {
         cache
     }
 
+    /// Whether entries are namespaced per client key (`per_key`).
+    pub fn per_key(&self) -> bool {
+        self.config.per_key
+    }
+
     /// Whether `endpoint` answers can be cached at all.
     pub fn serves(endpoint: Endpoint) -> bool {
         matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
@@ -119,7 +124,8 @@ impl ResponseCache {
     /// client named (what `cache.models` opts in), `body` the request as it goes
     /// upstream, `model` the span of its `model` value (quotes included) and `canonical`
     /// what stands there in the key (every model the request may be served by), and
-    /// `namespace` the caller's key when entries are per key.
+    /// `scope` what else the answer depends on (the caller, when entries are per key or
+    /// the upstream takes the caller's credentials; headers that change the answer).
     ///
     /// The key is the SHA-256 of the normalised request; normalising costs a parse, so a
     /// request whose exact bytes were seen before (the usual case: one client, one SDK,
@@ -135,7 +141,7 @@ impl ResponseCache {
         body: &[u8],
         model: std::ops::Range<usize>,
         canonical: &str,
-        namespace: &str,
+        scope: &[u8],
         headers: &HeaderMap,
     ) -> Option<Plan> {
         if !Self::serves(endpoint) || !self.config.models.iter().any(|g| g.matches(asked)) {
@@ -155,9 +161,7 @@ impl ResponseCache {
             } else {
                 b"embeddings\0"
             });
-            if self.config.per_key {
-                ctx.update(namespace.as_bytes());
-            }
+            ctx.update(scope);
             ctx.update(b"\0");
             for part in parts {
                 ctx.update(part);
@@ -287,6 +291,7 @@ impl ResponseCache {
                     } else {
                         Kept::Json(BytesMut::new())
                     },
+                    seen: 0,
                     too_large: false,
                 }));
             }
@@ -323,11 +328,17 @@ fn cache_control(headers: &HeaderMap) -> (bool, bool) {
 }
 
 /// A hit as the client asked for it: the stored JSON, or (chat with `stream: true`) its
-/// replay as SSE events, usage included when the client asked for it.
-pub fn hit_response(entry: Bytes, stream: bool, include_usage: bool) -> Response<ResponseBody> {
-    let events = stream
-        .then(|| replay_stream(&entry, include_usage))
-        .flatten();
+/// replay as SSE events, usage included when the client asked for it. `None` when a
+/// stream was asked for and the entry cannot be replayed as one (then it is a miss).
+pub fn hit_response(
+    entry: Bytes,
+    stream: bool,
+    include_usage: bool,
+) -> Option<Response<ResponseBody>> {
+    let events = match stream {
+        true => Some(replay_stream(&entry, include_usage)?),
+        false => None,
+    };
     let (body, content_type) = match events {
         Some(events) => {
             let mut relay = Relay::events(events, Arc::from("cache"));
@@ -351,7 +362,7 @@ pub fn hit_response(entry: Bytes, stream: bool, include_usage: bool) -> Response
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
     resp.extensions_mut().insert(CacheHit);
-    resp
+    Some(resp)
 }
 
 /// What a [`Keeper`] gathers.
@@ -365,7 +376,16 @@ struct Keeper {
     cache: Arc<ResponseCache>,
     plan: Plan,
     body: Kept,
+    /// Bytes seen so far.
+    seen: u64,
     too_large: bool,
+}
+
+/// A JSON answer's top level, as far as the cache looks.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
 }
 
 impl Tee for Keeper {
@@ -373,15 +393,21 @@ impl Tee for Keeper {
         if self.too_large {
             return;
         }
+        // A stream's events carry their answer several times over in framing; past
+        // this many bytes its answer cannot fit an entry either, and nothing more is
+        // held for it.
+        self.seen = self.seen.saturating_add(data.len() as u64);
+        let bound = match self.body {
+            Kept::Json(_) => self.cache.config.max_entry_bytes,
+            Kept::Stream(_) => self.cache.config.max_entry_bytes.saturating_mul(8),
+        };
+        if self.seen > bound {
+            self.too_large = true;
+            self.body = Kept::Json(BytesMut::new());
+            return;
+        }
         match &mut self.body {
-            Kept::Json(buf) => {
-                if (buf.len() + data.len()) as u64 > self.cache.config.max_entry_bytes {
-                    self.too_large = true;
-                    *buf = BytesMut::new();
-                } else {
-                    buf.extend_from_slice(data);
-                }
-            }
+            Kept::Json(buf) => buf.extend_from_slice(data),
             Kept::Stream(assembler) => assembler.feed(data),
         }
     }
@@ -399,8 +425,9 @@ impl Tee for Keeper {
             // hyper stops reading a body once its `content-length` is written, so the
             // relay may not see its end: whole JSON is what tells a complete answer
             // from one the client walked away from.
-            Kept::Json(buf) => serde_json::from_slice::<serde::de::IgnoredAny>(&buf)
-                .is_ok()
+            // Some servers answer an error with 200: only an answer is kept.
+            Kept::Json(buf) => serde_json::from_slice::<Answer>(&buf)
+                .is_ok_and(|a| a.error.is_none())
                 .then(|| buf.freeze()),
             Kept::Stream(assembler) => assembler
                 .finish_with_usage(

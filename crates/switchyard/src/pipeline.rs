@@ -510,6 +510,7 @@ async fn proxy(
         &plan,
         cache_namespace.as_deref(),
         client_headers,
+        layer.as_ref().map_or(&[], PluginLayer::upstream_headers),
     );
     let mark = |mut resp: Response<ResponseBody>| {
         if ingress == Some(Kind::Responses) {
@@ -525,9 +526,11 @@ async fn proxy(
         .as_ref()
         .filter(|(_, p)| p.as_ref().is_some_and(|p| p.read))
     {
-        if let Some((entry, tier)) = cache.get(plan).await {
+        let hit = cache.get(plan).await.and_then(|(entry, tier)| {
+            cache::hit_response(entry, peek.stream, peek.include_usage).map(|r| (r, tier))
+        });
+        if let Some((mut resp, tier)) = hit {
             ResponseCache::count("hit", Some(tier));
-            let mut resp = cache::hit_response(entry, peek.stream, peek.include_usage);
             resp.headers_mut()
                 .insert(&X_SWITCHYARD_CACHE, http::HeaderValue::from_static("hit"));
             let resp = match layer {
@@ -561,21 +564,23 @@ async fn proxy(
     if let (true, ResponseBody::Relay(relay)) = (success, resp.body_mut()) {
         relay.read_usage(asked.is_some());
     }
+    // The cache keeps the upstream's answer, before any plugin changed it for this
+    // caller: a hit goes through the plugins again, for its own caller.
+    let outcome = cached.map(|(cache, plan)| match plan {
+        Some(plan) => {
+            let outcome = if plan.read { "miss" } else { "bypass" };
+            if plan.write {
+                cache.keep(plan, &mut resp);
+            }
+            outcome
+        }
+        None => "bypass",
+    });
     let mut resp = match layer {
         None => resp,
         Some(layer) => layer.after(snap, resp).await?,
     };
-    if let Some((cache, plan)) = cached {
-        let outcome = match plan {
-            Some(plan) => {
-                let outcome = if plan.read { "miss" } else { "bypass" };
-                if plan.write {
-                    cache.keep(plan, &mut resp);
-                }
-                outcome
-            }
-            None => "bypass",
-        };
+    if let Some(outcome) = outcome {
         ResponseCache::count(outcome, None);
         resp.headers_mut()
             .insert(&X_SWITCHYARD_CACHE, http::HeaderValue::from_static(outcome));
@@ -583,18 +588,36 @@ async fn proxy(
     Ok(mark(resp))
 }
 
+/// Client headers that can change an upstream's answer to the same body; requests that
+/// differ in them do not share cache entries.
+static CACHE_VARY: [&str; 5] = [
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
+    "anthropic-version",
+    "anthropic-beta",
+];
+
 /// The response cache's plan for a request it may serve: the key is the request as it
 /// goes upstream with its model replaced by every model it may be served by (so an
-/// alias and its target share entries). `None` when the cache is off or this endpoint
-/// is not cached; `Some((_, None))`: bypassed.
+/// alias and its target share entries), scoped by the caller when entries are per key
+/// or when an upstream that may answer it takes the caller's own credentials (a cached
+/// answer must not reach a caller the upstream would refuse), and by the headers that
+/// can change the answer ([`CACHE_VARY`], plugins' upstream headers). `None` when the
+/// cache is off or this endpoint is not cached; `Some((_, None))`: bypassed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument distinct"
+)]
 fn cache_plan<'s>(
     snap: &'s Snapshot,
     endpoint: Endpoint,
     asked: &str,
     peek: &Peek<'_>,
     plan: &[Candidate],
-    namespace: Option<&str>,
+    caller: Option<&str>,
     headers: &http::HeaderMap,
+    upstream_headers: &[(http::HeaderName, http::HeaderValue)],
 ) -> Option<(&'s Arc<ResponseCache>, Option<cache::Plan>)> {
     let cache = snap.cache.as_ref()?;
     if !matches!(
@@ -606,13 +629,37 @@ fn cache_plan<'s>(
     let mut models: Vec<&str> = plan.iter().map(|c| c.model.as_str()).collect();
     models.sort_unstable();
     models.dedup();
+    let passthrough = plan.iter().any(|c| {
+        snap.upstreams
+            .list
+            .get(c.upstream)
+            .is_some_and(|u| matches!(u.config.auth, switchyard_config::Auth::Passthrough))
+    });
+    let mut scope = Vec::new();
+    if cache.per_key() || passthrough {
+        scope.extend_from_slice(caller.unwrap_or_default().as_bytes());
+    }
+    let vary = CACHE_VARY
+        .iter()
+        .filter_map(|name| headers.get(*name).map(|v| (name.as_bytes(), v)))
+        .chain(
+            upstream_headers
+                .iter()
+                .map(|(n, v)| (n.as_str().as_bytes(), v)),
+        );
+    for (name, value) in vary {
+        scope.push(0);
+        scope.extend_from_slice(name);
+        scope.push(b':');
+        scope.extend_from_slice(value.as_bytes());
+    }
     let plan = cache.plan(
         endpoint,
         asked,
         peek.raw,
         peek.model_span.clone(),
         &models.join(","),
-        namespace.unwrap_or_default(),
+        &scope,
         headers,
     );
     Some((cache, plan))

@@ -156,10 +156,11 @@ pub trait StreamHooks: Send + std::fmt::Debug {
     fn finish(&mut self, usage: Option<Usage>);
 }
 
-/// Sees every frame handed to the client and how the body ended (the response cache
-/// keeps a whole answer through it).
+/// Sees the upstream's answer as the relay reads it — whole SSE events, before any
+/// per-request hook changed them (a usage chunk the client did not ask for already left
+/// out) — and how the body ended. The response cache keeps a whole answer through it.
 pub trait Tee: Send {
-    /// One frame, as the client gets it.
+    /// The next bytes of the answer.
     fn frame(&mut self, data: &Bytes);
 
     /// The body is over (completed, failed, or dropped by the client).
@@ -443,7 +444,7 @@ impl Relay {
         self.observer = Some(observer);
     }
 
-    /// Shows every frame handed to the client, and the body's end, to `tee`.
+    /// Shows the answer as read (before hooks), and the body's end, to `tee`.
     pub fn tee(&mut self, tee: Box<dyn Tee>) {
         self.tee = Some(tee);
     }
@@ -467,9 +468,6 @@ impl Relay {
                 if let Some(data) = frame.data_ref() {
                     self.stats.bytes += data.len() as u64;
                     self.stats.frames += 1;
-                    if let Some(tee) = self.tee.as_mut() {
-                        tee.frame(data);
-                    }
                     // hyper stops polling once `is_end_stream` says so: this was the last.
                     if self.done && self.fail_next.is_none() {
                         self.stats.completed = true;
@@ -551,6 +549,9 @@ impl Relay {
                         if let Some(watch) = self.usage.as_mut() {
                             watch.keep(&data);
                         }
+                        if let Some(tee) = self.tee.as_mut() {
+                            tee.frame(&data);
+                        }
                         out = data;
                     }
                     Some(aligner) => {
@@ -589,6 +590,10 @@ impl Relay {
                                     scanned.kept.unwrap_or(aligned)
                                 }
                             };
+                            // What the upstream said, before any per-request hook.
+                            if let Some(tee) = self.tee.as_mut() {
+                                tee.frame(&aligned);
+                            }
                             match self.hooks.as_mut() {
                                 None => out = aligned,
                                 Some(_) if aligned.is_empty() => {}
@@ -642,6 +647,9 @@ impl Relay {
                             "the upstream stream ended before it was complete",
                         );
                     }
+                }
+                if let (Some(tee), false) = (self.tee.as_mut(), rest.is_empty()) {
+                    tee.frame(&rest);
                 }
                 match self.hooks.as_mut() {
                     // With hooks, an unfinished last event is dropped (SSE clients discard

@@ -108,10 +108,6 @@ impl Snapshot {
             })?;
         }
         let state = config.state.redis.as_ref().map(Shared::for_config);
-        if state.is_none() {
-            // In-process state is always there.
-            crate::metrics::metrics().state_up.set(1);
-        }
         let chain = Chain::build(&config.plugins, clients, state.as_ref()).map_err(ConfigErrors)?;
         let keys = Keys::new(&config.keys, &config.prices, state.as_ref())
             .map_err(|e| ConfigErrors(vec![e]))?;
@@ -260,6 +256,9 @@ impl Snapshot {
 
     /// Sets the gauges that describe this snapshot's state, for a scrape.
     pub fn observe(&self, m: &Metrics) {
+        // In-process state is always there.
+        m.state_up
+            .set(self.state.as_ref().map_or(1, |s| i64::from(s.is_up())));
         let now = Instant::now();
         for up in &self.upstreams.list {
             m.upstream_cooldown

@@ -36,7 +36,10 @@ pub enum Unavailable {
     /// The store is known to be down; not asked.
     #[error("the store is down")]
     Down,
-    /// The connection or the command failed.
+    /// Redis refused the connection: nothing was sent.
+    #[error("{0}")]
+    Refused(String),
+    /// The connection or the command failed (it may or may not have been applied).
     #[error("{0}")]
     Failed(String),
 }
@@ -82,7 +85,6 @@ impl Shared {
             probe_at: AtomicU64::new(0),
             epoch: Instant::now(),
         });
-        metrics().state_up.set(1);
         *current = Some(shared.clone());
         // Outside a runtime (the config check, the start before it), `Gateway::run`
         // says it instead.
@@ -146,6 +148,14 @@ impl Shared {
             Ok(Ok(value)) => {
                 self.succeeded();
                 Ok(value)
+            }
+            // An error reply (out of memory, a wrong type) is this call's, not a sign
+            // that the store is gone.
+            Ok(Err(e)) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                Err(Unavailable::Failed(e.to_string()))
+            }
+            Ok(Err(e)) if e.is_connection_refusal() => {
+                Err(self.failed(Unavailable::Refused(e.to_string())))
             }
             Ok(Err(e)) => Err(self.failed(Unavailable::Failed(e.to_string()))),
             Err(_elapsed) => Err(self.failed(Unavailable::Timeout(timeout))),

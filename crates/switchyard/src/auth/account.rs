@@ -51,6 +51,8 @@ struct Unsynced {
     tokens: u64,
     usd: f64,
     ttl: Duration,
+    /// Unix seconds after which the window is over (and its debt forgotten).
+    until: u64,
 }
 
 #[derive(Default)]
@@ -256,17 +258,22 @@ impl Account {
                 return;
             };
             let window_secs = budget.window.as_secs().max(1);
-            let key = Self::window_key(shared, &self.key.name, window_secs, unix_now(now));
+            let now = unix_now(now);
+            let key = Self::window_key(shared, &self.key.name, window_secs, now);
             // Kept a little past the window's end, for late readers (the admin API).
             let ttl = Duration::from_secs(window_secs + 60);
+            let until = (now / window_secs + 1) * window_secs + 60;
             let (shared, usage) = (shared.clone(), self.usage.clone());
             runtime.spawn(async move {
-                // What earlier charges could not deliver goes with this one.
+                // What earlier charges could not deliver goes with this one (windows
+                // that are over are dropped: nothing reads them any more).
                 let mut batch = std::mem::take(&mut *lock(&usage.unsynced));
+                batch.retain(|_, owed| owed.until > now);
                 let owed = batch.entry(key).or_default();
                 owed.tokens = owed.tokens.saturating_add(tokens);
                 owed.usd += usd;
                 owed.ttl = ttl;
+                owed.until = until;
                 let mut failed = Vec::new();
                 let mut fell_back = false;
                 for (key, owed) in batch {
@@ -275,10 +282,14 @@ impl Account {
                         .await
                     {
                         Ok(()) => {}
-                        // Sent, not answered in time: a slow Redis applies it late, so
-                        // it is not sent again (that would charge it twice).
-                        Err(Unavailable::Timeout(_)) => fell_back = true,
-                        Err(Unavailable::Down | Unavailable::Failed(_)) => failed.push((key, owed)),
+                        // Not sent: kept for the next charge.
+                        Err(Unavailable::Down | Unavailable::Refused(_)) => {
+                            failed.push((key, owed))
+                        }
+                        // Sent, and perhaps applied (a slow Redis applies it late; a
+                        // connection may break after the write): not sent again, which
+                        // could charge it twice.
+                        Err(Unavailable::Timeout(_) | Unavailable::Failed(_)) => fell_back = true,
                     }
                 }
                 if fell_back || !failed.is_empty() {
@@ -291,6 +302,7 @@ impl Account {
                         kept.tokens = kept.tokens.saturating_add(owed.tokens);
                         kept.usd += owed.usd;
                         kept.ttl = owed.ttl;
+                        kept.until = owed.until;
                     }
                 }
             });

@@ -1,7 +1,8 @@
 //! What the gateway asks of Redis, each in one round trip: a GCRA check and a token
 //! bucket as server-side Lua scripts (atomic, timed by the server's clock, so replicas
 //! with skewed clocks agree), budget windows as hash counters, and cache entries.
-//! Scripts go by `EVALSHA`, loaded on the first `NOSCRIPT`.
+//! Scripts go by `EVALSHA`, loaded on the first `NOSCRIPT`. Numbers are written with
+//! `string.format` (Lua's own conversion keeps 14 digits: a µs clock needs 16).
 
 use super::{Shared, Unavailable};
 use std::sync::LazyLock;
@@ -24,7 +25,7 @@ local new_tat = tat + period
 if new_tat - now > tau then
   return {0, new_tat - tau - now, tat - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return {1, 0, new_tat - now}
 ",
     )
@@ -47,11 +48,11 @@ local a = tonumber(h[1]) or limit
 local at = tonumber(h[2]) or now
 a = math.min(limit, a + math.max(0, now - at) * rate) - cost
 if cost > 0 then
-  redis.call('HSET', KEYS[1], 'a', tostring(a), 't', tostring(now))
+  redis.call('HSET', KEYS[1], 'a', string.format('%.17g', a), 't', string.format('%d', now))
   local refill_ms = math.ceil(math.max(0, limit - a) / rate / 1000)
   redis.call('PEXPIRE', KEYS[1], refill_ms + tonumber(ARGV[4]))
 end
-return tostring(a)
+return string.format('%.17g', a)
 ",
     )
 });
