@@ -669,20 +669,8 @@ async fn plugins_apply_to_each_caller_and_are_not_stored_with_the_answer() {
         "keys:\n  - {{name: alice, key: {ALICE}}}\n  - {{name: bob, key: {BOB}}}\nplugins:\n  - {{name: content_filter, stage: post_response, keys: [alice], config: {{banned_patterns: [secret], action: redact}}}}\n"
     );
     let gw = TestGateway::start(&config(&up, "", &extra)).await;
-    let as_key = |key: &'static str| {
-        let auth = format!("Bearer {key}");
-        let body = det("m1", "tell me");
-        let gw = &gw;
-        async move {
-            post_with(
-                gw,
-                CHAT,
-                &[("authorization", &auth)],
-                body.to_string().as_bytes(),
-            )
-            .await
-        }
-    };
+    let body = det("m1", "tell me");
+    let as_key = |key: &'static str| post_as(&gw, key, &body);
     let first = as_key(ALICE).await;
     assert_cache(&first, "miss");
     assert_eq!(content(&first), "the [REDACTED] is out");
@@ -729,20 +717,8 @@ async fn answers_from_an_upstream_that_takes_the_callers_credentials_are_kept_pe
         up.base_url()
     );
     let gw = TestGateway::start(&yaml).await;
-    let as_token = |token: &'static str| {
-        let auth = format!("Bearer {token}");
-        let body = det("m1", "hi");
-        let gw = &gw;
-        async move {
-            post_with(
-                gw,
-                CHAT,
-                &[("authorization", &auth)],
-                body.to_string().as_bytes(),
-            )
-            .await
-        }
-    };
+    let body = det("m1", "hi");
+    let as_token = |token: &'static str| post_as(&gw, token, &body);
     assert_cache(&as_token("sk-user-one-1").await, "miss");
     stored(&gw, 1).await;
     assert_cache(&as_token("sk-user-one-1").await, "hit");
