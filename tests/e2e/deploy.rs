@@ -415,6 +415,8 @@ fn dashboard_covers_what_operators_look_at_first() {
         ("failovers", "switchyard_upstream_failovers_total"),
         ("plugin rejections", "switchyard_plugin_rejections_total"),
         ("streams in flight", "switchyard_streams_in_flight"),
+        ("cache hits", "switchyard_cache_lookups_total"),
+        ("the shared state store", "switchyard_state_up"),
     ] {
         assert!(
             dash.contains(needle),
