@@ -761,3 +761,33 @@ async fn headers_that_change_the_answer_are_part_of_the_key() {
     assert_cache(&b, "miss");
     assert_eq!(content(&b), "org b");
 }
+
+#[tokio::test]
+async fn an_entry_copied_from_redis_lives_only_as_long_as_it_had_left() {
+    let redis = RedisServer::start().await;
+    let up = MockUpstream::with_script(vec![says("first"), says("second")]).await;
+    let yaml = config(
+        &up,
+        "  ttl: 2s\n",
+        &format!(
+            "state:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n",
+            redis.url()
+        ),
+    );
+    let a = TestGateway::start(&yaml).await;
+    let b = TestGateway::start(&yaml).await;
+    assert_cache(&post(&a, &det("m1", "hi")).await, "miss");
+    redis_cache_keys(&redis, 1).await;
+    let stored_at = Instant::now();
+    // B copies the entry from Redis with about 0.8 s left of its 2 s.
+    tokio::time::sleep_until(stored_at + Duration::from_millis(1200)).await;
+    let copied = post(&b, &det("m1", "hi")).await;
+    assert_cache(&copied, "hit");
+    assert_eq!(content(&copied), "first");
+    // Past the entry's end in Redis: B's copy is gone too (a fresh `ttl` would keep it
+    // until about 3.2 s).
+    tokio::time::sleep_until(stored_at + Duration::from_millis(2500)).await;
+    let later = post(&b, &det("m1", "hi")).await;
+    assert_cache(&later, "miss");
+    assert_eq!(content(&later), "second");
+}

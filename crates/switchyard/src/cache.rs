@@ -31,7 +31,7 @@ pub static X_SWITCHYARD_CACHE: HeaderName = HeaderName::from_static("x-switchyar
 pub struct ResponseCache {
     config: CacheConfig,
     /// `None` with `max_bytes: 0` (Redis alone).
-    memory: Option<moka::sync::Cache<[u8; 32], Bytes>>,
+    memory: Option<moka::sync::Cache<[u8; 32], Stored>>,
     /// Exact request bytes (hashed) → the key they normalise to.
     exact: moka::sync::Cache<[u8; 32], [u8; 32]>,
     shared: Option<Arc<Shared>>,
@@ -91,10 +91,10 @@ impl ResponseCache {
         let memory = (config.max_bytes > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(config.max_bytes)
-                .weigher(|_key: &[u8; 32], value: &Bytes| {
-                    u32::try_from(value.len() + 64).unwrap_or(u32::MAX)
+                .weigher(|_key: &[u8; 32], value: &Stored| {
+                    u32::try_from(value.bytes.len() + 64).unwrap_or(u32::MAX)
                 })
-                .time_to_live(config.ttl)
+                .expire_after(Lives)
                 .build()
         });
         let cache = Arc::new(Self {
@@ -215,14 +215,19 @@ impl ResponseCache {
     pub async fn get(&self, plan: &Plan) -> Option<(Bytes, Tier)> {
         if let Some(entry) = self.memory.as_ref().and_then(|m| m.get(&plan.key)) {
             self.learn(plan);
-            return Some((entry, Tier::Memory));
+            return Some((entry.bytes, Tier::Memory));
         }
         let shared = self.shared.as_ref()?;
-        match shared.get(&Self::redis_key(shared, &plan.key)).await {
-            Ok(Some(entry)) => {
+        match shared
+            .get_with_ttl(&Self::redis_key(shared, &plan.key))
+            .await
+        {
+            Ok(Some((entry, left))) => {
                 let entry = Bytes::from(entry);
+                // Kept in memory only as long as it has left in Redis.
                 if let Some(memory) = &self.memory {
-                    memory.insert(plan.key, entry.clone());
+                    let lives = left.min(self.config.ttl);
+                    memory.insert(plan.key, Stored::new(entry.clone(), lives));
                 }
                 self.learn(plan);
                 Some((entry, Tier::Redis))
@@ -256,7 +261,7 @@ impl ResponseCache {
         }
         stored("stored");
         if let Some(memory) = &self.memory {
-            memory.insert(plan.key, entry.clone());
+            memory.insert(plan.key, Stored::new(entry.clone(), self.config.ttl));
         }
         self.learn(plan);
         if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) {
@@ -297,6 +302,48 @@ impl ResponseCache {
             }
             ResponseBody::Full(None) | ResponseBody::Ingress(_) => {}
         }
+    }
+}
+
+/// An entry of the in-process tier and how long it lives from its insertion (its `ttl`,
+/// or what it had left in Redis).
+#[derive(Clone)]
+struct Stored {
+    bytes: Bytes,
+    lives: std::time::Duration,
+}
+
+impl Stored {
+    fn new(bytes: Bytes, lives: std::time::Duration) -> Self {
+        Self { bytes, lives }
+    }
+}
+
+/// Expires each in-process entry when its own lifetime ends.
+struct Lives;
+
+#[expect(
+    clippy::disallowed_types,
+    reason = "moka's Expiry trait is written with std::time::Instant"
+)]
+impl moka::Expiry<[u8; 32], Stored> for Lives {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Stored,
+        _created_at: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        Some(value.lives)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &[u8; 32],
+        value: &Stored,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        Some(value.lives)
     }
 }
 

@@ -182,6 +182,27 @@ impl Shared {
             .await
     }
 
+    /// A stored value and how long it has left (one round trip: `GET` and `PTTL`).
+    pub async fn get_with_ttl(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Duration)>, Unavailable> {
+        let (value, ttl_ms): (Option<Vec<u8>>, i64) = self
+            .run(|mut conn| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        // PTTL: -1 no expiry, -2 gone since the GET.
+        let left = Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0));
+        Ok(value.filter(|_| ttl_ms != -2).map(|v| (v, left)))
+    }
+
     /// Stores a value for `ttl`.
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Unavailable> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
