@@ -653,14 +653,6 @@ async fn the_openai_python_sdk_reads_a_streamed_hit_as_a_normal_stream() {
     );
 }
 
-/// The value of one series in a scrape (0 when absent).
-fn series(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn plugins_apply_to_each_caller_and_are_not_stored_with_the_answer() {
     // A redaction for alice only; bob asks the same thing and gets the upstream's text.

@@ -206,15 +206,6 @@ where
     false
 }
 
-fn metric(scrape: &str, line_start: &str) -> f64 {
-    scrape
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn when_redis_goes_away_each_gateway_falls_back_to_its_own_limit_and_shares_again_when_it_returns(
 ) {
@@ -262,9 +253,9 @@ async fn when_redis_goes_away_each_gateway_falls_back_to_its_own_limit_and_share
         "the outage is logged once: {logs}"
     );
     let scrape = gws[0].scrape().await;
-    assert_eq!(metric(&scrape, "switchyard_state_up "), 0.0, "{scrape}");
+    assert_eq!(series(&scrape, "switchyard_state_up "), 0.0, "{scrape}");
     assert!(
-        metric(
+        series(
             &scrape,
             "switchyard_state_fallbacks_total{what=\"rate_limiter\"}"
         ) >= 3.0,
@@ -289,7 +280,7 @@ async fn when_redis_goes_away_each_gateway_falls_back_to_its_own_limit_and_share
     let rest = statuses(1, 2).await;
     assert!(rest.contains(&429), "shared again: {rest:?}");
     let scrape = gws[0].scrape().await;
-    assert_eq!(metric(&scrape, "switchyard_state_up "), 1.0, "{scrape}");
+    assert_eq!(series(&scrape, "switchyard_state_up "), 1.0, "{scrape}");
 }
 
 #[tokio::test]

@@ -21,39 +21,6 @@ pub use assemble::StreamAssembler;
 pub use normalize::{deterministic, normalize};
 pub use replay::replay_stream;
 
-/// Appends `text` as a JSON string, escaped as `serde_json` escapes it (`"`, `\\` and
-/// control characters; nothing else), without an intermediate allocation.
-fn push_str(out: &mut String, text: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in text.bytes().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Every byte escaped is ASCII, so `i` is a character boundary.
-        out.push_str(text.get(start..i).unwrap_or_default());
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
-    }
-    out.push_str(text.get(start..).unwrap_or_default());
-    out.push('"');
-}
-
 /// Appends the JSON text `raw` (valid JSON) without its insignificant whitespace, so
 /// that a stored object pretty-printed over several lines fits one SSE `data:` line.
 fn push_compact(out: &mut String, raw: &str) {

@@ -179,6 +179,39 @@ pub(crate) fn json_string(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// Appends `text` as a JSON string, escaped as `serde_json` escapes it (`"`, `\\` and
+/// control characters; nothing else), without an intermediate allocation.
+pub(crate) fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `i` is a character boundary.
+        out.push_str(text.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(text.get(start..).unwrap_or_default());
+    out.push('"');
+}
+
 /// A member read in the same pass as its parent when it is a JSON object (`Obj(Some)`),
 /// and skipped when it is anything else (`Obj(None)`), as `Value::get` on a non-object
 /// would see nothing: the nested levels of an event are then scanned once, not once

@@ -165,11 +165,11 @@ impl ChunkWriter {
         // every chunk: written once.
         let mut prefix = String::with_capacity(96 + reply.id.len() + reply.model.len());
         prefix.push_str("{\"id\":");
-        push_json_str(&mut prefix, &reply.id);
+        crate::raw::push_json_str(&mut prefix, &reply.id);
         prefix.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
         prefix.push_str(&reply.created.to_string());
         prefix.push_str(",\"model\":");
-        push_json_str(&mut prefix, &reply.model);
+        crate::raw::push_json_str(&mut prefix, &reply.model);
         prefix.push_str(",\"system_fingerprint\":null");
         Self { prefix }
     }
@@ -300,14 +300,6 @@ impl ChunkWriter {
     /// `data: [DONE]`.
     pub fn done(out: &mut BytesMut) {
         out.put_slice(b"data: [DONE]\n\n");
-    }
-}
-
-/// Appends `text` as a JSON string (quoted, escaped).
-fn push_json_str(out: &mut String, text: &str) {
-    // Serialising a `str` cannot fail, and its JSON is UTF-8.
-    if let Ok(json) = serde_json::to_string(text) {
-        out.push_str(&json);
     }
 }
 

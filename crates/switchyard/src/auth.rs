@@ -110,7 +110,9 @@ impl Keys {
         ip: IpAddr,
     ) -> Result<Authenticated<'_>, GatewayError> {
         let token = bearer(headers);
-        let token_hash = token.map(hash_token);
+        // One SHA-256 per request: the key lookup's digest, and the limits' identity.
+        let digest = token.map(|t| sha256(t.as_bytes()));
+        let token_hash = digest.as_ref().map(token_hash);
         if self.by_digest.is_empty() {
             return Ok(Authenticated {
                 caller: Caller {
@@ -121,8 +123,7 @@ impl Keys {
                 account: None,
             });
         }
-        let token = token.ok_or(GatewayError::Unauthorized)?;
-        let digest = sha256(token.as_bytes());
+        let digest = digest.ok_or(GatewayError::Unauthorized)?;
         let (stored, account) = self
             .by_digest
             .get_key_value(&digest)
@@ -205,8 +206,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A bearer token's identity for limits: the first 64 bits of its SHA-256 — the same in
 /// every replica, so limits kept in Redis agree on who is calling.
-fn hash_token(token: &str) -> u64 {
-    let digest = sha256(token.as_bytes());
+fn token_hash(digest: &[u8; 32]) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)

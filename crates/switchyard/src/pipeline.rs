@@ -365,7 +365,19 @@ async fn proxy(
     let auth = snap.keys.authenticate(&parts.headers, peer.ip())?;
     let caller = auth.caller;
     record.key = caller.key_name().map(str::to_owned);
-    let cache_namespace = snap.cache.as_ref().map(|_| caller.limit_key());
+    // Who is calling, for cache entries scoped by caller (built only when they can be).
+    let cache_namespace = snap
+        .cache
+        .as_ref()
+        .filter(|c| {
+            c.per_key()
+                || snap
+                    .upstreams
+                    .list
+                    .iter()
+                    .any(|u| matches!(u.config.auth, switchyard_config::Auth::Passthrough))
+        })
+        .map(|_| caller.limit_key());
     // Bring-your-own-key upstreams get the client's Authorization, unless it was a
     // gateway key (that one never leaves the gateway).
     let client_auth = match caller.key {

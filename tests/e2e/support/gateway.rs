@@ -308,3 +308,12 @@ pub fn config_for(upstreams: &[(&str, &str, &[&str])], extra: &str) -> String {
     y.push_str(extra);
     y
 }
+
+/// The value of the series `name` (labels included, as exposed) in a scrape; 0 when
+/// absent.
+pub fn series(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}

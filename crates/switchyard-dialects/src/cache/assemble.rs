@@ -3,7 +3,8 @@
 //! Each chunk is read into small borrowing structs (raw JSON slices, no `Value` tree);
 //! only the text pieces are copied, appended to the answer being built.
 
-use super::{push_compact, push_str};
+use super::push_compact;
+use crate::raw::push_json_str as push_str;
 use crate::raw::{self, as_str, as_u64, Raw};
 use crate::sse::EventAligner;
 use serde::de::IgnoredAny;

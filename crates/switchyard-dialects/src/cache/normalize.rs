@@ -46,7 +46,7 @@ fn write_value(out: &mut String, value: &Value) {
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => super::push_str(out, s),
+        Value::String(s) => crate::raw::push_json_str(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -73,7 +73,7 @@ fn write_object(out: &mut String, map: &serde_json::Map<String, Value>, skip: &[
         if i > 0 {
             out.push(',');
         }
-        super::push_str(out, key);
+        crate::raw::push_json_str(out, key);
         out.push(':');
         write_value(out, value);
     }

@@ -2,7 +2,8 @@
 //! ([`replay_stream`]). The stored JSON is read into borrowing structs; each chunk is
 //! written by hand around a prefix (`id`, `object`, `created`, `model`, …) built once.
 
-use super::{push_compact, push_str};
+use super::push_compact;
+use crate::raw::push_json_str as push_str;
 use crate::raw::{as_str, as_u64, Raw};
 use crate::sse;
 use bytes::Bytes;
