@@ -529,7 +529,7 @@ fn redis_config(up: &MockUpstream, redis: &RedisServer) -> String {
         up,
         "",
         &format!(
-            "state:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n",
+            "state:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n  command_timeout: 1s\n",
             redis.url()
         ),
     )
@@ -762,7 +762,7 @@ async fn an_entry_copied_from_redis_lives_only_as_long_as_it_had_left() {
         &up,
         "  ttl: 2s\n",
         &format!(
-            "state:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n",
+            "state:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n  command_timeout: 1s\n",
             redis.url()
         ),
     );

@@ -11,10 +11,17 @@ use tokio::time::Instant;
 
 const KEY: &str = "sk-state-test-1";
 
-/// A mock upstream, `state:` on `redis`, and these extra top-level sections.
+/// A mock upstream, `state:` on `redis` (plus `state_extra` lines), and these extra
+/// top-level sections. Unless a test is about timeouts, Redis gets a second per call: a
+/// loaded CI machine must not turn a slow first connection into a fallback.
 fn config(redis: &RedisServer, state_extra: &str, extra: &str) -> String {
+    let timeout = if state_extra.contains("command_timeout") {
+        ""
+    } else {
+        "  command_timeout: 1s\n"
+    };
     format!(
-        "upstreams:\n  - {{name: mock, dialect: mock}}\nstate:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n{state_extra}{extra}",
+        "upstreams:\n  - {{name: mock, dialect: mock}}\nstate:\n  backend: redis\n  url: '{}'\n  prefix: 'test:'\n{timeout}{state_extra}{extra}",
         redis.url()
     )
 }
@@ -326,7 +333,7 @@ async fn rediss_with_a_ca_file_and_a_password_from_the_environment_shares_a_limi
     })
     .await;
     let yaml = format!(
-        "upstreams:\n  - {{name: mock, dialect: mock}}\nstate:\n  backend: redis\n  url: '{}'\n  password: ${{TEST_REDIS_PASSWORD}}\n  ca_file: '{}'\n  prefix: 'tls:'\nplugins:\n  - {{name: rate_limiter, config: {{limit: 1, window: 1h, key: global}}}}\n",
+        "upstreams:\n  - {{name: mock, dialect: mock}}\nstate:\n  backend: redis\n  url: '{}'\n  password: ${{TEST_REDIS_PASSWORD}}\n  ca_file: '{}'\n  prefix: 'tls:'\n  command_timeout: 2s\n  connect_timeout: 2s\nplugins:\n  - {{name: rate_limiter, config: {{limit: 1, window: 1h, key: global}}}}\n",
         redis.url(),
         redis.ca_file().display()
     );
