@@ -530,8 +530,9 @@ run_clients() {
 #
 # Two Switchyard processes in front of the same mockup, each its own binary
 # (AB_A_BIN, AB_B_BIN), extra YAML (AB_A_YAML, AB_B_YAML) and RUST_LOG (AB_A_RUST_LOG,
-# AB_B_RUST_LOG), measured back to back — A, then B — for every mode and concurrency
-# of every round, so that the report can pair them round by round.
+# AB_B_RUST_LOG), measured back to back for every mode and concurrency of every round
+# (A then B in odd rounds, B then A in even ones), so that the report can pair them
+# round by round.
 
 run_ab() {
     local v up bin yaml name rust_log version tree metrics_flag
@@ -577,11 +578,16 @@ run_ab() {
         record "{\"kind\":\"variant\",\"label\":\"$v\",\"name\":$(json_str "$name"),\"bin\":$(json_str "$bin"),\"version\":$(json_str "$version"),\"tree\":$(json_str "$tree"),\"rust_log\":$(json_str "$rust_log"),\"metrics_flag\":$metrics_flag,\"yaml\":$(json_str "$yaml")}"
     done
 
-    local round mode conc
+    # The order alternates by round (A then B, then B then A): whichever runs second
+    # has measured several µs/req higher on this VM, and with an even number of rounds
+    # each variant takes each place equally often.
+    local round mode conc order
     for round in $(seq 1 "$ROUNDS"); do
+        order="a b"
+        ((round % 2 == 0)) && order="b a"
         for mode in non-stream stream; do
             for conc in $AB_CONCS; do
-                for v in a b; do
+                for v in $order; do
                     [[ -n ${pid[$v]} ]] || continue
                     measure ab "$round" "$v" "http://127.0.0.1:${port[$v]}/v1/chat/completions" \
                         "$mode" "$conc" proc_ticks "${pid[$v]}"

@@ -6,22 +6,26 @@
 //!
 //!   cargo run --release -p switchyard-benches --bin recordbench [-- CALLS]
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use switchyard::log_writer::{self, LogWriter};
-use switchyard::record::{Reporting, RequestRecord};
+use switchyard::record::{Reporting, RequestId, RequestRecord, Timestamp};
 use switchyard_benches::cpu::process_cpu;
 use switchyard_config::LogFormat;
 
 fn record(i: u64) -> RequestRecord {
     RequestRecord {
-        timestamp: "2026-12-01T02:15:45.140Z".to_owned(),
-        request_id: format!("req_062361be9f0c4d2a{i:016x}"), // as long as a real one
-        method: "POST".to_owned(),
-        path: "/v1/chat/completions".to_owned(),
+        timestamp: Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_098_545_140)),
+        // As long as a real one.
+        request_id: RequestId(
+            http::HeaderValue::from_str(&format!("req_062361be9f0c4d2a{i:016x}"))
+                .unwrap_or_else(|_| http::HeaderValue::from_static("req_")),
+        ),
+        method: http::Method::POST,
+        path: http::Uri::from_static("/v1/chat/completions"),
         endpoint: "chat",
         model: Some("bench-model".to_owned()),
-        served_model: Some("bench-model".to_owned()),
-        upstream: Some("bench".to_owned()),
+        served_model: Some("bench-model".into()),
+        upstream: Some("bench".into()),
         attempts: 1,
         status: 200,
         latency_ms: 0.995,

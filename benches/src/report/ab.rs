@@ -173,7 +173,8 @@ pub fn render(raw: &Raw, out: &mut String) {
     out.push_str(&format!(
         "A/B: {}s per run after {}s warm-up, {} cores, mockup threads {}, loadgen threads \
          {}; A and B are two Switchyard processes in front of the same mockup, measured \
-         back to back (A, then B) for every mode and concurrency of every round.\n{}\n\n",
+         back to back for every mode and concurrency of every round (A then B in odd \
+         rounds, B then A in even ones).\n{}\n\n",
         m.duration_s,
         m.warmup_s,
         m.cores,

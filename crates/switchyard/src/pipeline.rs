@@ -35,7 +35,7 @@ use crate::error::GatewayError;
 use crate::lifecycle;
 use crate::metrics::metrics;
 use crate::plugins::RequestMeta;
-use crate::record::{rfc3339, Precision, Reporting, RequestRecord, NO_MODEL, OTHER_MODEL};
+use crate::record::{Reporting, RequestId, RequestRecord, Timestamp, NO_MODEL, OTHER_MODEL};
 use crate::relay::ingress::Kind;
 use crate::relay::BodyStats;
 use crate::relay::ResponseBody;
@@ -129,7 +129,7 @@ pub async fn handle(
             record.error_code = Some(failed.error.code().to_owned());
             if let Some(tried) = failed.error.tried() {
                 record.attempts = u32::try_from(tried.len()).unwrap_or(u32::MAX);
-                record.upstream = tried.last().map(ToString::to_string);
+                record.upstream = tried.last().cloned();
             }
             respond_error(&snap, failed).await
         }
@@ -148,7 +148,7 @@ pub async fn handle(
                 .map(|p| (p.input, p.output));
         }
         // The upstream also labels token counts.
-        record.upstream = Some(served.upstream.to_string());
+        record.upstream = Some(served.upstream.clone());
         record.attempts = served.attempts;
         if detailed {
             record.served_model = Some(served.model.clone());
@@ -165,10 +165,10 @@ pub async fn handle(
             _ => None,
         });
     if detailed {
-        record.method = method.to_string();
-        record.path = uri.path().to_owned();
-        record.timestamp = rfc3339(at, Precision::Millis);
-        record.request_id = request_id.to_str().unwrap_or_default().to_owned();
+        record.method = method;
+        record.path = uri;
+        record.timestamp = Timestamp(at);
+        record.request_id = RequestId(request_id.clone());
     }
     resp.headers_mut().insert(&REQUEST_ID, request_id);
     if lifecycle::draining() {

@@ -10,8 +10,10 @@ mod access;
 pub use access::{rfc3339, Precision};
 
 use crate::metrics::{metrics, status_class};
-use serde::Serialize;
-use std::time::Duration;
+use http::{Method, Uri};
+use serde::{Serialize, Serializer};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use switchyard_config::LogFormat;
 
 /// Model label for requests whose model is not known to the config or catalogue.
@@ -20,17 +22,21 @@ pub const OTHER_MODEL: &str = "other";
 /// Model label for requests that name no model (`/v1/models`, health checks).
 pub const NO_MODEL: &str = "none";
 
-/// One request, as logged and exported.
+/// One request, as logged and exported. The fields a request already holds (its
+/// method, URI, arrival time, the upstream's and model's shared names) are kept as
+/// they are and turned into text only when a line or an export record is written.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestRecord {
-    /// When the request arrived, RFC 3339 UTC with milliseconds.
-    pub timestamp: String,
+    /// When the request arrived; written as RFC 3339 UTC with milliseconds.
+    pub timestamp: Timestamp,
     /// `x-request-id`.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// HTTP method.
-    pub method: String,
-    /// Path, without the query.
-    pub path: String,
+    #[serde(serialize_with = "method_str")]
+    pub method: Method,
+    /// The request's URI; its path (without the query) is what is written.
+    #[serde(serialize_with = "uri_path")]
+    pub path: Uri,
     /// `chat`, `completions`, `embeddings`, `models` or `other`.
     pub endpoint: &'static str,
     /// The gateway key's name, when keys are configured.
@@ -38,9 +44,9 @@ pub struct RequestRecord {
     /// The model the client asked for.
     pub model: Option<String>,
     /// The model name sent upstream.
-    pub served_model: Option<String>,
+    pub served_model: Option<Arc<str>>,
     /// The upstream that answered.
-    pub upstream: Option<String>,
+    pub upstream: Option<Arc<str>>,
     /// Upstream attempts made.
     pub attempts: u32,
     /// Response status.
@@ -70,6 +76,58 @@ pub struct RequestRecord {
     /// The model label when it is the asked model (known to the config or catalogue).
     #[serde(skip)]
     pub known_model: bool,
+}
+
+/// When a request arrived: RFC 3339 UTC with milliseconds as text
+/// (`2026-11-30T20:21:11.042Z`); the epoch by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub SystemTime);
+
+impl Default for Timestamp {
+    fn default() -> Self {
+        Self(SystemTime::UNIX_EPOCH)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = Vec::with_capacity(24);
+        access::push_rfc3339(&mut text, self.0, Precision::Millis);
+        // Only ASCII digits and separators were pushed.
+        s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+    }
+}
+
+/// A request's `x-request-id`, as sent back to the client (a shared handle on its
+/// bytes: no copy per record); written as text (empty when it is not visible ASCII).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub http::HeaderValue);
+
+impl RequestId {
+    /// The id as text; empty when it is not visible ASCII.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self(http::HeaderValue::from_static(""))
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+fn method_str<S: Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(method.as_str())
+}
+
+fn uri_path<S: Serializer>(uri: &Uri, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(uri.path())
 }
 
 /// Where a finished request is reported.

@@ -130,13 +130,6 @@ enum Io {
 }
 
 impl Io {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Plain(s) => s,
-            Self::Tls(s) => s.get_ref().0,
-        }
-    }
-
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
@@ -201,16 +194,14 @@ impl Conn {
         std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
 
-    /// Whether a pooled connection still looks usable. The socket itself is asked
-    /// (a non-blocking peek): the reactor's cached readiness may not have seen the
-    /// server's FIN or reset yet. Anything waiting on an idle connection — end of
-    /// stream, an error, stray bytes or a TLS alert — means it is not.
+    /// Whether a pooled connection still looks usable: anything the reactor has seen
+    /// waiting on it while idle — end of stream, an error, stray bytes or a TLS alert
+    /// — means it is not. Only the reactor's cached readiness is asked (no syscall
+    /// unless it saw something): a FIN that reached the socket after the reactor's
+    /// last look is caught by the send itself, which tries once more on a new
+    /// connection when a reused one closes unanswered (see [`SendError`]). Asking the
+    /// socket with a `MSG_PEEK` here was one syscall on every pooled request.
     fn is_reusable(&mut self) -> bool {
-        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match socket2::SockRef::from(self.io.tcp()).peek(&mut byte) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            _ => return false,
-        }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut probe = [0u8; 1];
         let mut rb = ReadBuf::new(&mut probe);

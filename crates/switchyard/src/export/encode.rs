@@ -58,15 +58,17 @@ mod tests {
 
     fn record(id: &str, status: u16) -> Arc<RequestRecord> {
         Arc::new(RequestRecord {
-            timestamp: "2026-11-30T20:21:11.042Z".to_owned(),
-            request_id: id.to_owned(),
-            method: "POST".to_owned(),
-            path: "/v1/chat/completions".to_owned(),
+            timestamp: crate::record::Timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_070_071_042),
+            ),
+            request_id: crate::record::RequestId(http::HeaderValue::from_str(id).unwrap()),
+            method: http::Method::POST,
+            path: http::Uri::from_static("/v1/chat/completions"),
             endpoint: "chat",
             key: Some("team-a".to_owned()),
             model: Some("gpt-4o".to_owned()),
-            served_model: Some("gpt-4o-2024".to_owned()),
-            upstream: Some("openai".to_owned()),
+            served_model: Some("gpt-4o-2024".into()),
+            upstream: Some("openai".into()),
             attempts: 1,
             status,
             latency_ms: 12.5,
@@ -126,7 +128,7 @@ mod tests {
     #[test]
     fn text_with_line_breaks_stays_on_one_line() {
         let mut r = (*record("a", 200)).clone();
-        r.path = "/v1/x\ny".to_owned();
+        r.model = Some("x\ny".to_owned());
         let mut out = Vec::new();
         Encoding::Lines.encode(&[Arc::new(r)], &mut out);
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);

@@ -33,7 +33,9 @@ fn to_file(path: &Path, queue: usize, batch_size: usize, flush_interval: Duratio
 
 fn record(id: usize) -> RequestRecord {
     RequestRecord {
-        request_id: format!("req-{id}"),
+        request_id: crate::record::RequestId(
+            ::http::HeaderValue::from_str(&format!("req-{id}")).unwrap(),
+        ),
         endpoint: "chat",
         status: 200,
         ..RequestRecord::default()

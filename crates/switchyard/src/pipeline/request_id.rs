@@ -3,7 +3,7 @@
 //! keyed hash (SipHash, std's `RandomState`, keyed from the OS's randomness once per
 //! thread) of a per-thread counter: no system call, lock or allocation per id, and ids
 //! that neither repeat nor follow one another (without the key, one id says nothing
-//! about the next).
+//! about the next). One allocation per new id; copies share it.
 
 use http::{HeaderName, HeaderValue, Request};
 use std::cell::Cell;
@@ -43,7 +43,10 @@ pub(super) fn request_id<B>(req: &Request<B>) -> HeaderValue {
     let mut id = *b"req_00000000000000000000000000000000";
     hex(&mut id[4..20], high);
     hex(&mut id[20..], low);
-    HeaderValue::from_bytes(&id)
+    // One allocation holds the bytes, shared by every copy of the value (the
+    // response's header, the upstream request's, the access record's); a `Vec`-backed
+    // value would allocate again on its first clone.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id))
         .unwrap_or_else(|_discarded| HeaderValue::from_static("req_unknown"))
 }
 

@@ -37,11 +37,11 @@ fn text(out: &mut Vec<u8>, r: &RequestRecord, now: SystemTime) {
     out.extend_from_slice(b"  INFO ");
     out.extend_from_slice(TARGET.as_bytes());
     out.extend_from_slice(b": access timestamp=");
-    out.extend_from_slice(r.timestamp.as_bytes());
+    push_rfc3339(out, r.timestamp.0, Precision::Millis);
     // The request id may come from the client: quoted, so it cannot forge fields.
-    quoted(out, "request_id", Some(&r.request_id));
-    word(out, "method", &r.method);
-    word(out, "path", &r.path);
+    quoted(out, "request_id", Some(r.request_id.as_str()));
+    word(out, "method", r.method.as_str());
+    word(out, "path", r.path.path());
     quoted(out, "key", r.key.as_deref());
     quoted(out, "model", r.model.as_deref());
     quoted(out, "served_model", r.served_model.as_deref());
@@ -166,7 +166,7 @@ pub enum Precision {
 
 /// Appends `at` as RFC 3339 UTC (`2026-11-30T20:21:11.042Z`), without `fmt` machinery;
 /// the date and time to the second are computed once per second per thread.
-fn push_rfc3339(out: &mut Vec<u8>, at: SystemTime, precision: Precision) {
+pub(super) fn push_rfc3339(out: &mut Vec<u8>, at: SystemTime, precision: Precision) {
     thread_local! {
         static LAST: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
     }
@@ -236,14 +236,16 @@ mod tests {
 
     fn record() -> RequestRecord {
         RequestRecord {
-            timestamp: "2026-11-30T20:21:11.042Z".to_owned(),
-            request_id: "req \"1\"".to_owned(),
-            method: "POST".to_owned(),
-            path: "/v1/chat/completions".to_owned(),
+            timestamp: crate::record::Timestamp(
+                UNIX_EPOCH + Duration::from_millis(1_796_070_071_042),
+            ),
+            request_id: crate::record::RequestId(http::HeaderValue::from_static("req \"1\"")),
+            method: http::Method::POST,
+            path: http::Uri::from_static("/v1/chat/completions?x=1"),
             endpoint: "chat",
             key: Some("team-a".to_owned()),
             model: Some("m".to_owned()),
-            upstream: Some("up".to_owned()),
+            upstream: Some("up".into()),
             attempts: 1,
             status: 200,
             latency_ms: 1.5,

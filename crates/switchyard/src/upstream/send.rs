@@ -85,7 +85,7 @@ pub struct Served {
     /// The upstream's name.
     pub upstream: Arc<str>,
     /// The model name it was sent.
-    pub model: String,
+    pub model: Arc<str>,
     /// Attempts made, this one included.
     pub attempts: u32,
 }
@@ -259,9 +259,19 @@ impl Upstreams {
         // that when every healthy target failed the rest are still tried within
         // `max_attempts` rather than answering after one attempt.
         let available = |c: &&Candidate| self.list[c.upstream].health.is_available(&c.model, now);
-        let (mut ordered, cooling): (Vec<&Candidate>, Vec<&Candidate>) =
-            plan.iter().partition(available);
-        ordered.extend(cooling);
+        // Decided once, before any attempt changes a target's health; no list is built
+        // when every target is available (the usual case).
+        let reordered: Vec<&Candidate>;
+        let ordered: &mut (dyn Iterator<Item = &Candidate> + Send) =
+            if plan.iter().all(|c| available(&c)) {
+                &mut plan.iter()
+            } else {
+                let (mut first, cooling): (Vec<&Candidate>, Vec<&Candidate>) =
+                    plan.iter().partition(available);
+                first.extend(cooling);
+                reordered = first;
+                &mut reordered.into_iter()
+            };
         let mut failed: Option<(&Upstream, bool)> = None;
         // The last attempt's 429 answer, unread, with who gave it.
         let mut last_429: Option<(Answer, &Upstream, &Candidate)> = None;
@@ -299,7 +309,7 @@ impl Upstreams {
             }
             let served = || Served {
                 upstream: up.name.clone(),
-                model: candidate.model.clone(),
+                model: Arc::from(candidate.model.as_str()),
                 attempts: u32::try_from(failures.0.len() + 1).unwrap_or(u32::MAX),
             };
             let in_flight = up.health.recent.begin();
@@ -403,7 +413,7 @@ impl Upstreams {
             let mut resp = respond(answer, up, None);
             resp.extensions_mut().insert(Served {
                 upstream: up.name.clone(),
-                model: candidate.model.clone(),
+                model: Arc::from(candidate.model.as_str()),
                 attempts: u32::try_from(failures.0.len()).unwrap_or(u32::MAX),
             });
             return Ok(resp);

@@ -166,17 +166,25 @@ fn parse_head_with<const SLOTS: usize>(buf: &mut BytesMut) -> Result<Option<Head
         .ok_or_else(|| bad("bad status code"))?;
     let http11 = resp.version == Some(1);
     let base = buf.as_ptr() as usize;
-    let mut spans = Vec::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_discarded| bad("bad header name"))?;
-        let start = (h.value.as_ptr() as usize).saturating_sub(base);
-        spans.push((name, start..start + h.value.len()));
+    // Where each name and value sits in the head: the head is split off the buffer
+    // (and shared by the values) only once the parser's borrow of it ends.
+    let count = resp.headers.len();
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); SLOTS];
+    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        let name = (h.name.as_ptr() as usize).saturating_sub(base);
+        let value = (h.value.as_ptr() as usize).saturating_sub(base);
+        *span = (name, h.name.len(), value, h.value.len());
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, span) in spans {
-        let raw = head.slice(span);
+    // Room for what the gateway adds to the answer (`x-request-id` and the like)
+    // without the map growing.
+    let mut headers = HeaderMap::with_capacity(count + 4);
+    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+        let name = head
+            .get(name_at..name_at + name_len)
+            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .ok_or_else(|| bad("bad header name"))?;
+        let raw = head.slice(value_at..value_at + value_len);
         let value = if raw.contains(&b'\n') {
             HeaderValue::from_bytes(&unfold(&raw))
         } else {
