@@ -19,6 +19,10 @@
 //! A second gateway, whose config has a client key limited to `models`, with a `budget`
 //! and a price, measures non-streamed requests that send that key.
 //!
+//! Then the same client's requests are counted in system calls (`syscalls`): the socket
+//! calls of the gateway's worker thread per request, non-streamed and streamed, each
+//! against its own budget.
+//!
 //! `cargo test -p switchyard --test allocations -- --nocapture` prints the figures.
 //! The counting allocator is `stats_alloc`'s: the workspace forbids `unsafe`, which a
 //! `GlobalAlloc` of our own would need.
@@ -28,6 +32,9 @@
     clippy::expect_used,
     reason = "test harness code outside #[test] fns: a broken fixture must fail loudly"
 )]
+
+#[path = "allocations/syscalls.rs"]
+mod syscalls;
 
 use stats_alloc::{Stats, StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
@@ -70,6 +77,23 @@ const STREAM_BUDGET: f64 = 37.0;
 /// existed), 35.00 with them: those checks allocate nothing; 22.00 after the changes
 /// listed under [`NON_STREAM_BUDGET`]. So 23.
 const KEYED_BUDGET: f64 = 23.0;
+
+/// Most socket calls (`syscalls::IO_CALLS`) the gateway's worker thread may make per
+/// non-streamed request on a kept-alive client connection: read the request, write it
+/// upstream on a pooled connection, read the answer, write it to the client. Counted
+/// exactly (the calls do not depend on the machine's speed), so one more call per
+/// request fails. Measured 2026-12-01: 4.00 (5.00 before the pooled connection's
+/// `recv(MSG_PEEK)` was dropped), so 4.5.
+const NON_STREAM_IO_BUDGET: f64 = 4.5;
+
+/// Most socket calls per streamed request ([`STREAM_EVENTS`] events in lockstep, each
+/// read from the upstream and written to the client on its own, then the usage chunk
+/// and `[DONE]`), set like [`NON_STREAM_IO_BUDGET`]. Measured 2026-12-01: 44.00 (22
+/// reads, 21 writes to the client, 1 upstream write), so 44.5.
+const STREAM_IO_BUDGET: f64 = 44.5;
+
+/// Requests per system-call count.
+const COUNTED: usize = 200;
 
 /// The key [`KEYED_BUDGET`]'s requests send, and its limits.
 const KEYED: &str = "prices:\n  - {model: 'bench-*', input: 1, output: 2}\n\
@@ -616,6 +640,42 @@ fn measure(client: &mut Client, request: &[u8], body: &[u8], stream: bool) -> Ve
     runs
 }
 
+/// [`COUNTED`] requests with the system calls of `workers` counted; prints them per
+/// request and returns the socket calls per request.
+fn count_syscalls(
+    client: &mut Client,
+    request: &[u8],
+    body: &[u8],
+    stream: bool,
+    workers: &[u32],
+    budget: f64,
+) -> f64 {
+    let mut counter = syscalls::Counter::attach(workers);
+    counter.enable();
+    for _ in 0..COUNTED {
+        client.exchange(request, body, stream);
+    }
+    let counts = counter.finish();
+    let per = |call: &str| counts.get(call).copied().unwrap_or(0) as f64 / COUNTED as f64;
+    let io: f64 = syscalls::IO_CALLS.iter().map(|c| per(c)).sum();
+    let shown = |calls: &[&str]| {
+        calls
+            .iter()
+            .filter(|c| counts.get(**c).is_some_and(|n| *n > 0))
+            .map(|c| format!("{c} {:.2}", per(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    eprintln!(
+        "system calls per request, {} ({COUNTED} requests, worker threads {workers:?}): \
+         socket calls {io:.2} ({}); scheduling {}; budget {budget}",
+        if stream { "stream" } else { "non-stream" },
+        shown(syscalls::IO_CALLS),
+        shown(syscalls::SCHEDULING_CALLS),
+    );
+    io
+}
+
 /// Prints a mode's runs; returns the smallest allocation count.
 fn report(mode: &str, runs: &[PerRequest], budget: f64) -> f64 {
     let least = runs.iter().map(|r| r.allocs).fold(f64::INFINITY, f64::min);
@@ -678,9 +738,29 @@ fn request_path_allocations_stay_within_budget() {
         STREAM_BUDGET,
     );
 
+    // The same requests in system calls, on the gateway's worker thread (the runtime's
+    // threads are named `switchyard-worker`, 15 bytes of it kept).
+    let workers = syscalls::threads_named("switchyard-work");
+    let non_stream_io = count_syscalls(
+        &mut client,
+        &chat,
+        COMPLETION_JSON.as_bytes(),
+        false,
+        &workers,
+        NON_STREAM_IO_BUDGET,
+    );
+    let stream_io = count_syscalls(
+        &mut client,
+        &streamed,
+        &expected_stream_body(),
+        true,
+        &workers,
+        STREAM_IO_BUDGET,
+    );
+
     // Everything counted went through the production path: every request was counted
     // in the metrics and wrote its access line.
-    let requests = 2 * (WARMUP + REPEATS * MEASURED);
+    let requests = 2 * (WARMUP + REPEATS * MEASURED + COUNTED);
     let metrics = scrape(gateway.metrics);
     let line = format!(
         "switchyard_requests_total{{endpoint=\"chat\",model=\"bench-model\",status_class=\"2xx\"}} {requests}"
@@ -727,6 +807,22 @@ fn request_path_allocations_stay_within_budget() {
          find what allocates (a heap profiler such as dhat shows where) or, if it is worth its \
          cost, raise STREAM_BUDGET and say why in the commit message"
     );
+    // At least the request's read and the answer's write: perf counted this thread.
+    for (mode, io, budget) in [
+        ("non-streamed", non_stream_io, NON_STREAM_IO_BUDGET),
+        ("streamed", stream_io, STREAM_IO_BUDGET),
+    ] {
+        assert!(
+            io >= 2.0,
+            "{io:.2} socket calls per {mode} request: not counted"
+        );
+        assert!(
+            io <= budget,
+            "a {mode} request makes {io:.2} socket calls on the gateway's worker, over the \
+             budget of {budget}: find the new read or write (`perf trace -t TID` shows them) \
+             or, if it is worth its cost, raise the budget and say why in the commit message"
+        );
+    }
     assert!(
         keyed <= KEYED_BUDGET,
         "a non-streamed request with a client key makes {keyed:.2} allocations, over the \
