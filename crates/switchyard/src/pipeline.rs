@@ -139,21 +139,13 @@ pub async fn handle(
         account = None;
     }
     // Dollars per million input / output tokens of what served it, for the key's spend.
-    let mut rates = None;
-    if let Some(served) = resp.extensions().get::<Served>() {
-        if account.is_some() {
-            rates = snap
-                .keys
-                .price(&served.upstream, &served.model)
-                .map(|p| (p.input, p.output));
-        }
-        // The upstream also labels token counts.
-        record.upstream = Some(served.upstream.clone());
-        record.attempts = served.attempts;
-        if detailed {
-            record.served_model = Some(served.model.clone());
-        }
-    }
+    let rates = match (&account, &record.upstream, &record.served_model) {
+        (Some(_), Some(upstream), Some(model)) => snap
+            .keys
+            .price(upstream, model)
+            .map(|p| (p.input, p.output)),
+        _ => None,
+    };
     record.status = resp.status().as_u16();
     record.cache = resp
         .headers()
@@ -254,6 +246,14 @@ pub async fn handle(
     }
     cors::apply(cors, origin, preflighted, resp.headers_mut());
     resp
+}
+
+/// Notes what served the request in its record: the upstream (which also labels its
+/// token counts and prices them), the model it was sent and the attempts made.
+fn note_served(record: &mut RequestRecord, served: Served) {
+    record.upstream = Some(served.upstream);
+    record.served_model = Some(served.model);
+    record.attempts = served.attempts;
 }
 
 /// Milliseconds, to the microsecond.
@@ -429,7 +429,9 @@ async fn proxy(
         && (parts.method != Method::POST || asked.is_none())
     {
         // Nothing to route by: the upstream the request names, or the default one.
-        return Ok(unrouted(snap, &parts, raw, request_id, client_auth.as_ref()).await?);
+        let (resp, served) = unrouted(snap, &parts, raw, request_id, client_auth.as_ref()).await?;
+        note_served(record, served);
+        return Ok(resp);
     }
     let multipart = form_model.is_some();
     let peeked = match form_model {
@@ -571,7 +573,8 @@ async fn proxy(
         client_headers,
         retry_on_timeout: snap.retry_on_timeout(&peek.model),
     };
-    let mut resp = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;
+    let (mut resp, served) = snap.upstreams.send(&plan, &out).await.map_err(with_meta)?;
+    note_served(record, served);
     let success = resp.status().is_success();
     if let (true, ResponseBody::Relay(relay)) = (success, resp.body_mut()) {
         relay.read_usage(asked.is_some());
@@ -788,7 +791,7 @@ async fn unrouted(
     raw: Bytes,
     request_id: &http::HeaderValue,
     client_auth: Option<&http::HeaderValue>,
-) -> Result<Response<ResponseBody>, GatewayError> {
+) -> Result<(Response<ResponseBody>, Served), GatewayError> {
     let path = forwarded_path(&parts.uri);
     let named = parts
         .headers

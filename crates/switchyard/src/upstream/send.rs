@@ -79,7 +79,8 @@ impl std::fmt::Debug for Outgoing<'_> {
     }
 }
 
-/// Which upstream answered, for logs and metrics (a response extension).
+/// Which upstream answered, for logs and metrics (returned beside the response: the
+/// request's record takes it, without a response extension's three allocations).
 #[derive(Debug, Clone)]
 pub struct Served {
     /// The upstream's name.
@@ -235,12 +236,12 @@ impl Failures {
 impl Upstreams {
     /// Tries the plan's candidates in order until one answers with something to relay:
     /// those in rotation first, then those cooling down; every attempt after the first
-    /// is drawn from the retry budget.
+    /// is drawn from the retry budget. With the answer, which upstream and model gave it.
     pub async fn send(
         &self,
         plan: &[Candidate],
         out: &Outgoing<'_>,
-    ) -> Result<Response<ResponseBody>, GatewayError> {
+    ) -> Result<(Response<ResponseBody>, Served), GatewayError> {
         let mut guard = if out.peek.stream {
             Some(
                 self.streams
@@ -322,9 +323,8 @@ impl Upstreams {
             let error = match outcome {
                 Ok(Answer::Mock) => {
                     up.metrics.attempt("ok");
-                    let mut resp = mock_response(out, &candidate.model, &up.name);
-                    resp.extensions_mut().insert(served());
-                    return Ok(resp);
+                    let resp = mock_response(out, &candidate.model, &up.name);
+                    return Ok((resp, served()));
                 }
                 Ok(answer) => {
                     up.health.record_success(&candidate.model);
@@ -350,8 +350,7 @@ impl Upstreams {
                             }
                         }
                     }
-                    resp.extensions_mut().insert(served());
-                    return Ok(resp);
+                    return Ok((resp, served()));
                 }
                 Err((e, answer)) => {
                     last_429 = answer.map(|resp| (resp, up, candidate));
@@ -410,13 +409,12 @@ impl Upstreams {
             .filter(|(_, e)| matches!(e, AttemptError::RateLimited(..)))
             .count();
         if let (Some((answer, up, candidate)), 1) = (last_429, rate_limited) {
-            let mut resp = respond(answer, up, None);
-            resp.extensions_mut().insert(Served {
+            let served = Served {
                 upstream: up.name.clone(),
                 model: Arc::from(candidate.model.as_str()),
                 attempts: u32::try_from(failures.0.len()).unwrap_or(u32::MAX),
-            });
-            return Ok(resp);
+            };
+            return Ok((respond(answer, up, None), served));
         }
         Err(failures.into_error())
     }
