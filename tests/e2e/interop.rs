@@ -249,6 +249,16 @@ async fn keep_alive_answers_from_a_server_that_then_closes_never_fail() {
         failed += c.await.unwrap();
     }
     assert_eq!(failed, 0, "of 800 requests");
+    // Every send went out on a pooled connection or a new one; one sent again after
+    // its pooled connection closed unanswered counts as both.
+    let text = gw.scrape().await;
+    let count = |name| series(&text, name);
+    let (opened, reused) = (
+        count("switchyard_upstream_connections_opened_total"),
+        count("switchyard_upstream_connections_reused_total"),
+    );
+    let retried = count("switchyard_upstream_connection_retries_total");
+    assert_eq!(opened + reused, 800.0 + retried, "{text}");
 }
 
 #[tokio::test]

@@ -157,6 +157,47 @@ async fn every_request_gets_one_access_line_naming_the_key_never_its_value() {
 }
 
 #[tokio::test]
+async fn a_client_request_id_in_utf8_is_logged_as_it_was_sent_back() {
+    // Header values may carry bytes beyond ASCII: the id goes back to the client and
+    // upstream as it came, and the access line shows the same text.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw =
+        TestGateway::start("upstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n")
+            .await;
+    let body = chat("mock-echo", "hi", false).to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\nx-request-id: ",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice("café 7".as_bytes());
+    request.extend_from_slice(b"\r\n\r\n");
+    request.extend_from_slice(body.as_bytes());
+    let addr = gw.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let echoed = "\r\nx-request-id: café 7\r\n".as_bytes();
+    assert!(
+        answer
+            .windows(echoed.len())
+            .any(|w| w.eq_ignore_ascii_case(echoed)),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let logs = gw.logs_with("switchyard::access").await;
+    let line = access_lines(&logs)[0].to_owned();
+    assert!(line.contains("request_id=\"café 7\""), "{line}");
+}
+
+#[tokio::test]
 async fn the_access_log_can_be_turned_off() {
     let yaml =
         "log: {access: false}\nupstreams:\n  - {name: mock, dialect: mock, models: [mock-echo]}\n";

@@ -99,14 +99,15 @@ impl Serialize for Timestamp {
 }
 
 /// A request's `x-request-id`, as sent back to the client (a shared handle on its
-/// bytes: no copy per record); written as text (empty when it is not visible ASCII).
+/// bytes: no copy per record); written as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub http::HeaderValue);
 
 impl RequestId {
-    /// The id as text; empty when it is not visible ASCII.
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or_default()
+    /// The id as text: a client's id in UTF-8 (`café`) as it came, other bytes
+    /// replaced by U+FFFD. Borrowed, unless bytes had to be replaced.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.0.as_bytes())
     }
 }
 
@@ -118,7 +119,7 @@ impl Default for RequestId {
 
 impl Serialize for RequestId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.serialize_str(&self.text())
     }
 }
 

@@ -264,11 +264,11 @@ impl H1Client {
     ) -> Result<H1Response, H1Error> {
         let head = encode_head(target, method, headers, body);
         if let Some(conn) = self.checkout(&target.key) {
+            // Counted whatever comes of it: a request sent again after this connection
+            // closed unanswered is one reuse and one new connection.
+            metrics().connections_reused.inc();
             match self.exchange(conn, target, &head, body).await {
-                Ok(resp) => {
-                    metrics().connections_reused.inc();
-                    return Ok(resp);
-                }
+                Ok(resp) => return Ok(resp),
                 // The server closed this kept-alive connection before the request got
                 // out, or as it arrived: it never answered, and a connection closed
                 // while idle cannot have processed it. One new connection carries it
@@ -276,10 +276,7 @@ impl H1Client {
                 Err(SendError::NotSent(_) | SendError::Unanswered(_)) => {
                     metrics().connections_retried.inc();
                 }
-                Err(SendError::Failed(e)) => {
-                    metrics().connections_reused.inc();
-                    return Err(e);
-                }
+                Err(SendError::Failed(e)) => return Err(e),
             }
         }
         let conn = self.connect(target, connect_timeout).await?;

@@ -39,7 +39,7 @@ fn text(out: &mut Vec<u8>, r: &RequestRecord, now: SystemTime) {
     out.extend_from_slice(b": access timestamp=");
     push_rfc3339(out, r.timestamp.0, Precision::Millis);
     // The request id may come from the client: quoted, so it cannot forge fields.
-    quoted(out, "request_id", Some(r.request_id.as_str()));
+    quoted(out, "request_id", Some(&r.request_id.text()));
     word(out, "method", r.method.as_str());
     word(out, "path", r.path.path());
     quoted(out, "key", r.key.as_deref());
