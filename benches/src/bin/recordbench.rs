@@ -21,7 +21,7 @@ fn record(i: u64) -> RequestRecord {
                 .unwrap_or_else(|_| http::HeaderValue::from_static("req_")),
         ),
         method: http::Method::POST,
-        path: http::Uri::from_static("/v1/chat/completions"),
+        path: "/v1/chat/completions".to_owned(),
         endpoint: "chat",
         model: Some("bench-model".to_owned()),
         served_model: Some("bench-model".into()),

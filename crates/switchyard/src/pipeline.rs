@@ -158,7 +158,7 @@ pub async fn handle(
         });
     if detailed {
         record.method = method;
-        record.path = uri;
+        record.path = uri.path().to_owned();
         record.timestamp = Timestamp(at);
         record.request_id = RequestId(request_id.clone());
     }

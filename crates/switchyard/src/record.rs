@@ -10,7 +10,7 @@ mod access;
 pub use access::{rfc3339, Precision};
 
 use crate::metrics::{metrics, status_class};
-use http::{Method, Uri};
+use http::Method;
 use serde::{Serialize, Serializer};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,8 +23,11 @@ pub const OTHER_MODEL: &str = "other";
 pub const NO_MODEL: &str = "none";
 
 /// One request, as logged and exported. The fields a request already holds (its
-/// method, URI, arrival time, the upstream's and model's shared names) are kept as
-/// they are and turned into text only when a line or an export record is written.
+/// method, arrival time, request id, the upstream's and model's shared names) are kept
+/// as they are and turned into text only when a line or an export record is written.
+/// Nothing in it may share the client connection's read buffer (a record waiting in
+/// the export queue would keep that buffer alive): the path is copied, a client's
+/// request id too (`pipeline::request_id`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestRecord {
     /// When the request arrived; written as RFC 3339 UTC with milliseconds.
@@ -34,9 +37,8 @@ pub struct RequestRecord {
     /// HTTP method.
     #[serde(serialize_with = "method_str")]
     pub method: Method,
-    /// The request's URI; its path (without the query) is what is written.
-    #[serde(serialize_with = "uri_path")]
-    pub path: Uri,
+    /// Path, without the query.
+    pub path: String,
     /// `chat`, `completions`, `embeddings`, `models` or `other`.
     pub endpoint: &'static str,
     /// The gateway key's name, when keys are configured.
@@ -125,10 +127,6 @@ impl Serialize for RequestId {
 
 fn method_str<S: Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(method.as_str())
-}
-
-fn uri_path<S: Serializer>(uri: &Uri, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(uri.path())
 }
 
 /// Where a finished request is reported.

@@ -8,13 +8,16 @@
 //! body ends. Keep-alive connections are pooled per (scheme, host, port, trust, proxy);
 //! through an HTTP proxy, `https` upstreams are reached over a `CONNECT` tunnel and
 //! `http` ones with absolute-form requests ([`proxy`]), the connect timeout covering
-//! proxy connect, `CONNECT` and TLS alike. An idle connection the server closed is
-//! noticed before reuse, and idle connections expire (after the destination's idle limit, `IDLE_FOR` by default, or sooner when the
+//! proxy connect, `CONNECT` and TLS alike. An idle connection whose close (or stray
+//! bytes) the reactor has already seen is not reused, and idle connections expire
+//! (after the destination's idle limit, `IDLE_FOR` by default, or sooner when the
 //! upstream's `Keep-Alive: timeout=N` says so); [`reap_idle`] closes expired ones on a
 //! timer, whether or not another request comes ([`pool`]).
-//! A request is sent again on a fresh connection only when writing it to a reused one
-//! failed; once it is written, any failure is the caller's (the server may have acted
-//! on it, and a POST must not run twice).
+//! A request is sent again, once, on a fresh connection only when a reused one failed
+//! before the request got out or closed without a byte of answer (a server closing an
+//! idle connection as the request arrived has not acted on it); after any byte of
+//! answer, a failure is the caller's (the server may have acted on it, and a POST must
+//! not run twice).
 
 use crate::metrics::metrics;
 use bytes::{Bytes, BytesMut};

@@ -63,7 +63,7 @@ mod tests {
             ),
             request_id: crate::record::RequestId(http::HeaderValue::from_str(id).unwrap()),
             method: http::Method::POST,
-            path: http::Uri::from_static("/v1/chat/completions"),
+            path: "/v1/chat/completions".to_owned(),
             endpoint: "chat",
             key: Some("team-a".to_owned()),
             model: Some("gpt-4o".to_owned()),

@@ -26,7 +26,9 @@ thread_local! {
 pub(super) fn request_id<B>(req: &Request<B>) -> HeaderValue {
     if let Some(v) = req.headers().get(&REQUEST_ID) {
         if !v.is_empty() && v.len() <= MAX_CLIENT_ID {
-            return v.clone();
+            // Copied: the client's value is a slice of the connection's read buffer,
+            // which the request's record (kept until exported) would keep alive.
+            return HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
         }
     }
     let (high, low) = SOURCE.with(|(key, count)| {

@@ -41,7 +41,7 @@ fn text(out: &mut Vec<u8>, r: &RequestRecord, now: SystemTime) {
     // The request id may come from the client: quoted, so it cannot forge fields.
     quoted(out, "request_id", Some(&r.request_id.text()));
     word(out, "method", r.method.as_str());
-    word(out, "path", r.path.path());
+    word(out, "path", &r.path);
     quoted(out, "key", r.key.as_deref());
     quoted(out, "model", r.model.as_deref());
     quoted(out, "served_model", r.served_model.as_deref());
@@ -99,9 +99,11 @@ fn millis(out: &mut Vec<u8>, field: &str, ms: f64) {
 fn quoted(out: &mut Vec<u8>, field: &str, value: Option<&str>) {
     let Some(value) = value else { return };
     name(out, field);
+    // Plain ASCII goes as it is; anything else through `{:?}`, which also escapes
+    // non-ASCII controls and separators (U+0085, U+2028…) a client could send.
     if value
         .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
     {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
@@ -241,7 +243,7 @@ mod tests {
             ),
             request_id: crate::record::RequestId(http::HeaderValue::from_static("req \"1\"")),
             method: http::Method::POST,
-            path: http::Uri::from_static("/v1/chat/completions?x=1"),
+            path: "/v1/chat/completions".to_owned(),
             endpoint: "chat",
             key: Some("team-a".to_owned()),
             model: Some("m".to_owned()),
@@ -271,6 +273,17 @@ mod tests {
              path=/v1/chat/completions key=\"team-a\" model=\"m\" upstream=\"up\" attempts=1 \
              status=200 latency_ms=1.500 ttfb_ms=0.250 input_tokens=3 output_tokens=7 \
              bytes_out=120 stream=true"
+        );
+    }
+
+    #[test]
+    fn non_ascii_text_is_kept_and_its_controls_and_separators_escaped() {
+        let mut out = Vec::new();
+        quoted(&mut out, "request_id", Some("café"));
+        quoted(&mut out, "model", Some("a\u{85}b\u{2028}c"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            " request_id=\"café\" model=\"a\\u{85}b\\u{2028}c\""
         );
     }
 

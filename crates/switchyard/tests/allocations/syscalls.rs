@@ -13,6 +13,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The socket and file I/O calls a request can make: budgeted.
 pub(crate) const IO_CALLS: &[&str] = &[
@@ -38,12 +41,19 @@ pub(crate) fn threads_named(prefix: &str) -> Vec<u32> {
     tids
 }
 
+/// How long perf gets to start, answer a command or stop before the test fails.
+const PERF_DEADLINE: Duration = Duration::from_secs(20);
+
 /// A `perf stat` attached to some threads, its counters off until [`Counter::enable`].
+/// Every step that waits on perf is bounded ([`PERF_DEADLINE`]): a perf that fails
+/// fails the test with its own error output instead of hanging it.
 pub(crate) struct Counter {
     perf: Child,
-    ctl: File,
-    ack: BufReader<File>,
+    /// The control FIFO (written) and the acknowledgement FIFO (read); `None` while a
+    /// command is out.
+    fifos: Option<(File, BufReader<File>)>,
     out: PathBuf,
+    errors: PathBuf,
     dir: PathBuf,
 }
 
@@ -55,7 +65,8 @@ impl Counter {
         let dir = std::env::temp_dir().join(format!("switchyard-syscalls-{}", std::process::id()));
         let _fresh = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let (ctl, ack, out) = (dir.join("ctl"), dir.join("ack"), dir.join("counts"));
+        let (ctl, ack) = (dir.join("ctl"), dir.join("ack"));
+        let (out, errors) = (dir.join("counts"), dir.join("errors"));
         for fifo in [&ctl, &ack] {
             let made = Command::new("mkfifo").arg(fifo).status().expect("mkfifo");
             assert!(made.success(), "mkfifo {}", fifo.display());
@@ -78,30 +89,65 @@ impl Counter {
             .args(["-t", &tids.join(","), "-e", &events.join(",")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            // "Events enabled" / "disabled" on every command; failures are caught by
-            // `probe` and by the counts checked in `finish`.
-            .stderr(Stdio::null())
+            // Also "Events enabled" / "disabled" on every command.
+            .stderr(File::create(&errors).expect("perf error file"))
             .spawn()
             .expect("perf");
-        // perf opens the control FIFO, then the acknowledgement one.
-        let ctl_file = OpenOptions::new().write(true).open(&ctl).expect("ctl fifo");
-        let ack_file = File::open(&ack).expect("ack fifo");
-        Self {
+        let mut counter = Self {
             perf,
-            ctl: ctl_file,
-            ack: BufReader::new(ack_file),
+            fifos: None,
             out,
+            errors,
             dir,
+        };
+        // perf opens the control FIFO, then the acknowledgement one; each open blocks
+        // until perf has its end open.
+        let fifos = counter.bounded("open its control FIFOs", move || {
+            let ctl = OpenOptions::new().write(true).open(&ctl).expect("ctl fifo");
+            let ack = File::open(&ack).expect("ack fifo");
+            (ctl, BufReader::new(ack))
+        });
+        counter.fifos = Some(fifos);
+        counter
+    }
+
+    /// Runs `step` (which waits on perf) on its own thread, for at most
+    /// [`PERF_DEADLINE`]; fails with perf's error output when it takes longer.
+    #[expect(
+        clippy::panic,
+        reason = "test fixture: a perf that hangs fails the test"
+    )]
+    fn bounded<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        step: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _gone = done.send(step());
+        });
+        match result.recv_timeout(PERF_DEADLINE) {
+            Ok(value) => value,
+            Err(_) => {
+                let _killed = self.perf.kill();
+                let errors = std::fs::read_to_string(&self.errors).unwrap_or_default();
+                panic!("perf did not {what} within {PERF_DEADLINE:?}; its errors:\n{errors}");
+            }
         }
     }
 
-    fn command(&mut self, what: &str) {
-        writeln!(self.ctl, "{what}").expect("perf control");
-        let mut line = String::new();
-        self.ack.read_line(&mut line).expect("perf ack");
+    fn command(&mut self, what: &'static str) {
+        let (mut ctl, mut ack) = self.fifos.take().expect("perf is attached");
+        let (answer, fifos) = self.bounded(what, move || {
+            writeln!(ctl, "{what}").expect("perf control");
+            let mut line = String::new();
+            ack.read_line(&mut line).expect("perf ack");
+            (line, (ctl, ack))
+        });
+        self.fifos = Some(fifos);
         // perf writes `ack\n` with its C string's NUL, which starts the next answer.
-        let answer = line.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-        assert_eq!(answer, "ack", "perf answered {line:?} to {what}");
+        let trimmed = answer.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        assert_eq!(trimmed, "ack", "perf answered {answer:?} to {what}");
     }
 
     /// Counts from now on (perf acknowledged it when this returns).
@@ -117,9 +163,12 @@ impl Counter {
             .status()
             .expect("kill");
         assert!(stopped.success());
-        let _exit = self.perf.wait();
+        let deadline = Instant::now() + PERF_DEADLINE;
+        while self.perf.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "perf did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let text = std::fs::read_to_string(&self.out).expect("perf output");
-        let _gone = std::fs::remove_dir_all(&self.dir);
         let counts: BTreeMap<String, u64> = text
             .lines()
             .filter_map(|line| {
@@ -134,6 +183,17 @@ impl Counter {
             "perf did not count every call:\n{text}"
         );
         counts
+    }
+}
+
+impl Drop for Counter {
+    /// A perf still attached (the test failed half-way) goes with it.
+    fn drop(&mut self) {
+        if self.perf.try_wait().ok().flatten().is_none() {
+            let _killed = self.perf.kill();
+            let _reaped = self.perf.wait();
+        }
+        let _gone = std::fs::remove_dir_all(&self.dir);
     }
 }
 
