@@ -7,8 +7,6 @@
 
 use crate::support::*;
 use serde_json::{json, Value};
-use std::process::Stdio;
-use std::time::Duration;
 
 /// Whether the last message carries tool results (the second turn of a tool call).
 fn answering_tools(body: &Value, result_role: &str) -> bool {
@@ -163,41 +161,6 @@ fn ollama(seen: &Seen) -> NativeReply {
         lines.push_str(&format!("{}\n", json!({"model": "llama3.2", "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop", "prompt_eval_count": 7, "eval_count": 3})));
     }
     NativeReply::lines(200, "application/x-ndjson", &lines)
-}
-
-/// Runs a Python script of `tests/python` with `env`; (success, report).
-pub async fn run_python(script: &str, env: &[(&str, String)]) -> (bool, String) {
-    let root = repo_root().canonicalize().unwrap();
-    let script = root.join("tests/python").join(script);
-    let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(&script)
-        .current_dir(&root)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_BASE_URL")
-        .env_remove("ANTHROPIC_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("could not start the Python interpreter");
-    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .expect("the script did not finish within 180 s")
-        .unwrap();
-    let report = format!(
-        "{} exited with {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), report)
 }
 
 #[tokio::test]

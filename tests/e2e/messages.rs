@@ -3,7 +3,7 @@
 //! upstream (translated both ways) and by an Anthropic one, with a gateway key sent as
 //! `x-api-key`; plus what an OpenAI upstream receives, and errors in Anthropic's shape.
 
-use crate::dialects_sdk::{anthropic, run_python};
+use crate::dialects_sdk::anthropic;
 use crate::support::*;
 use serde_json::{json, Value};
 

@@ -34,6 +34,13 @@ async fn start_n(n: usize, yaml: &str) -> Vec<TestGateway> {
     gws
 }
 
+/// One chat request to the mock model, without a key.
+async fn hi(gw: &TestGateway) -> Answer {
+    gw.http()
+        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
+        .await
+}
+
 async fn chat_on(gw: &TestGateway, token: &str) -> Answer {
     let auth = format!("Bearer {token}");
     gw.http()
@@ -299,18 +306,12 @@ async fn on_unavailable_deny_refuses_limited_requests_and_a_frozen_redis_costs_o
         "plugins:\n  - {name: rate_limiter, config: {limit: 100, window: 1m, key: global}}\n",
     );
     let gw = TestGateway::start(&yaml).await;
-    let ok = gw
-        .http()
-        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
-        .await;
+    let ok = hi(&gw).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     // A Redis that accepts connections but never answers.
     redis.freeze();
     let started = Instant::now();
-    let refused = gw
-        .http()
-        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
-        .await;
+    let refused = hi(&gw).await;
     let took = started.elapsed();
     redis.thaw();
     refused.assert_error(503, "state_unavailable");
@@ -341,15 +342,9 @@ async fn rediss_with_a_ca_file_and_a_password_from_the_environment_shares_a_limi
     let env = [("TEST_REDIS_PASSWORD", "redis-pw-7f3a")];
     let a = TestGateway::start_with_env(&yaml, &env).await;
     let b = TestGateway::start_with_env(&yaml, &env).await;
-    let first = a
-        .http()
-        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
-        .await;
+    let first = hi(&a).await;
     assert_eq!(first.status, 200, "{}", first.text());
-    let second = b
-        .http()
-        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
-        .await;
+    let second = hi(&b).await;
     second.assert_error(429, "rate_limit_exceeded");
     let keys = redis.cli(&["KEYS", "tls:rl:*"]).await.strings();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -377,10 +372,7 @@ async fn a_wrong_password_is_an_unavailable_store_not_a_failed_request() {
         "plugins:\n  - {name: rate_limiter, config: {limit: 5, window: 1h, key: global}}\n",
     );
     let gw = TestGateway::start(&yaml).await;
-    let answer = gw
-        .http()
-        .post("/v1/chat/completions", &chat("mock-echo", "hi", false))
-        .await;
+    let answer = hi(&gw).await;
     assert_eq!(answer.status, 200, "local fallback: {}", answer.text());
     let logs = gw.logs_with("does not answer").await;
     assert!(!logs.contains("wrong-pw-2"), "{logs}");

@@ -6,7 +6,6 @@
 //! `routing.default_upstream`, else a 404 that says how. The OpenAI Python SDK's own
 //! calls go through the same way.
 
-use crate::dialects_sdk::run_python;
 use crate::support::*;
 use serde_json::json;
 

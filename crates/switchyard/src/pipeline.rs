@@ -40,7 +40,7 @@ use crate::relay::ingress::Kind;
 use crate::relay::BodyStats;
 use crate::relay::ResponseBody;
 use crate::snapshot::{Live, Snapshot};
-use crate::upstream::{Candidate, Outgoing, Served};
+use crate::upstream::{Candidate, Outgoing, Served, Upstream};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -375,7 +375,7 @@ async fn proxy(
                     .upstreams
                     .list
                     .iter()
-                    .any(|u| matches!(u.config.auth, switchyard_config::Auth::Passthrough))
+                    .any(Upstream::takes_callers_credentials)
         })
         .map(|_| caller.limit_key());
     // Bring-your-own-key upstreams get the client's Authorization, unless it was a
@@ -648,7 +648,7 @@ fn cache_plan<'s>(
         snap.upstreams
             .list
             .get(c.upstream)
-            .is_some_and(|u| matches!(u.config.auth, switchyard_config::Auth::Passthrough))
+            .is_some_and(Upstream::takes_callers_credentials)
     });
     let mut scope = Vec::new();
     if cache.per_key() || passthrough {

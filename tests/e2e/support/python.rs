@@ -4,6 +4,8 @@
 
 use super::repo_root;
 use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
 /// How to get the Python the tests need.
 const HOW: &str = "run `bash .ci/run` from the repository root, or: \
@@ -29,22 +31,22 @@ pub fn python() -> PathBuf {
     venv
 }
 
-/// Runs `tests/python/<script>` with the test Python and `env` (no OpenAI variables of
-/// the machine's), within `limit`; fails the test with both outputs unless it exits 0.
-/// Returns its stdout.
-pub async fn run_script(script: &str, env: &[(&str, &str)], limit: std::time::Duration) -> String {
+/// Runs `tests/python/<script>` with the test Python and `env` (none of the machine's
+/// OpenAI or Anthropic variables), within `limit`; its exit status and outputs.
+async fn run(script: &str, env: &[(&str, &str)], limit: Duration) -> Output {
     let root = repo_root().canonicalize().unwrap();
-    let path = root.join("tests/python").join(script);
     let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(&path)
+    cmd.arg(root.join("tests/python").join(script))
         .current_dir(&root)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .env_remove("OPENAI_BASE_URL")
         .env_remove("OPENAI_API_KEY")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("ANTHROPIC_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (name, value) in env {
         cmd.env(name, value);
@@ -52,16 +54,33 @@ pub async fn run_script(script: &str, env: &[(&str, &str)], limit: std::time::Du
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("could not start the Python interpreter: {e}"));
-    let out = tokio::time::timeout(limit, child.wait_with_output())
+    tokio::time::timeout(limit, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{script} exited with {}\n--- stdout ---\n{stdout}--- stderr ---\n{}",
+        .unwrap()
+}
+
+/// `script`'s exit status and both outputs, for an assertion message.
+fn report(script: &str, out: &Output) -> String {
+    format!(
+        "{script} exited with {}\n--- stdout ---\n{}--- stderr ---\n{}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-    );
-    stdout
+    )
+}
+
+/// Runs `tests/python/<script>` (see [`run`]); fails the test with both outputs unless
+/// it exits 0. Returns its stdout.
+pub async fn run_script(script: &str, env: &[(&str, &str)], limit: Duration) -> String {
+    let out = run(script, env, limit).await;
+    assert!(out.status.success(), "{}", report(script, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `tests/python/<script>` (see [`run`]) for up to 180 s; (success, report).
+pub async fn run_python(script: &str, env: &[(&str, String)]) -> (bool, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run(script, &env, Duration::from_secs(180)).await;
+    (out.status.success(), report(script, &out))
 }

@@ -99,6 +99,12 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 impl Upstream {
+    /// Whether it is sent the caller's own credentials (`auth: {type: passthrough}`):
+    /// then its answers belong to that caller alone.
+    pub fn takes_callers_credentials(&self) -> bool {
+        matches!(self.config.auth, Auth::Passthrough)
+    }
+
     /// Builds the runtime form of an upstream (reads `ca_file`, if set; its destinations
     /// go through its `proxy`, if it has one). An error names
     /// the field it is about, under `path` (`upstreams[i]`).

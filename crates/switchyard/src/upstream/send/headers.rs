@@ -19,7 +19,6 @@
 use super::super::Upstream;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use switchyard_config::Auth;
 
 /// The `User-Agent` sent upstream, and appended to the client's where it is forwarded.
 pub(super) const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
@@ -36,17 +35,17 @@ static PASSTHROUGH: [HeaderName; 3] = [
 pub(super) static X_UPSTREAM_REQUEST_ID: HeaderName =
     HeaderName::from_static("x-upstream-request-id");
 
-fn passthrough(up: &Upstream) -> bool {
-    matches!(up.config.auth, Auth::Passthrough)
-}
-
 /// The client's headers this upstream receives (every value of each), `User-Agent`
 /// aside (see [`user_agent`]).
 pub(super) fn forwarded<'a>(
     up: &'a Upstream,
     client: &'a HeaderMap,
 ) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> {
-    let builtin: &'a [HeaderName] = if passthrough(up) { &PASSTHROUGH } else { &[] };
+    let builtin: &'a [HeaderName] = if up.takes_callers_credentials() {
+        &PASSTHROUGH
+    } else {
+        &[]
+    };
     let listed = up.forward.iter().filter(move |n| !builtin.contains(n));
     builtin
         .iter()
@@ -62,7 +61,7 @@ pub(super) fn forwarded<'a>(
 /// it), else ours alone.
 pub(super) fn user_agent(up: &Upstream, client: &HeaderMap) -> HeaderValue {
     let ours = HeaderValue::from_static(USER_AGENT);
-    let forwards = passthrough(up) || up.forward.contains(&header::USER_AGENT);
+    let forwards = up.takes_callers_credentials() || up.forward.contains(&header::USER_AGENT);
     if !forwards || nominated(client, &header::USER_AGENT) {
         return ours;
     }
