@@ -6,58 +6,19 @@
 
 use crate::support::*;
 use serde_json::json;
-use std::process::Stdio;
-use std::time::Duration;
-
-/// How long the script may run.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Runs `sdk_check.py` against `base` with these cases; returns (success, report).
 async fn run_sdk_check(base: &str, cases: &serde_json::Value) -> (bool, String) {
-    let root = repo_root().canonicalize().unwrap();
-    let script = root.join("tests/python/sdk_check.py");
-    let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(&script)
-        .current_dir(&root)
-        .env("SWITCHYARD_BASE_URL", base)
-        .env("SWITCHYARD_SDK_CASES", cases.to_string())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let spec = root.join("../shared/specs/openai/openapi.yaml");
+    let mut env = vec![
+        ("SWITCHYARD_BASE_URL", base.to_owned()),
+        ("SWITCHYARD_SDK_CASES", cases.to_string()),
+    ];
+    let spec = repo_root().join("../shared/specs/openai/openapi.yaml");
     if spec.exists() {
-        cmd.env("SWITCHYARD_OPENAPI_SPEC", &spec);
+        let spec = spec.canonicalize().unwrap();
+        env.push(("SWITCHYARD_OPENAPI_SPEC", spec.display().to_string()));
     }
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start the Python interpreter: {e}"));
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} did not finish within {SCRIPT_TIMEOUT:?}",
-                script.display()
-            )
-        })
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let hint = if stderr.contains("ModuleNotFoundError") {
-        "\n(a package is missing from the venv: .venv/bin/pip install -r tests/python/requirements.txt)"
-    } else {
-        ""
-    };
-    let report = format!(
-        "{} exited with {}\n--- stdout ---\n{}--- stderr ---\n{stderr}{hint}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-    );
-    (out.status.success(), report)
+    run_python("sdk_check.py", &env).await
 }
 
 fn error(code: &str, message: &str) -> serde_json::Value {

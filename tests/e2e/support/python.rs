@@ -62,11 +62,16 @@ async fn run(script: &str, env: &[(&str, &str)], limit: Duration) -> Output {
 
 /// `script`'s exit status and both outputs, for an assertion message.
 fn report(script: &str, out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hint = if stderr.contains("ModuleNotFoundError") {
+        "\n(a package is missing from the venv: .venv/bin/pip install -r tests/python/requirements.txt)"
+    } else {
+        ""
+    };
     format!(
-        "{script} exited with {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        "{script} exited with {}\n--- stdout ---\n{}--- stderr ---\n{stderr}{hint}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
     )
 }
 
